@@ -1,0 +1,437 @@
+"""Bring the emulated lab up and down: namespaces, veths, bridges, Open vSwitch instances, sshd.
+
+`up` is idempotent: a healthy lab that matches the inventory is left alone (changed=False); anything else,
+leftovers of an earlier run included, is removed and built afresh. A failure while building removes what
+was made, so nothing is left half-made. `down` removes everything with the lab's prefix, also after a
+failed run.
+"""
+import hashlib
+import ipaddress
+import json
+import os
+import signal
+import subprocess
+import time
+
+from arnab_lab import topology as topo_mod
+
+RUN = "/run/arnab-lab"                 # runtime: namespace files, pid files, sockets (gone at reboot)
+STATE = "/var/lib/arnab-lab"           # persistent: keys, per-node state (edge containers), caches
+NS_DIR = RUN + "/ns"
+STATE_FILE = RUN + "/state.json"
+SSH_DIR = STATE + "/ssh"
+LAB_KEY = SSH_DIR + "/lab_key"
+HOST_KEY = SSH_DIR + "/ssh_host_ed25519_key"
+OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+REQUIRED_TOOLS = ["ip", "tc", "ethtool", "unshare", "nsenter", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl",
+                  "ovs-ofctl", "ovsdb-tool", "ssh-keygen", "/usr/sbin/sshd"]
+SSHD_CONFIG = """# arnab lab sshd (one per host namespace)
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+PrintMotd no
+AcceptEnv LANG LC_*
+Subsystem sftp internal-sftp
+HostKey {host_key}
+MaxStartups 100:30:200
+MaxSessions 100
+"""
+
+
+class LabError(RuntimeError):
+    """Something the user can act on."""
+
+
+def sh(argv, check=True, input=None):
+    """Run argv; return stdout. Raise LabError with the command's stderr on failure."""
+    proc = subprocess.run(argv, input=input, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise LabError("%s failed (rc=%d): %s" % (" ".join(argv), proc.returncode,
+                                                  (proc.stderr or proc.stdout).strip()))
+    return proc.stdout
+
+
+def node_dirs(node):
+    return {"run": "%s/nodes/%s" % (RUN, node), "state": "%s/nodes/%s" % (STATE, node)}
+
+
+def ns_files(node):
+    return "%s/%s.mnt" % (NS_DIR, node), "%s/%s.uts" % (NS_DIR, node)
+
+
+def in_node(topo, node, argv):
+    """argv run inside a node's network, mount and UTS namespaces."""
+    mnt, uts = ns_files(node)
+    return ["nsenter", "--net=/run/netns/" + topo.netns(node), "--mount=" + mnt, "--uts=" + uts, "--"] + argv
+
+
+def in_netns(topo, node, argv):
+    return ["ip", "netns", "exec", topo.netns(node)] + argv
+
+
+def _bind_mounts(node):
+    """(host dir, path in the node) pairs that make a node's files its own."""
+    d = node_dirs(node.name)
+    binds = [(d["state"] + "/root-ssh", "/root/.ssh"), (d["run"] + "/tmp", "/tmp")]
+    if node.ovs_bridge:
+        binds += [(d["state"] + "/ovs-etc", "/etc/openvswitch"), (d["run"] + "/ovs-run", "/run/openvswitch"),
+                  (d["run"] + "/ovs-log", "/var/log/openvswitch")]
+    if node.kind == "edge":
+        binds += [(d["state"] + "/lxc", "/var/lib/lxc"), (d["state"] + "/etc-lxc", "/etc/lxc")]
+    return binds
+
+
+# --------------------------------------------------------------------------------------------------------------
+# status
+
+def _alive(pidfile):
+    try:
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+        os.kill(pid, 0)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _mounted(path):
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)
+
+
+def problems(topo):
+    """What is missing or dead in the lab; [] means healthy and matching the inventory."""
+    found = []
+    try:
+        with open(STATE_FILE) as f:
+            state = json.load(f)
+    except (OSError, ValueError):
+        return ["no lab state at %s" % STATE_FILE]
+    if state.get("fingerprint") != _fingerprint(topo):
+        found.append("the inventory changed since the lab was built")
+    existing = set(list_netns(topo.prefix))
+    for node in topo.nodes.values():
+        if topo.netns(node.name) not in existing:
+            found.append("%s: network namespace missing" % node.name)
+            continue
+        if not all(_mounted(f) for f in ns_files(node.name)):
+            found.append("%s: mount/UTS namespace missing" % node.name)
+        run = node_dirs(node.name)["run"]
+        if node.ssh_host and not _alive(run + "/sshd.pid"):
+            found.append("%s: sshd not running" % node.name)
+        if node.ovs_bridge and not (_alive(run + "/ovs-run/ovsdb-server.pid")
+                                    and _alive(run + "/ovs-run/ovs-vswitchd.pid")):
+            found.append("%s: Open vSwitch not running" % node.name)
+    return found
+
+
+def _fingerprint(topo):
+    return hashlib.sha256(topo.fingerprint().encode()).hexdigest()
+
+
+def list_netns(prefix):
+    out = sh(["ip", "netns", "list"], check=False)
+    names = [line.split()[0] for line in out.splitlines() if line.strip()]
+    return [n for n in names if n.startswith(prefix + "-")]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# down
+
+def down(topo):
+    """Remove every namespace, mount, process, veth and bridge the lab made. Safe on a partial lab."""
+    removed = []
+    for name in list_netns(topo.prefix):
+        node = name[len(topo.prefix) + 1:]
+        if node in topo.nodes and topo.nodes[node].kind == "edge":
+            _stop_containers(topo, node)
+        for pid in sh(["ip", "netns", "pids", name], check=False).split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+        removed.append(name)
+    if os.path.isdir(NS_DIR):
+        for entry in os.listdir(NS_DIR):
+            path = os.path.join(NS_DIR, entry)
+            if _mounted(path):
+                sh(["umount", "-l", path], check=False)
+    for name in list_netns(topo.prefix):
+        sh(["ip", "netns", "del", name], check=False)
+    # Deleting a namespace destroys its veths and their peers; the control bridge lives in the root namespace.
+    if os.path.exists("/sys/class/net/" + topo.control_bridge):
+        sh(["ip", "link", "del", topo.control_bridge], check=False)
+        removed.append(topo.control_bridge)
+    _stop_ssh_masters()
+    if os.path.exists(STATE_FILE):
+        os.unlink(STATE_FILE)
+    sh(["rm", "-rf", RUN + "/nodes"], check=False)
+    return removed
+
+
+def _stop_containers(topo, node):
+    """Containers have their own network namespaces: `ip netns pids` does not see them."""
+    mnt, _ = ns_files(node)
+    if not _mounted(mnt):
+        return
+    running = sh(in_node(topo, node, ["lxc-ls", "-1", "--running"]), check=False).split()
+    frozen = sh(in_node(topo, node, ["lxc-ls", "-1", "--frozen"]), check=False).split()
+    for name in set(running + frozen):
+        sh(in_node(topo, node, ["timeout", "20", "lxc-stop", "-k", "-n", name]), check=False)
+
+
+def _stop_ssh_masters():
+    """Ansible's ControlPersist masters would outlive the lab and confuse the next one."""
+    sh(["pkill", "-f", "ssh: %s/cp/" % RUN], check=False)
+    sh(["rm", "-rf", RUN + "/cp"], check=False)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# up
+
+def up(topo):
+    """Make the lab match the inventory. Returns (changed, details)."""
+    missing = [t for t in REQUIRED_TOOLS if not _which(t)]
+    if missing:
+        raise LabError("missing tools: %s (run `make setup`)" % ", ".join(missing))
+    found = problems(topo)
+    if not found:
+        return False, {"status": "already up"}
+    leftovers = down(topo)
+    _check_conflicts(topo)
+    try:
+        _build(topo)
+    except BaseException:
+        down(topo)
+        raise
+    return True, {"status": "built", "reasons": found, "removed_leftovers": leftovers}
+
+
+def _which(tool):
+    if os.path.isabs(tool):
+        return os.access(tool, os.X_OK)
+    return any(os.access(os.path.join(d, tool), os.X_OK) for d in os.environ.get("PATH", "").split(":")
+               + ["/usr/sbin", "/sbin"])
+
+
+def _check_conflicts(topo):
+    """Refuse to build over addresses or names that something else on this machine already uses."""
+    routes = json.loads(sh(["ip", "-j", "route", "show", "table", "all"], check=False) or "[]")
+    ours = ipaddress.ip_network
+    for route in routes:
+        dst, dev = route.get("dst"), route.get("dev", "")
+        if not dst or dst == "default" or dev.startswith(topo.prefix) or route.get("type") in ("broadcast", "local"):
+            continue
+        try:
+            net = ours(dst, strict=False)
+        except ValueError:
+            continue
+        for cidr in topo.cidrs:
+            if net.version == 4 and net.overlaps(ours(cidr)):
+                raise LabError("address range %s is already in use on this machine (route %s dev %s); "
+                               "change lab.*.cidr in the inventory" % (cidr, dst, dev))
+    if os.path.exists("/sys/class/net/" + topo.control_bridge):
+        raise LabError("interface %s already exists and is not the lab's; change lab.control.bridge"
+                       % topo.control_bridge)
+
+
+def _build(topo):
+    started = time.monotonic()
+    for d in (RUN, NS_DIR, SSH_DIR, RUN + "/cp"):
+        os.makedirs(d, exist_ok=True)
+    _keys()
+    _private_mount(NS_DIR)
+    with open(RUN + "/sshd_config", "w") as f:
+        f.write(SSHD_CONFIG.format(host_key=HOST_KEY))
+
+    sh(["ip", "link", "add", topo.control_bridge, "type", "bridge"])
+    sh(["ip", "addr", "add", "%s/%d" % (topo.control_node_ip, topo_mod._prefix_len(topo.control_cidr)),
+        "dev", topo.control_bridge])
+    sh(["ip", "link", "set", topo.control_bridge, "up"])
+
+    for node in topo.nodes.values():
+        _make_node(topo, node)
+    for i, link in enumerate(topo.links):
+        _make_link(topo, i, link)
+    for node in topo.nodes.values():
+        _configure_addresses(topo, node)
+    for node in topo.nodes.values():
+        if node.ovs_bridge:
+            _start_ovs(topo, node)
+    _air_initial_flows(topo)
+    for node in topo.nodes.values():
+        if node.ssh_host:
+            _start_sshd(topo, node)
+    _wait_ssh(topo)
+    with open(STATE_FILE, "w") as f:
+        json.dump({"fingerprint": _fingerprint(topo), "built_s": round(time.monotonic() - started, 2)}, f)
+
+
+def _keys():
+    for key, comment in ((LAB_KEY, "arnab-lab"), (HOST_KEY, "arnab-lab-host")):
+        if not os.path.exists(key):
+            sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", key])
+
+
+def _private_mount(path):
+    """`unshare --mount=FILE` needs FILE on a private mount."""
+    if not _mounted(path):
+        sh(["mount", "--bind", path, path])
+    sh(["mount", "--make-private", path])
+
+
+def _make_node(topo, node):
+    ns = topo.netns(node.name)
+    sh(["ip", "netns", "add", ns])
+    sh(["ip", "-n", ns, "link", "set", "lo", "up"])
+    dirs = node_dirs(node.name)
+    binds = _bind_mounts(node)
+    for host_dir, _ in binds:
+        os.makedirs(host_dir, exist_ok=True)
+    ssh_dir = dirs["state"] + "/root-ssh"
+    os.chmod(ssh_dir, 0o700)
+    _install_authorized_key(ssh_dir)
+    # The mount and UTS namespaces are made here and pinned to files; the shell sets them up once.
+    setup = ["hostname %s" % node.name, "mount -t sysfs sysfs /sys"]
+    setup += ["mount --bind %s %s" % (src, dst) for src, dst in binds if os.path.isdir(dst) or _mkdir(dst)]
+    if node.kind == "ap":
+        # Python-less like an 8 MB OpenWrt AP: the interpreter Ansible would find is masked.
+        setup.append("mount --bind /dev/null %s" % os.path.realpath("/usr/bin/python3"))
+    mnt, uts = ns_files(node.name)
+    for f in (mnt, uts):
+        open(f, "a").close()
+    sh(["unshare", "--mount=" + mnt, "--uts=" + uts, "--propagation", "private",
+        "nsenter", "--net=/run/netns/" + ns, "--", "sh", "-ec", "; ".join(setup)])
+    if node.ctl_ip:
+        outside = topo_mod.control_veth_name(topo, node.name)
+        sh(["ip", "link", "add", outside, "type", "veth", "peer", "name", "ctl0", "netns", ns])
+        sh(["ip", "link", "set", outside, "master", topo.control_bridge, "up"])
+        sh(["ip", "-n", ns, "addr", "add", "%s/%d" % (node.ctl_ip, topo_mod._prefix_len(topo.control_cidr)),
+            "dev", "ctl0"])
+        sh(["ip", "-n", ns, "link", "set", "ctl0", "up"])
+
+
+def _mkdir(path):
+    os.makedirs(path, exist_ok=True)
+    return True
+
+
+def _install_authorized_key(ssh_dir):
+    with open(LAB_KEY + ".pub") as f:
+        lab_pub = f.read().strip()
+    path = os.path.join(ssh_dir, "authorized_keys")
+    lines = open(path).read().splitlines() if os.path.exists(path) else []
+    if lab_pub not in lines:
+        with open(path, "a") as f:
+            f.write(lab_pub + "\n")
+    os.chmod(path, 0o600)
+
+
+def _make_link(topo, index, link):
+    """A veth pair made in the root namespace under temporary names, then moved and renamed."""
+    tmp_a, tmp_b = "%sv%da" % (topo.prefix, index), "%sv%db" % (topo.prefix, index)
+    (node_a, if_a), (node_b, if_b) = link.a, link.b
+    sh(["ip", "link", "add", tmp_a, "type", "veth", "peer", "name", tmp_b])
+    for tmp, node, ifname in ((tmp_a, node_a, if_a), (tmp_b, node_b, if_b)):
+        ns = topo.netns(node)
+        sh(["ip", "link", "set", tmp, "netns", ns])
+        sh(["ip", "-n", ns, "link", "set", tmp, "name", ifname])
+        # TCP through Open vSwitch's userspace datapath hangs with TX checksum offload on.
+        sh(in_netns(topo, node, ["ethtool", "-K", ifname, "tx", "off"]))
+        if link.rate:
+            _shape(topo, node, ifname, link.rate)
+        sh(["ip", "-n", ns, "link", "set", ifname, "up"])
+
+
+def _shape(topo, node, ifname, rate):
+    """tbf at `rate`; the burst is one 4 ms tick of traffic so short bursts stay close to the rate."""
+    bits = _rate_bits(rate)
+    burst = max(bits // 8 // 250, 32 * 1024)
+    sh(in_netns(topo, node, ["tc", "qdisc", "replace", "dev", ifname, "root", "tbf", "rate", rate,
+                             "burst", str(burst), "latency", "50ms"]))
+
+
+def _rate_bits(rate):
+    units = {"kbit": 10 ** 3, "mbit": 10 ** 6, "gbit": 10 ** 9, "bit": 1}
+    for suffix, mult in units.items():
+        if rate.lower().endswith(suffix):
+            return int(float(rate[:-len(suffix)]) * mult)
+    raise LabError("backhaul rate %r: use a tc rate such as 1gbit or 100mbit" % rate)
+
+
+def _configure_addresses(topo, node):
+    ns = topo.netns(node.name)
+    data_len = topo_mod._prefix_len(topo.data_cidr)
+    if node.kind == "edge":
+        # Containers join the data network through the edge's own bridge.
+        sh(["ip", "-n", ns, "link", "add", "br-data", "type", "bridge"])
+        sh(["ip", "-n", ns, "link", "set", "eth1", "master", "br-data"])
+        sh(["ip", "-n", ns, "addr", "add", "%s/%d" % (node.vars["data_ip"], data_len), "dev", "br-data"])
+        sh(["ip", "-n", ns, "link", "set", "br-data", "up"])
+        if "backhaul_ip" in node.vars:
+            sh(["ip", "-n", ns, "addr", "add", "%s/%d" % (node.vars["backhaul_ip"],
+                                                          topo_mod._prefix_len(topo.backhaul_cidr)), "dev", "bh0"])
+    elif node.kind == "client":
+        if node.vars.get("client_mac"):
+            sh(["ip", "-n", ns, "link", "set", "wlan0", "address", node.vars["client_mac"]])
+        sh(["ip", "-n", ns, "addr", "add", "%s/%d" % (node.vars["data_ip"], data_len), "dev", "wlan0"])
+
+
+def _start_ovs(topo, node):
+    """One ovsdb-server + ovs-vswitchd per switch node, userspace datapath (no OVS kernel module here)."""
+    run = lambda argv: sh(in_node(topo, node.name, argv))  # noqa: E731
+    db = "/etc/openvswitch/conf.db"
+    run(["rm", "-f", db])
+    run(["ovsdb-tool", "create", db, OVS_SCHEMA])
+    run(["ovsdb-server", db, "--remote=punix:/run/openvswitch/db.sock", "--pidfile", "--detach",
+         "--log-file=/var/log/openvswitch/ovsdb-server.log"])
+    run(["ovs-vsctl", "--no-wait", "init"])
+    run(["ovs-vswitchd", "--pidfile", "--detach", "--log-file=/var/log/openvswitch/ovs-vswitchd.log"])
+    br = node.ovs_bridge
+    ports = sorted({ifname for link in topo.links for (n, ifname) in (link.a, link.b)
+                    if n == node.name and ifname != "ctl0"})
+    if node.kind == "ap":
+        ports = ["ap", "eth1"]
+    cmd = ["ovs-vsctl", "--", "add-br", br, "--", "set", "bridge", br, "datapath_type=netdev", "fail_mode=secure"]
+    for port in ports:
+        cmd += ["--", "add-port", br, port]
+    if node.ctl_ip:
+        # Lets ovs-ofctl on the control node manage the switch: tcp:<control IP>:<openflow_port>.
+        cmd += ["--", "set-controller", br, "ptcp:%d:%s" % (topo.openflow_port, node.ctl_ip)]
+    run(cmd)
+    if node.kind in ("ap", "dsw"):
+        run(["ovs-ofctl", "add-flow", br, "priority=0,actions=NORMAL"])
+
+
+def _air_initial_flows(topo):
+    """Until the emulated radio takes over, each client is heard only by its inventory AP (client_ap)."""
+    for client in topo.nodes_of("client"):
+        ap = client.vars["client_ap"]
+        flows = "in_port=%s,actions=output:%s\nin_port=%s,actions=output:%s\n" % (client.name, ap, ap, client.name)
+        sh(in_node(topo, topo_mod.AIR, ["ovs-ofctl", "add-flows", "br-air", "-"]), input=flows)
+
+
+def _start_sshd(topo, node):
+    pidfile = node_dirs(node.name)["run"] + "/sshd.pid"
+    os.makedirs("/run/sshd", exist_ok=True)
+    sh(in_node(topo, node.name, ["/usr/sbin/sshd", "-f", RUN + "/sshd_config", "-o", "PidFile=" + pidfile]))
+
+
+def _wait_ssh(topo, timeout=15):
+    """sshd daemonizes before it listens: wait until every host accepts TCP on port 22."""
+    import socket
+    deadline = time.monotonic() + timeout
+    pending = [n for n in topo.nodes.values() if n.ssh_host]
+    while pending:
+        still = []
+        for node in pending:
+            try:
+                socket.create_connection((node.ctl_ip, 22), timeout=0.5).close()
+            except OSError:
+                still.append(node)
+        pending = still
+        if pending and time.monotonic() > deadline:
+            raise LabError("sshd did not come up on: %s" % ", ".join(n.name for n in pending))
+        if pending:
+            time.sleep(0.1)
