@@ -13,7 +13,8 @@ DEFAULT_INVENTORY = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="labctl", description=__doc__)
-    parser.add_argument("--inventory", "-i", default=DEFAULT_INVENTORY)
+    parser.add_argument("--inventory", "-i", action="append", help="inventory source (repeatable; default %s)"
+                        % DEFAULT_INVENTORY)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="make the lab match the inventory (idempotent)")
     sub.add_parser("down", help="remove everything the lab made")
@@ -25,7 +26,7 @@ def main(argv=None):
 
     started = time.monotonic()
     try:
-        topo = topology.from_inventory(topology.load_inventory(args.inventory))
+        topo = topology.from_inventory(topology.load_inventory(args.inventory or [DEFAULT_INVENTORY]))
         if args.command == "exec":
             cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
             if args.node not in topo.nodes:

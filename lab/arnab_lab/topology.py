@@ -84,12 +84,15 @@ def _prefix_len(cidr):
     return ipaddress.ip_network(cidr).prefixlen
 
 
-def load_inventory(path, ansible_inventory=None):
-    """Run ansible-inventory on PATH and return its --list JSON."""
+def load_inventory(paths, ansible_inventory=None):
+    """Run ansible-inventory on the inventory sources PATHS and return its --list JSON."""
     exe = ansible_inventory or os.path.join(os.path.dirname(sys.executable), "ansible-inventory")
     if not os.path.exists(exe):
         exe = "ansible-inventory"
-    out = subprocess.run([exe, "-i", path, "--list"], check=True, capture_output=True, text=True).stdout
+    argv = [exe, "--list"]
+    for path in paths:
+        argv += ["-i", path]
+    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
     return json.loads(out)
 
 
