@@ -45,7 +45,7 @@ class LabError(RuntimeError):
 
 def sh(argv, check=True, input=None):
     """Run argv; return stdout. Raise LabError with the command's stderr on failure."""
-    proc = subprocess.run(argv, input=input, capture_output=True, text=True)
+    proc = subprocess.run(argv, input=input, capture_output=True, text=True, check=False)
     if check and proc.returncode != 0:
         raise LabError("%s failed (rc=%d): %s" % (" ".join(argv), proc.returncode,
                                                   (proc.stderr or proc.stdout).strip()))
@@ -172,7 +172,7 @@ def down(topo):
 
 def _stop_containers(topo, node):
     """Containers have their own network namespaces: `ip netns pids` does not see them."""
-    mnt, _ = ns_files(node)
+    mnt = ns_files(node)[0]
     if not _mounted(mnt):
         return
     running = sh(in_node(topo, node, ["lxc-ls", "-1", "--running"]), check=False).split()
@@ -287,7 +287,7 @@ def _make_node(topo, node):
     sh(["ip", "-n", ns, "link", "set", "lo", "up"])
     dirs = node_dirs(node.name)
     binds = _bind_mounts(node)
-    for host_dir, _ in binds:
+    for host_dir, dummy in binds:
         os.makedirs(host_dir, exist_ok=True)
     ssh_dir = dirs["state"] + "/root-ssh"
     os.chmod(ssh_dir, 0o700)
@@ -380,7 +380,9 @@ def _configure_addresses(topo, node):
 
 def _start_ovs(topo, node):
     """One ovsdb-server + ovs-vswitchd per switch node, userspace datapath (no OVS kernel module here)."""
-    run = lambda argv: sh(in_node(topo, node.name, argv))  # noqa: E731
+    def run(argv):
+        return sh(in_node(topo, node.name, argv))
+
     db = "/etc/openvswitch/conf.db"
     run(["rm", "-f", db])
     run(["ovsdb-tool", "create", db, OVS_SCHEMA])

@@ -1,0 +1,40 @@
+# arnab.testbed: the two commands are `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+VENV := .venv/bin
+export PATH := $(CURDIR)/$(VENV):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+PLAYBOOK := $(VENV)/ansible-playbook -i inventories/lab
+
+.PHONY: demo test setup lab-up lab-down unit sanity lint molecule bench bench-quick bench-tier1 bench-tier2 clean
+
+## The main job: set up, bring the emulated lab up, run it and print its report.
+demo: setup lab-up
+	PYTHONPATH=lab $(VENV)/python -m arnab_lab.demo
+
+## Everything CI runs: unit tests, ansible-test sanity, ansible-lint, molecule scenarios.
+test: setup unit sanity lint molecule
+
+setup:
+	@bash scripts/setup.sh
+
+lab-up: setup
+	$(PLAYBOOK) playbooks/lab.yml -e lab_state=present
+
+lab-down:
+	@if [ -x $(VENV)/ansible-playbook ]; then $(PLAYBOOK) playbooks/lab.yml -e lab_state=absent; \
+	else lab/labctl down; fi
+
+unit: setup
+	$(VENV)/pytest tests/unit
+
+sanity: setup
+	bash scripts/sanity.sh
+
+lint: setup
+	$(VENV)/ansible-lint --nocolor
+
+molecule: setup
+	bash scripts/molecule.sh
+
+clean: lab-down
+	rm -rf build reports .pytest_cache
