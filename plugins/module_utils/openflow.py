@@ -1,0 +1,403 @@
+# -*- coding: utf-8 -*-
+# Copyright: arnab.testbed contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""OpenFlow flows through ``ovs-ofctl``: argv building, dump-flows parsing, want-vs-have by cookie.
+
+A switch is named by ``target``: a local bridge name (``br0``) or a connection string
+(``tcp:10.77.0.11:6634``, ``ssl:...``, ``unix:/run/.../br0.mgmt``). Flows are owned by cookie: a
+caller only ever reads, adds or deletes flows carrying its own cookie, so flows of others survive.
+Pure standard library; ``run`` is injected (AnsibleModule.run_command or a subprocess wrapper).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import re
+import shlex
+
+PROTOCOLS = {"1.0": "OpenFlow10", "1.3": "OpenFlow13"}
+TARGET_PREFIXES = ("tcp:", "ssl:", "unix:")
+ODIN_COOKIE = 12345      # the original Odin master's cookie for per-client flows
+ODIN_PRIORITY = 200      # and their priority
+CLIENT_COOKIE_TAG = 0x0D1A  # top 16 bits of a per-client cookie; low 48 bits = the client's MAC
+
+# ovs-ofctl shorthands -> the fields they stand for (dump-flows prints the shorthand).
+_SHORTHANDS = {
+    "ip": {"dl_type": 0x0800}, "arp": {"dl_type": 0x0806}, "ipv6": {"dl_type": 0x86DD},
+    "icmp": {"dl_type": 0x0800, "nw_proto": 1}, "tcp": {"dl_type": 0x0800, "nw_proto": 6},
+    "udp": {"dl_type": 0x0800, "nw_proto": 17}, "rarp": {"dl_type": 0x8035},
+}
+# Synonyms OVS accepts; we compare under one name.
+_SYNONYMS = {"eth_type": "dl_type", "eth_src": "dl_src", "eth_dst": "dl_dst", "ip_src": "nw_src",
+             "ip_dst": "nw_dst", "ip_proto": "nw_proto", "vlan_vid": "dl_vlan"}
+# dump-flows bookkeeping fields that are not part of a flow's identity.
+_STATISTICS = {"duration", "n_packets", "n_bytes", "idle_age", "hard_age", "reset_counts",
+               "n_offload_packets", "n_offload_bytes", "send_flow_rem", "check_overlap"}
+_PORT_FIELDS = {"in_port"}
+
+
+class OpenFlowError(Exception):
+    """ovs-ofctl failed or printed something we do not understand."""
+
+
+def validate_target(target):
+    """A bridge name or a tcp:/ssl:/unix: connection string."""
+    target = str(target).strip()
+    if target.startswith(TARGET_PREFIXES):
+        return target
+    if re.match(r"^[\w.-]{1,15}$", target):
+        return target
+    raise OpenFlowError("target %r is neither a bridge name nor tcp:/ssl:/unix: connection" % target)
+
+
+def ofctl_argv(subcommand, target, *args, **options):
+    """The one place an ovs-ofctl command line is built.
+
+    options: version ("1.0"/"1.3"), strict (bool, for del-flows/mod-flows), names (bool or None),
+    ofctl (binary path).
+    """
+    version = options.get("version", "1.0")
+    if version not in PROTOCOLS:
+        raise OpenFlowError("OpenFlow version %r: use one of %s" % (version, ", ".join(PROTOCOLS)))
+    argv = [options.get("ofctl", "ovs-ofctl"), "-O", PROTOCOLS[version]]
+    if options.get("strict"):
+        argv.append("--strict")
+    if options.get("names") is False:
+        argv.append("--no-names")  # numbers in dump output so comparison never depends on a tty
+    argv += [subcommand, validate_target(target)]
+    argv += [str(a) for a in args]
+    return argv
+
+
+def command_text(argv):
+    """argv -> a shell-quoted line (what modules return in ``commands``)."""
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def client_cookie(sta_mac):
+    """Per-client cookie: tag in the top 16 bits, the client's MAC in the low 48 (unique, readable)."""
+    mac = int(str(sta_mac).replace(":", "").replace("-", ""), 16)
+    return (CLIENT_COOKIE_TAG << 48) | mac
+
+
+# -- flows -------------------------------------------------------------------------------------------
+
+class Flow:
+    """A flow's identity: cookie, table, priority, normalized match, normalized actions."""
+
+    def __init__(self, match, actions, cookie=0, priority=32768, table=0):
+        self.cookie = int(cookie)
+        self.table = int(table)
+        self.priority = int(priority)
+        self.match = normalize_match(match)
+        self.actions = normalize_actions(actions)
+
+    def key(self):
+        return (self.cookie, self.table, self.priority, tuple(sorted(self.match.items())), self.actions)
+
+    def __eq__(self, other):
+        return isinstance(other, Flow) and self.key() == other.key()
+
+    def __hash__(self):
+        return hash(self.key())
+
+    def __repr__(self):
+        return "Flow(%s)" % self.spec()
+
+    def match_text(self):
+        """Match fields in a stable order, dl_type first (OVS requires it before L3 fields)."""
+        order = sorted(self.match, key=lambda k: (k not in ("in_port", "dl_type"), k != "in_port", k))
+        return ",".join("%s=%s" % (k, _field_text(k, self.match[k])) for k in order)
+
+    def spec(self, with_actions=True):
+        """ovs-ofctl flow text: add-flow wants actions; del-flows --strict must not have them."""
+        parts = ["cookie=%#x" % self.cookie, "table=%d" % self.table, "priority=%d" % self.priority]
+        if self.match:
+            parts.append(self.match_text())
+        text = ",".join(parts)
+        return text + (",actions=%s" % self.actions if with_actions else "")
+
+    def delete_spec(self):
+        """del-flows --strict text: the exact match and priority, only if the cookie is ours."""
+        return "cookie=%#x/-1,table=%d,priority=%d%s" % (
+            self.cookie, self.table, self.priority, ("," + self.match_text()) if self.match else "")
+
+    def to_dict(self):
+        return {"cookie": self.cookie, "table": self.table, "priority": self.priority,
+                "match": self.match_text(), "actions": self.actions}
+
+
+def _field_text(key, value):
+    if key in ("dl_type", "nw_proto") and isinstance(value, int):
+        return "0x%04x" % value if key == "dl_type" else str(value)
+    return str(value)
+
+
+def _split_top(text, sep=","):
+    """Split at commas outside parentheses (actions like learn(...) contain commas)."""
+    parts, depth, current = [], 0, ""
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == sep and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += ch
+    parts.append(current)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _int_value(text):
+    return int(text, 0) if isinstance(text, str) else int(text)
+
+
+def normalize_match(match):
+    """A match (text ``in_port=1,ip,nw_src=10.0.0.1`` or a dict) -> {field: canonical value}."""
+    if isinstance(match, dict):
+        words = ["%s=%s" % (k, v) if v is not None else k for k, v in match.items()]
+    else:
+        words = _split_top(str(match or ""))
+    fields = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        key = _SYNONYMS.get(key.strip(), key.strip())
+        if not sep:
+            if key not in _SHORTHANDS:
+                raise OpenFlowError("unknown match keyword %r" % key)
+            fields.update(_SHORTHANDS[key])
+            continue
+        fields[key] = value.strip()
+    if "dl_type" in fields:
+        fields["dl_type"] = _int_value(fields["dl_type"])
+    if "nw_proto" in fields:
+        fields["nw_proto"] = _int_value(fields["nw_proto"])
+    if fields.get("dl_type") == 0x0806:
+        # For ARP, OVS reads nw_src/nw_dst as the sender/target protocol addresses and prints arp_spa/arp_tpa.
+        for generic, arp in (("nw_src", "arp_spa"), ("nw_dst", "arp_tpa")):
+            if generic in fields:
+                fields[arp] = fields.pop(generic)
+    for key, value in list(fields.items()):
+        if key in ("nw_src", "nw_dst", "arp_spa", "arp_tpa"):
+            fields[key] = _normalize_prefix(value)
+        elif key in ("dl_src", "dl_dst", "arp_sha", "arp_tha"):
+            fields[key] = value.lower()
+    return fields
+
+
+def _normalize_prefix(value):
+    net = ipaddress.ip_network(value, strict=False)
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+
+
+def normalize_actions(actions):
+    """Canonical action text: ``output:N`` for bare port numbers, lower-case keywords kept."""
+    if isinstance(actions, (list, tuple)):
+        actions = ",".join(actions)
+    parts = []
+    for action in _split_top(str(actions)):
+        if re.match(r"^\d+$", action):
+            action = "output:%s" % action
+        parts.append(action)
+    return ",".join(parts) or "drop"
+
+
+def resolve_ports(flow, ports):
+    """Replace port names by numbers (in_port and output:NAME) using a {name: number} map."""
+    if not ports:
+        return flow
+    match = dict(flow.match)
+    for field in _PORT_FIELDS:
+        if field in match and match[field] in ports:
+            match[field] = str(ports[match[field]])
+    actions = re.sub(r"output:([\w.-]+)",
+                     lambda m: "output:%s" % ports.get(m.group(1), m.group(1)), flow.actions)
+    resolved = Flow({}, actions, flow.cookie, flow.priority, flow.table)
+    resolved.match = match
+    return resolved
+
+
+# -- parsing ovs-ofctl output -------------------------------------------------------------------------
+
+def parse_dump_flows(text):
+    """``ovs-ofctl dump-flows`` output -> [Flow] (statistics dropped)."""
+    flows = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or "actions=" not in line or line.startswith(("NXST_FLOW", "OFPST_FLOW")):
+            continue
+        head, actions = line.split("actions=", 1)
+        head = head.strip().replace(", ", ",").rstrip(",")
+        cookie, table, priority, match = 0, 0, 32768, []
+        for word in _split_top(head):
+            key, _, value = word.partition("=")
+            if key == "cookie":
+                cookie = int(value, 16)
+            elif key == "table":
+                table = int(value)
+            elif key == "priority":
+                priority = int(value)
+            elif key not in _STATISTICS:
+                match.append(word)
+        flows.append(Flow(",".join(match), actions.strip(), cookie, priority, table))
+    return flows
+
+
+def parse_port_desc(text):
+    """``ovs-ofctl dump-ports-desc`` (or ``show``) -> {port name: port number}."""
+    ports = {}
+    for match in re.finditer(r"^\s*(\d+|LOCAL)\(([^)]+)\):", text, re.M):
+        ports[match.group(2)] = match.group(1)
+    return ports
+
+
+# -- want vs have ---------------------------------------------------------------------------------------
+
+def diff_flows(want, have, exclusive=True):
+    """-> (to_add, to_delete). ``have`` holds only our cookies' flows; exclusive removes unwanted ones."""
+    want_set, have_set = list(dict.fromkeys(want)), set(have)
+    to_add = [f for f in want_set if f not in have_set]
+    to_delete = [f for f in have if f not in set(want_set)] if exclusive else []
+    return to_add, to_delete
+
+
+def add_flow_argv(target, flow, version="1.0"):
+    return ofctl_argv("add-flow", target, flow.spec(), version=version)
+
+
+def delete_flow_argv(target, flow, version="1.0"):
+    return ofctl_argv("del-flows", target, flow.delete_spec(), version=version, strict=True)
+
+
+def delete_cookie_argv(target, cookie, version="1.0"):
+    return ofctl_argv("del-flows", target, "cookie=%#x/-1" % int(cookie), version=version)
+
+
+def dump_cookie_argv(target, cookie, version="1.0"):
+    return ofctl_argv("dump-flows", target, "cookie=%#x/-1" % int(cookie), version=version, names=False)
+
+
+def ports_argv(target, version="1.0"):
+    return ofctl_argv("dump-ports-desc", target, version=version)
+
+
+class FlowTable:
+    """A switch's flows for a set of cookies, read and changed through an injected runner.
+
+    ``run(argv) -> (rc, stdout, stderr)``, e.g. AnsibleModule.run_command.
+    """
+
+    def __init__(self, run, target, version="1.0"):
+        self.run = run
+        self.target = validate_target(target)
+        self.version = version
+        self._ports = None
+
+    def _run(self, argv):
+        rc, out, err = self.run(argv)
+        if rc != 0:
+            raise OpenFlowError("%s failed (rc=%s): %s" % (command_text(argv), rc, (err or out).strip()))
+        return out
+
+    def ports(self):
+        if self._ports is None:
+            self._ports = parse_port_desc(self._run(ports_argv(self.target, self.version)))
+        return self._ports
+
+    def resolve(self, flows):
+        """Port names -> numbers, so wanted flows compare equal to dump-flows output."""
+        needs_names = any(not str(f.match.get("in_port", "0")).isdigit() or
+                          re.search(r"output:[^\d,]", f.actions) for f in flows)
+        ports = self.ports() if needs_names else {}
+        unknown = [p for f in flows for p in _port_names(f) if p not in ports]
+        if unknown:
+            raise OpenFlowError("switch %s has no port named %s (ports: %s)"
+                                % (self.target, ", ".join(sorted(set(unknown))), ", ".join(sorted(ports)) or "none"))
+        return [resolve_ports(f, ports) for f in flows]
+
+    def flows(self, cookies):
+        have = []
+        for cookie in sorted(set(cookies)):
+            have += parse_dump_flows(self._run(dump_cookie_argv(self.target, cookie, self.version)))
+        return have
+
+    def plan(self, want, cookies=None, exclusive=True):
+        """-> (argv list, to_add, to_delete) to make our cookies' flows equal ``want``."""
+        want = self.resolve(want)
+        cookies = set(cookies or ()) | set(f.cookie for f in want)
+        to_add, to_delete = diff_flows(want, self.flows(cookies), exclusive)
+        argvs = [delete_flow_argv(self.target, f, self.version) for f in to_delete]
+        argvs += [add_flow_argv(self.target, f, self.version) for f in to_add]
+        return argvs, to_add, to_delete
+
+    def plan_absent(self, flows=None, cookies=None):
+        """Delete the given flows (those present), or every flow of the given cookies."""
+        if flows:
+            present = set(self.flows(set(f.cookie for f in flows)))
+            gone = [f for f in self.resolve(flows) if f in present]
+            return [delete_flow_argv(self.target, f, self.version) for f in gone], gone
+        have = self.flows(cookies or ())
+        argvs = [delete_cookie_argv(self.target, c, self.version) for c in sorted(set(f.cookie for f in have))]
+        return argvs, have
+
+    def apply(self, argvs):
+        for argv in argvs:
+            self._run(argv)
+
+
+def _port_names(flow):
+    names = []
+    in_port = flow.match.get("in_port")
+    if in_port is not None and not str(in_port).isdigit() and in_port not in ("LOCAL", "ANY"):
+        names.append(in_port)
+    for name in re.findall(r"output:([\w.-]+)", flow.actions):
+        if not name.isdigit() and name not in ("LOCAL", "IN_PORT", "NORMAL", "FLOOD", "ALL", "CONTROLLER"):
+            names.append(name)
+    return names
+
+
+# -- Odin shorthands ----------------------------------------------------------------------------------------
+
+def odin_client_pair(sta_ip, ap_port, uplink_port, cookie=ODIN_COOKIE, priority=ODIN_PRIORITY, arp=True):
+    """Odin's per-client flows at an AP: IPv4 both ways, plus the ARP pair so the client can resolve.
+
+    ``in_port=<ap>,dl_type=0x0800,nw_src=<ip> -> output:<uplink>`` and the reverse with nw_dst;
+    with ARP: ``dl_type=0x0806,arp_spa=<ip>`` up and ``arp_tpa=<ip>`` down.
+    """
+    ip = str(ipaddress.IPv4Address(str(sta_ip)))
+    flows = [
+        Flow("in_port=%s,dl_type=0x0800,nw_src=%s" % (ap_port, ip), "output:%s" % uplink_port, cookie, priority),
+        Flow("in_port=%s,dl_type=0x0800,nw_dst=%s" % (uplink_port, ip), "output:%s" % ap_port, cookie, priority),
+    ]
+    if arp:
+        flows += [
+            Flow("in_port=%s,dl_type=0x0806,arp_spa=%s" % (ap_port, ip), "output:%s" % uplink_port, cookie, priority),
+            Flow("in_port=%s,dl_type=0x0806,arp_tpa=%s" % (uplink_port, ip), "output:%s" % ap_port, cookie, priority),
+        ]
+    return flows
+
+
+def data_switch_steering(sta_ip, toward_port, cookie=ODIN_COOKIE, priority=ODIN_PRIORITY):
+    """Data switch flows sending the client's IPv4 and ARP traffic toward the port of its current AP
+    (a learning switch would keep sending to the old AP until the client speaks again)."""
+    ip = str(ipaddress.IPv4Address(str(sta_ip)))
+    return [
+        Flow("dl_type=0x0800,nw_dst=%s" % ip, "output:%s" % toward_port, cookie, priority),
+        Flow("dl_type=0x0806,arp_tpa=%s" % ip, "output:%s" % toward_port, cookie, priority),
+    ]
+
+
+def flows_from_params(items, cookie, priority):
+    """Module option ``flows`` (list of {match, actions, priority?, table?}) -> [Flow]."""
+    flows = []
+    for item in items or ():
+        if "match" not in item or "actions" not in item:
+            raise OpenFlowError("each flow needs 'match' and 'actions': %r" % (item,))
+        flows.append(Flow(item["match"], item["actions"], cookie,
+                          item.get("priority") if item.get("priority") is not None else priority,
+                          item.get("table") or 0))
+    return flows
