@@ -1,0 +1,434 @@
+"""Emulated radio for the emulated lab: who hears whom, on which channel, and the air switch flows.
+
+    python -m arnab_lab.radio --inventory-json INV.json [--socket /run/arnab-lab/radio.sock]
+        [--air unix:/run/arnab-lab/nodes/air/ovs-run/br-air.mgmt | --air none]
+
+INV.json is `ansible-inventory -i inventories/lab --list` output: APs are the hosts of group `aps`
+(ap_mac, ap_channel, ap_position), clients the hosts of group `clients` (client_mac, client_position,
+client_ap, optional client_trace [[t_s, x, y], ...], client_ssid); `lab.radio` (optional) overrides Model.
+
+Rule enforced on the real data path (OpenFlow on br-air): a client's frames reach only an AP that holds its
+vAP, is on the channel the client is tuned to and hears it above the sensitivity; during a channel switch
+the client has no link. Everything but `AirSwitch` and `serve` is pure and unit-tested.
+"""
+import argparse
+import json
+import logging
+import math
+import os
+import socketserver
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+
+from arnab_lab import collection_utils
+
+openflow = collection_utils.load("openflow")
+odin = collection_utils.load("odin")
+
+LOG = logging.getLogger("emulated-radio")
+DEFAULT_SOCKET = "/run/arnab-lab/radio.sock"
+DEFAULT_AIR = "unix:/run/arnab-lab/nodes/air/ovs-run/br-air.mgmt"
+AIR_COOKIE = 0xA1A1  # every br-air flow the radio installs carries this cookie
+TICK = 0.02          # seconds between advances of time (CSA countdowns, traces)
+MULTICAST = "01:00:00:00:00:00/01:00:00:00:00:00"
+
+
+@dataclass
+class Model:
+    """Log-distance path loss: rssi = tx_power - (ref_loss + 10 n log10(d / 1 m))."""
+    tx_power_dbm: float = 20.0
+    ref_loss_db: float = 40.0          # free-space loss at 1 m, 2.4 GHz
+    exponent: float = 3.0              # indoor path-loss exponent
+    sensitivity_dbm: float = -85.0     # below this nothing is heard
+    channel_switch_delay_ms: float = 100.0
+
+
+@dataclass
+class AP:
+    name: str
+    mac: str
+    channel: int
+    position: tuple
+    port: str
+
+
+@dataclass
+class Client:
+    name: str
+    mac: str
+    position: tuple
+    channel: int
+    port: str
+    ssid: str = ""
+    trace: list = field(default_factory=list)   # [(t_s, x, y)] relative to trace_start
+    trace_start: float = 0.0
+    switch_at: float = None        # CSA countdown ends (link goes down)
+    switch_done_at: float = None   # channel-switch delay ends (link up on new channel)
+    switch_channel: int = None
+    associated: bool = False
+
+
+@dataclass
+class State:
+    aps: dict = field(default_factory=dict)       # name -> AP
+    clients: dict = field(default_factory=dict)   # mac -> Client
+    vaps: dict = field(default_factory=dict)      # client mac -> set of AP names holding its vAP
+    events: list = field(default_factory=list)    # [{"seq", "t", "event", ...}]
+
+    def log(self, now, event, **details):
+        self.events.append(dict(details, seq=len(self.events) + 1, t=round(now, 4), event=event))
+        LOG.info("%s %s", event, json.dumps(details, sort_keys=True))
+
+
+# -- pure radio logic ------------------------------------------------------------------------------------
+
+def rssi(model, ap_position, client_position):
+    distance = max(1.0, math.dist(ap_position, client_position))
+    return round(model.tx_power_dbm - (model.ref_loss_db + 10 * model.exponent * math.log10(distance)), 1)
+
+
+def position_at(trace, elapsed, default):
+    """Linear interpolation along [(t, x, y)]; before/after the trace: its first/last point."""
+    if not trace:
+        return default
+    if elapsed <= trace[0][0]:
+        return (trace[0][1], trace[0][2])
+    for (t0, x0, y0), (t1, x1, y1) in zip(trace, trace[1:]):
+        if t0 <= elapsed <= t1:
+            f = (elapsed - t0) / (t1 - t0) if t1 > t0 else 1.0
+            return (x0 + f * (x1 - x0), y0 + f * (y1 - y0))
+    return (trace[-1][1], trace[-1][2])
+
+
+def hears(model, ap, client, channel=None):
+    """RSSI at which `ap` (its radio on `channel`, default its own) hears `client`, or None."""
+    if client.channel is None or client.channel != (ap.channel if channel is None else channel):
+        return None
+    level = rssi(model, ap.position, client.position)
+    return level if level >= model.sensitivity_dbm else None
+
+
+def link_ap(state, model, client):
+    """The AP that carries the client's frames now: holds its vAP, same channel, in range; best RSSI."""
+    if client.channel is None:   # switching channel: no link
+        return None
+    candidates = []
+    for name in state.vaps.get(client.mac, ()):
+        level = hears(model, state.aps[name], client)
+        if level is not None:
+            candidates.append((level, name))
+    return max(candidates)[1] if candidates else None
+
+
+def schedule_csa(state, model, ap_name, sta_mac, new_channel, count, beacon_interval_ms, now):
+    """The client hears a CSA from its serving AP: switch after count x beacon interval, then the
+    channel-switch delay without a link. -> (ok, reason)."""
+    client = state.clients.get(sta_mac)
+    if client is None:
+        return False, "unknown client %s" % sta_mac
+    ap = state.aps[ap_name]
+    if hears(model, ap, client) is None:
+        return False, "%s does not hear %s on channel %s" % (ap_name, client.name, ap.channel)
+    client.switch_at = now + count * beacon_interval_ms / 1000.0
+    client.switch_done_at = client.switch_at + model.channel_switch_delay_ms / 1000.0
+    client.switch_channel = int(new_channel)
+    state.log(now, "csa_received", client=client.name, ap=ap_name, channel=int(new_channel),
+              switch_in_ms=count * beacon_interval_ms)
+    return True, "switch at +%d ms" % (count * beacon_interval_ms)
+
+
+def advance(state, model, now):
+    """Move clients along their traces and progress channel switches to `now`."""
+    for client in state.clients.values():
+        if client.trace:
+            client.position = position_at(client.trace, now - client.trace_start, client.position)
+        if client.switch_at is not None and now >= client.switch_at and client.channel is not None:
+            state.log(now, "channel_switch_start", client=client.name, old_channel=client.channel)
+            client.channel = None
+        if client.switch_done_at is not None and now >= client.switch_done_at and client.channel is None:
+            client.channel = client.switch_channel
+            client.switch_at = client.switch_done_at = client.switch_channel = None
+            state.log(now, "channel_switch_done", client=client.name, channel=client.channel)
+
+
+def links(state, model):
+    """{client mac: AP name or None}."""
+    return dict((mac, link_ap(state, model, c)) for mac, c in state.clients.items())
+
+
+def air_flows(state, model):
+    """The complete br-air flow table the radio wants, as openflow.Flow objects (ports by name)."""
+    flows = [openflow.Flow("", "drop", AIR_COOKIE, 0)]   # unheard frames go nowhere
+    listeners = {}
+    for mac, ap_name in sorted(links(state, model).items()):
+        if ap_name is None:
+            continue
+        client, ap = state.clients[mac], state.aps[ap_name]
+        flows.append(openflow.Flow("in_port=%s" % client.port, "output:%s" % ap.port, AIR_COOKIE, 100))
+        flows.append(openflow.Flow("in_port=%s,dl_dst=%s" % (ap.port, mac), "output:%s" % client.port,
+                                   AIR_COOKIE, 100))
+        listeners.setdefault(ap.port, []).append(client.port)
+    for ap_port, client_ports in sorted(listeners.items()):
+        # broadcast/multicast from an AP reaches every client linked to it
+        flows.append(openflow.Flow("in_port=%s,dl_dst=%s" % (ap_port, MULTICAST),
+                                   ",".join("output:%s" % p for p in sorted(client_ports)), AIR_COOKIE, 90))
+    return flows
+
+
+def flow_changes(old, new):
+    """-> (to_add, to_delete) for going from flow list `old` to `new` without a gap: add first (an add
+    with the same match and priority replaces the actions), delete only matches no longer wanted."""
+    to_add = [f for f in new if f not in set(old)]
+    kept = set((f.priority, tuple(sorted(f.match.items()))) for f in new)
+    to_delete = [f for f in old if f not in set(new) and (f.priority, tuple(sorted(f.match.items()))) not in kept]
+    return to_add, to_delete
+
+
+def state_from_inventory(inventory):
+    """`ansible-inventory --list` JSON -> (State, Model)."""
+    hostvars = inventory.get("_meta", {}).get("hostvars", {})
+
+    def hosts(group):
+        return inventory.get(group, {}).get("hosts", [])
+
+    model_overrides = {}
+    for name in hostvars:
+        model_overrides.update((hostvars[name].get("lab") or {}).get("radio") or {})
+    model = Model(**model_overrides)
+    state = State()
+    for name in hosts("aps"):
+        hv = hostvars[name]
+        state.aps[name] = AP(name, odin.normalize_mac(hv["ap_mac"]), int(hv["ap_channel"]),
+                             tuple(hv.get("ap_position", (0, 0))), hv.get("air_port", name))
+    for name in hosts("clients"):
+        hv = hostvars[name]
+        serving = state.aps.get(hv.get("client_ap"))
+        trace = [tuple(p) for p in hv.get("client_trace", [])]
+        state.clients[odin.normalize_mac(hv["client_mac"])] = Client(
+            name, odin.normalize_mac(hv["client_mac"]), tuple(hv.get("client_position", (0, 0))),
+            int(hv.get("client_channel", serving.channel if serving else 1)), hv.get("air_port", name),
+            hv.get("client_ssid", ""), trace)
+    return state, model
+
+
+def find_ap(state, ap_mac):
+    mac = odin.normalize_mac(ap_mac)
+    for ap in state.aps.values():
+        if ap.mac == mac:
+            return ap
+    raise KeyError("no AP with MAC %s in the radio's inventory" % mac)
+
+
+def find_client(state, ref):
+    """By MAC or by inventory name."""
+    for client in state.clients.values():
+        if ref in (client.mac, client.name) or (":" in str(ref) and client.mac == odin.normalize_mac(ref)):
+            return client
+    raise KeyError("no client %s" % ref)
+
+
+def handle(state, model, request, now):
+    """One radio request (a dict with "op") -> reply dict. Pure apart from the clock passed in."""
+    op = request.get("op")
+    if op == "state":
+        return {"ok": True, "state": snapshot(state, model)}
+    if op == "events":
+        since = int(request.get("since", 0))
+        return {"ok": True, "events": [e for e in state.events if e["seq"] > since]}
+    if op in ("move", "trace", "tune"):
+        client = find_client(state, request["client"])
+        if op == "move":
+            client.position, client.trace = tuple(request["position"]), []
+        elif op == "trace":
+            client.trace, client.trace_start = [tuple(p) for p in request["trace"]], now
+        else:
+            client.channel = odin.validate_channel(request["channel"])
+        state.log(now, op, client=client.name, position=list(client.position), channel=client.channel)
+        return {"ok": True}
+    ap = find_ap(state, request["ap_mac"])
+    if op == "hello":
+        return {"ok": True, "ap": ap.name, "channel": ap.channel}
+    if op == "set_channel":
+        ap.channel = odin.validate_channel(request["channel"])
+        state.log(now, "ap_channel", ap=ap.name, channel=ap.channel)
+        return {"ok": True}
+    if op == "scan_aps":
+        channel = int(request.get("channel") or ap.channel)
+        heard = [{"ap_mac": other.mac, "rssi": rssi(model, ap.position, other.position)}
+                 for other in state.aps.values() if other is not ap and other.channel == channel]
+        return {"ok": True, "aps": [h for h in heard if h["rssi"] >= model.sensitivity_dbm]}
+    if op == "poll":
+        served = links(state, model)
+        clients = []
+        for mac, client in sorted(state.clients.items()):
+            level = hears(model, ap, client)
+            if level is not None:
+                clients.append({"sta_mac": mac, "rssi": level, "channel": client.channel,
+                                "linked": served[mac] == ap.name, "served": served[mac] is not None,
+                                "associated": client.associated, "ssid": client.ssid})
+        return {"ok": True, "clients": clients}
+    client = state.clients.get(odin.normalize_mac(request["sta_mac"]))
+    if client is None:
+        return {"ok": False, "error": "unknown client %s" % request["sta_mac"]}
+    if op == "rssi":
+        channel = request.get("channel")
+        return {"ok": True, "rssi": hears(model, ap, client, int(channel) if channel else None)}
+    if op == "vap_add":
+        state.vaps.setdefault(client.mac, set()).add(ap.name)
+        state.log(now, "vap_add", client=client.name, ap=ap.name)
+        return {"ok": True}
+    if op == "vap_remove":
+        state.vaps.get(client.mac, set()).discard(ap.name)
+        state.log(now, "vap_remove", client=client.name, ap=ap.name)
+        return {"ok": True}
+    if op == "associate":
+        newly = not client.associated
+        client.associated = True
+        if newly:
+            state.log(now, "association", client=client.name, ap=ap.name)
+        return {"ok": True, "newly": newly}
+    if op == "csa":
+        ok, reason = schedule_csa(state, model, ap.name, client.mac, request["channel"],
+                                  int(request.get("count", 4)), float(request.get("beacon_interval_ms", 100)), now)
+        return {"ok": ok, "detail": reason} if ok else {"ok": False, "error": reason}
+    return {"ok": False, "error": "unknown op %r" % op}
+
+
+def snapshot(state, model):
+    linked = links(state, model)
+    return {
+        "emulated": True,
+        "model": model.__dict__,
+        "aps": dict((n, {"mac": a.mac, "channel": a.channel, "position": list(a.position)})
+                    for n, a in state.aps.items()),
+        "clients": dict((c.name, {"mac": c.mac, "channel": c.channel, "position": [round(v, 2) for v in c.position],
+                                  "link": linked[m], "vaps": sorted(state.vaps.get(m, ())),
+                                  "rssi": dict((n, rssi(model, a.position, c.position))
+                                               for n, a in state.aps.items()),
+                                  "switching": c.channel is None or c.switch_at is not None})
+                        for m, c in state.clients.items()),
+    }
+
+
+# -- OVS adapter and server (thin) ------------------------------------------------------------------------------
+
+class AirSwitch:
+    """Keeps br-air's radio-cookie flows equal to air_flows(): add first, then delete."""
+
+    def __init__(self, target, version="1.3"):
+        self.target, self.version, self.installed = target, version, []
+
+    def _run(self, argv):
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        if result.returncode != 0:
+            LOG.error("%s: %s", openflow.command_text(argv), result.stderr.strip())
+
+    def reset(self):
+        if self.target:
+            self._run(openflow.delete_cookie_argv(self.target, AIR_COOKIE, self.version))
+        self.installed = []
+
+    def sync(self, flows):
+        to_add, to_delete = flow_changes(self.installed, flows)
+        if self.target:
+            for flow in to_add:
+                self._run(openflow.add_flow_argv(self.target, flow, self.version))
+            for flow in to_delete:
+                self._run(openflow.delete_flow_argv(self.target, flow, self.version))
+        self.installed = list(flows)
+        return to_add, to_delete
+
+
+class Radio:
+    """State + model + air switch behind one lock; a ticker advances time and syncs flows."""
+
+    def __init__(self, state, model, air):
+        self.state, self.model, self.air = state, model, air
+        self.lock = threading.Lock()
+        self.sync_lock = threading.Lock()
+        self.t0 = time.monotonic()
+        for client in state.clients.values():
+            client.trace_start = 0.0
+
+    def now(self):
+        return time.monotonic() - self.t0
+
+    def request(self, request):
+        with self.lock:
+            try:
+                reply = handle(self.state, self.model, request, self.now())
+            except (KeyError, ValueError, TypeError) as exc:
+                reply = {"ok": False, "error": str(exc)}
+        self.sync()
+        return reply
+
+    def sync(self):
+        with self.sync_lock:
+            with self.lock:
+                advance(self.state, self.model, self.now())
+                flows = air_flows(self.state, self.model)
+            to_add, to_delete = self.air.sync(flows)
+            if to_add or to_delete:
+                with self.lock:
+                    self.state.log(self.now(), "air_flows", added=len(to_add), deleted=len(to_delete),
+                                   links=dict((self.state.clients[m].name, a)
+                                              for m, a in links(self.state, self.model).items()))
+
+    def tick_forever(self, stop):
+        while not stop.wait(TICK):
+            self.sync()
+
+
+def serve(radio, path):
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self):
+            for line in self.rfile:
+                try:
+                    reply = radio.request(json.loads(line))
+                except ValueError as exc:
+                    reply = {"ok": False, "error": "bad JSON: %s" % exc}
+                self.wfile.write((json.dumps(reply) + "\n").encode())
+                self.wfile.flush()
+
+    class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+        daemon_threads = True
+
+    if os.path.exists(path):
+        os.unlink(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    return Server(path, Handler)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="arnab_lab.radio", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--inventory-json", required=True, help="ansible-inventory --list output")
+    parser.add_argument("--socket", default=DEFAULT_SOCKET)
+    parser.add_argument("--air", default=DEFAULT_AIR, help="br-air OpenFlow target, or 'none' (no OVS)")
+    parser.add_argument("--openflow-version", default="1.3", choices=sorted(openflow.PROTOCOLS))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s emulated-radio %(message)s")
+    with open(args.inventory_json) as handle:
+        state, model = state_from_inventory(json.load(handle))
+    air = AirSwitch(None if args.air == "none" else args.air, args.openflow_version)
+    air.reset()
+    radio = Radio(state, model, air)
+    server = serve(radio, args.socket)
+    stop = threading.Event()
+    threading.Thread(target=radio.tick_forever, args=(stop,), daemon=True).start()
+    LOG.info("EMULATED radio: %d APs, %d clients, socket %s, air %s, model %s",
+             len(state.aps), len(state.clients), args.socket, args.air, model)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        server.server_close()
+        if os.path.exists(args.socket):
+            os.unlink(args.socket)
+
+
+if __name__ == "__main__":
+    main()

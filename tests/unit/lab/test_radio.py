@@ -1,0 +1,122 @@
+"""The emulated radio's pure logic: path loss, traces, links, CSA timing, air flows, requests."""
+import pytest
+
+from arnab_lab import radio
+
+C1 = "02:c0:00:00:00:01"
+INVENTORY = {
+    "_meta": {"hostvars": {
+        "ap1": {"ap_mac": "02:a0:00:00:00:01", "ap_channel": 6, "ap_position": [0, 0]},
+        "ap2": {"ap_mac": "02:a0:00:00:00:02", "ap_channel": 1, "ap_position": [40, 0]},
+        "client1": {"client_mac": C1, "client_position": [5, 0], "client_ap": "ap1",
+                    "lab": {"radio": {"channel_switch_delay_ms": 100}}},
+    }},
+    "aps": {"hosts": ["ap1", "ap2"]},
+    "clients": {"hosts": ["client1"]},
+}
+
+
+@pytest.fixture
+def lab():
+    return radio.state_from_inventory(INVENTORY)
+
+
+def ap_mac(n):
+    return "02:a0:00:00:00:0%d" % n
+
+
+def test_inventory_and_path_loss(lab):
+    state, model = lab
+    assert state.clients[C1].channel == 6   # tuned to its inventory AP's channel
+    assert radio.rssi(model, (0, 0), (5, 0)) == pytest.approx(-41.0, abs=0.1)
+    assert radio.rssi(model, (0, 0), (0, 0.2)) == radio.rssi(model, (0, 0), (1, 0))  # clamped at 1 m
+    assert radio.rssi(model, (0, 0), (35, 0)) < radio.rssi(model, (0, 0), (5, 0))
+
+
+def test_position_along_trace():
+    trace = [(0, 0, 0), (10, 40, 0), (20, 40, 20)]
+    assert radio.position_at(trace, 5, None) == (20, 0)
+    assert radio.position_at(trace, 15, None) == (40, 10)
+    assert radio.position_at(trace, 99, None) == (40, 20)
+    assert radio.position_at([], 3, (1, 2)) == (1, 2)
+
+
+def test_link_needs_vap_and_channel(lab):
+    state, model = lab
+    assert radio.links(state, model) == {C1: None}          # no vAP anywhere: no link
+    radio.handle(state, model, {"op": "vap_add", "ap_mac": ap_mac(2), "sta_mac": C1}, 0)
+    assert radio.links(state, model) == {C1: None}          # ap2 holds it, but on channel 1
+    radio.handle(state, model, {"op": "vap_add", "ap_mac": ap_mac(1), "sta_mac": C1}, 0)
+    assert radio.links(state, model) == {C1: "ap1"}
+    radio.handle(state, model, {"op": "vap_remove", "ap_mac": ap_mac(1), "sta_mac": C1}, 0)
+    assert radio.links(state, model) == {C1: None}
+
+
+def test_out_of_range_means_no_link(lab):
+    state, model = lab
+    radio.handle(state, model, {"op": "vap_add", "ap_mac": ap_mac(1), "sta_mac": C1}, 0)
+    radio.handle(state, model, {"op": "move", "client": "client1", "position": [2000, 0]}, 0)
+    assert radio.links(state, model) == {C1: None}
+
+
+def test_csa_countdown_then_switch_delay_without_link(lab):
+    state, model = lab
+    for n in (1, 2):
+        radio.handle(state, model, {"op": "vap_add", "ap_mac": ap_mac(n), "sta_mac": C1}, 0)
+    reply = radio.handle(state, model, {"op": "csa", "ap_mac": ap_mac(1), "sta_mac": C1, "channel": 1,
+                                        "count": 4, "beacon_interval_ms": 100}, 10.0)
+    assert reply["ok"]
+    radio.advance(state, model, 10.39)
+    assert radio.links(state, model) == {C1: "ap1"}          # countdown: still on channel 6
+    radio.advance(state, model, 10.41)
+    assert radio.links(state, model) == {C1: None}           # switching: link down
+    assert radio.air_flows(state, model) == [radio.openflow.Flow("", "drop", radio.AIR_COOKIE, 0)]
+    radio.advance(state, model, 10.51)
+    assert state.clients[C1].channel == 1
+    assert radio.links(state, model) == {C1: "ap2"}
+    events = [e["event"] for e in state.events]
+    assert events[-3:] == ["csa_received", "channel_switch_start", "channel_switch_done"]
+
+
+def test_csa_from_an_ap_the_client_does_not_hear_is_refused(lab):
+    state, model = lab
+    reply = radio.handle(state, model, {"op": "csa", "ap_mac": ap_mac(2), "sta_mac": C1, "channel": 6}, 0)
+    assert not reply["ok"] and "does not hear" in reply["error"]
+
+
+def test_air_flows_and_gapless_changes(lab):
+    state, model = lab
+    radio.handle(state, model, {"op": "vap_add", "ap_mac": ap_mac(1), "sta_mac": C1}, 0)
+    flows = radio.air_flows(state, model)
+    specs = sorted(f.spec() for f in flows)
+    assert "cookie=0xa1a1,table=0,priority=100,in_port=client1,actions=output:ap1" in specs
+    assert "cookie=0xa1a1,table=0,priority=100,in_port=ap1,dl_dst=02:c0:00:00:00:01,actions=output:client1" in specs
+    assert any("dl_dst=01:00:00:00:00:00/01:00:00:00:00:00" in s and "output:client1" in s for s in specs)
+    # moving the link from ap1 to ap2: the client's uplink flow is replaced by an add, never deleted
+    radio.handle(state, model, {"op": "tune", "client": "client1", "channel": 1}, 0)
+    radio.handle(state, model, {"op": "vap_add", "ap_mac": ap_mac(2), "sta_mac": C1}, 0)
+    to_add, to_delete = radio.flow_changes(flows, radio.air_flows(state, model))
+    assert any(f.match == {"in_port": "client1"} and f.actions == "output:ap2" for f in to_add)
+    assert not any(f.match == {"in_port": "client1"} for f in to_delete)
+    assert any(f.match.get("in_port") == "ap1" for f in to_delete)
+
+
+def test_rssi_poll_and_scan_requests(lab):
+    state, model = lab
+    r = radio.handle(state, model, {"op": "rssi", "ap_mac": ap_mac(2), "sta_mac": C1, "channel": 6}, 0)
+    assert r["rssi"] == pytest.approx(-66.3, abs=0.1)      # ap2's scanning radio on the client's channel
+    assert radio.handle(state, model, {"op": "rssi", "ap_mac": ap_mac(2), "sta_mac": C1}, 0)["rssi"] is None
+    polled = radio.handle(state, model, {"op": "poll", "ap_mac": ap_mac(1)}, 0)["clients"]
+    assert polled[0]["sta_mac"] == C1 and polled[0]["served"] is False
+    assert radio.handle(state, model, {"op": "associate", "ap_mac": ap_mac(1), "sta_mac": C1}, 0)["newly"]
+    assert not radio.handle(state, model, {"op": "associate", "ap_mac": ap_mac(1), "sta_mac": C1}, 0)["newly"]
+    assert radio.handle(state, model, {"op": "nope", "ap_mac": ap_mac(1), "sta_mac": C1}, 0)["ok"] is False
+
+
+def test_air_switch_adapter_commands(lab):
+    state, model = lab
+    calls = []
+    air = radio.AirSwitch("unix:/tmp/br-air.mgmt")
+    air._run = calls.append
+    air.sync(radio.air_flows(state, model))
+    assert calls[0][:5] == ["ovs-ofctl", "-O", "OpenFlow13", "add-flow", "unix:/tmp/br-air.mgmt"]
