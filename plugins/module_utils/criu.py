@@ -1,0 +1,595 @@
+# -*- coding: utf-8 -*-
+# Copyright: arnab.testbed developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""CRIU / LXC driver: argv building, ``stats-dump`` parsing, feature checks.
+
+Why ``lxc-checkpoint`` and not criu directly
+--------------------------------------------
+Checkpointing a container is only half of CRIU's job; the other half is the environment the restored tree needs:
+LXC creates the container's cgroups and hands them to criu (``--cgroup-root``), mounts the rootfs (``--root``),
+creates the host side of the veth pair, plugs it into the bridge and names it for criu
+(``--external veth[eth0]:<host-veth>@<bridge>``), wires the console, and registers the container with its
+monitor so ``lxc-info``/``lxc-stop``/``lxc-attach`` keep working after the restore. Re-implementing that would copy
+a large part of ``src/lxc/criu.c`` and ``start.c``. So every container dump/restore goes through
+``lxc-checkpoint``, and the criu options LXC has no flag for (``--lazy-pages --address --port``,
+``--network-lock nftables``, ``--enable-fs ramfs``, ``--leave-stopped``, ``--track-mem``, ``--page-server``) are
+handed to the criu that LXC execs through a CRIU configuration file named by ``CRIU_CONFIG_FILE`` (a documented
+criu feature: one long option per line without the dashes). LXC execs criu with its own environment, so the file
+reaches exactly that criu invocation and nothing else. The standalone criu commands (``criu lazy-pages``,
+``criu page-server``, ``criu check``) are run directly.
+
+All argv lists come from ONE helper, :func:`build_argv`.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import re
+import struct
+import subprocess
+import time
+
+PAGE_SIZE = 4096
+
+# CRIU image magics (criu/include/magic.h).
+IMG_COMMON_MAGIC = 0x54564319
+IMG_SERVICE_MAGIC = 0x55105940
+STATS_MAGIC = 0x57093306
+
+# stats.proto: dump_stats_entry / restore_stats_entry field numbers.
+DUMP_STATS_FIELDS = {
+    1: "freezing_time",
+    2: "frozen_time",
+    3: "memdump_time",
+    4: "memwrite_time",
+    5: "pages_scanned",
+    6: "pages_skipped_parent",
+    7: "pages_written",
+    8: "irmap_resolve",
+    9: "pages_lazy",
+    10: "page_pipes",
+    11: "page_pipe_bufs",
+    12: "shpages_scanned",
+    13: "shpages_skipped_parent",
+    14: "shpages_written",
+}
+RESTORE_STATS_FIELDS = {
+    1: "pages_compared",
+    2: "pages_skipped_cow",
+    3: "forking_time",
+    4: "restore_time",
+    5: "pages_restored",
+}
+STATS_ENTRY_FIELDS = {1: "dump", 2: "restore"}
+# Time fields are microseconds in the image.
+TIME_FIELDS = ("freezing_time", "frozen_time", "memdump_time", "memwrite_time", "irmap_resolve",
+               "forking_time", "restore_time")
+
+ACTIONS = ("pre-dump", "dump", "restore", "lazy-pages", "page-server", "check")
+LEAVE_STATES = ("running", "stopped", "dead")
+
+# Options LXC always gives criu (src/lxc/criu.c); used when driving criu directly on a process tree.
+LXC_LIKE_DUMP_OPTIONS = ("--tcp-established", "--file-locks", "--link-remap", "--manage-cgroups=full",
+                         "--ext-mount-map", "auto", "--enable-external-sharing", "--enable-external-masters")
+
+
+class CriuError(Exception):
+    """A criu / lxc-checkpoint step failed; ``log_tail`` holds the end of criu's own log."""
+
+    def __init__(self, msg, rc=None, stdout="", stderr="", log_tail="", argv=None):
+        super(CriuError, self).__init__(msg)
+        self.rc = rc
+        self.stdout = stdout
+        self.stderr = stderr
+        self.log_tail = log_tail
+        self.argv = argv
+
+
+# --------------------------------------------------------------------------------------------------
+# protobuf (just enough: varints and length-delimited fields)
+# --------------------------------------------------------------------------------------------------
+
+def decode_varint(buf, pos=0):
+    """Decode one base-128 varint from ``buf`` at ``pos``; return ``(value, new_pos)``."""
+    result = 0
+    shift = 0
+    while True:
+        if pos >= len(buf):
+            raise ValueError("truncated varint")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
+def encode_varint(value):
+    if value < 0:
+        raise ValueError("negative varint")
+    out = bytearray()
+    while True:
+        b = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def iter_fields(buf):
+    """Yield ``(field_number, wire_type, value)``; value is an int (varint/fixed) or bytes (length-delimited)."""
+    pos = 0
+    n = len(buf)
+    while pos < n:
+        key, pos = decode_varint(buf, pos)
+        field, wtype = key >> 3, key & 7
+        if wtype == 0:
+            value, pos = decode_varint(buf, pos)
+        elif wtype == 1:
+            if pos + 8 > n:
+                raise ValueError("truncated fixed64")
+            value = struct.unpack_from("<Q", buf, pos)[0]
+            pos += 8
+        elif wtype == 2:
+            length, pos = decode_varint(buf, pos)
+            if pos + length > n:
+                raise ValueError("truncated length-delimited field")
+            value = bytes(buf[pos:pos + length])
+            pos += length
+        elif wtype == 5:
+            if pos + 4 > n:
+                raise ValueError("truncated fixed32")
+            value = struct.unpack_from("<I", buf, pos)[0]
+            pos += 4
+        else:
+            raise ValueError("unsupported wire type %d" % wtype)
+        yield field, wtype, value
+
+
+def decode_message(buf, names):
+    """Decode a flat message of scalar fields into a dict keyed by ``names`` (unknown: ``field_N``)."""
+    out = {}
+    for field, _wtype, value in iter_fields(buf):
+        out[names.get(field, "field_%d" % field)] = value
+    return out
+
+
+def encode_message(values, names):
+    """Encode a flat dict of unsigned ints (the inverse of :func:`decode_message`, for fixtures)."""
+    numbers = dict((v, k) for k, v in names.items())
+    out = bytearray()
+    for name, value in sorted(values.items(), key=lambda kv: numbers[kv[0]]):
+        out += encode_varint(numbers[name] << 3 | 0) + encode_varint(int(value))
+    return bytes(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# stats-dump / stats-restore
+# --------------------------------------------------------------------------------------------------
+
+def encode_stats(dump=None, restore=None):
+    """Build a CRIU stats image (service magic, stats magic, u32 size, StatsEntry)."""
+    entry = bytearray()
+    if dump is not None:
+        body = encode_message(dump, DUMP_STATS_FIELDS)
+        entry += encode_varint(1 << 3 | 2) + encode_varint(len(body)) + body
+    if restore is not None:
+        body = encode_message(restore, RESTORE_STATS_FIELDS)
+        entry += encode_varint(2 << 3 | 2) + encode_varint(len(body)) + body
+    return struct.pack("<III", IMG_SERVICE_MAGIC, STATS_MAGIC, len(entry)) + bytes(entry)
+
+
+def parse_stats(data):
+    """Parse the bytes of ``stats-dump``/``stats-restore`` into ``{'dump': {...}, 'restore': {...}}``.
+
+    Times are microseconds as in the image; :func:`summarize_dump_stats` converts.
+    """
+    if len(data) < 8:
+        raise ValueError("stats image too short (%d bytes)" % len(data))
+    pos = 0
+    (first,) = struct.unpack_from("<I", data, pos)
+    pos += 4
+    if first in (IMG_SERVICE_MAGIC, IMG_COMMON_MAGIC):
+        (magic,) = struct.unpack_from("<I", data, pos)
+        pos += 4
+    else:
+        magic = first
+    if magic != STATS_MAGIC:
+        raise ValueError("not a CRIU stats image (magic 0x%08x)" % magic)
+    result = {}
+    while pos + 4 <= len(data):
+        (size,) = struct.unpack_from("<I", data, pos)
+        pos += 4
+        if pos + size > len(data):
+            raise ValueError("truncated stats entry")
+        entry = data[pos:pos + size]
+        pos += size
+        for field, wtype, value in iter_fields(entry):
+            if field == 1 and wtype == 2:
+                result["dump"] = decode_message(value, DUMP_STATS_FIELDS)
+            elif field == 2 and wtype == 2:
+                result["restore"] = decode_message(value, RESTORE_STATS_FIELDS)
+    return result
+
+
+def read_stats(images_dir, kind="dump"):
+    """Parse ``images_dir/stats-<kind>``; ``{}`` when criu did not write one."""
+    path = os.path.join(images_dir, "stats-%s" % kind)
+    if not os.path.exists(path):
+        return {}
+    with open(path, "rb") as f:
+        return parse_stats(f.read()).get(kind, {})
+
+
+def summarize_dump_stats(dump):
+    """Add seconds and bytes to a decoded dump_stats_entry (keeps the raw fields)."""
+    out = dict(dump)
+    for key in TIME_FIELDS:
+        if key in dump:
+            out[key + "_s"] = dump[key] / 1e6
+    for key in ("pages_scanned", "pages_skipped_parent", "pages_written", "pages_lazy"):
+        if key in dump:
+            out[key.replace("pages", "bytes")] = dump[key] * PAGE_SIZE
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# argv: the ONE helper
+# --------------------------------------------------------------------------------------------------
+
+def build_argv(action, images_dir=None, container=None, lxcpath=None, pid=None, parent_dir=None,
+               leave="running", track_mem=False, tcp_established=True, lazy_pages=False, page_server=False,
+               address=None, port=None, network_lock=None, enable_fs=(), log_file=None, verbose=False,
+               feature=None, backend="lxc", criu="criu", extra=()):
+    """Return ``(argv, criu_options)`` for one CRIU step.
+
+    ``backend='lxc'``: argv runs ``lxc-checkpoint``; ``criu_options`` are the long criu options LXC has no flag for,
+    to be written to a CRIU config file (see :func:`config_text`) named by ``CRIU_CONFIG_FILE``.
+    ``backend='criu'``: argv runs criu directly and ``criu_options`` is empty.
+
+    ``parent_dir`` is the previous images dir; it is made relative to ``images_dir`` (criu wants
+    ``--prev-images-dir`` relative to ``-D``). ``leave``: running (``--leave-running``), stopped
+    (``--leave-stopped``: tasks stay stopped, resumable with SIGCONT), dead (criu kills them).
+    """
+    if action not in ACTIONS:
+        raise ValueError("unknown criu action %r" % action)
+    if leave not in LEAVE_STATES:
+        raise ValueError("leave must be one of %s" % ", ".join(LEAVE_STATES))
+    if backend not in ("lxc", "criu"):
+        raise ValueError("backend must be lxc or criu")
+    if action in ("pre-dump", "dump", "restore", "lazy-pages") and not images_dir:
+        raise ValueError("%s needs images_dir" % action)
+    if (lazy_pages or page_server) and action in ("pre-dump", "dump") and not port:
+        raise ValueError("lazy pages / page server need a port")
+    if lazy_pages and action == "pre-dump":
+        raise ValueError("lazy pages apply to dump and restore, not pre-dump")
+    if lazy_pages and action == "dump" and leave == "running":
+        raise ValueError("a lazy dump cannot leave the container running")
+
+    rel_parent = None
+    if parent_dir:
+        rel_parent = parent_dir if not os.path.isabs(parent_dir) else os.path.relpath(parent_dir, images_dir)
+
+    # criu long options (without "--") that both backends need; LXC passes the rest itself.
+    opts = []
+    if action in ("pre-dump", "dump"):
+        if track_mem and action == "dump":
+            opts.append(("track-mem", None))
+        if action == "dump" and leave == "stopped":
+            opts.append(("leave-stopped", None))
+        if lazy_pages:
+            opts += [("lazy-pages", None), ("address", address or "0.0.0.0"), ("port", str(port))]
+        elif page_server:
+            opts += [("page-server", None), ("address", address), ("port", str(port))]
+    if action == "restore" and lazy_pages:
+        opts.append(("lazy-pages", None))
+    if action in ("pre-dump", "dump", "restore"):
+        if network_lock:
+            opts.append(("network-lock", network_lock))
+        for fs in enable_fs:
+            opts.append(("enable-fs", fs))
+
+    if action in ("lazy-pages", "page-server", "check") or backend == "criu":
+        argv = [criu, action]
+        if action == "check":
+            if feature:
+                argv += ["--feature", feature]
+            return argv + list(extra), []
+        if images_dir:
+            argv += ["-D", images_dir]
+        if action == "lazy-pages":
+            if address and port:
+                argv += ["--page-server", "--address", address, "--port", str(port)]
+        elif action == "page-server":
+            if address:
+                argv += ["--address", address]
+            argv += ["--port", str(port)]
+        else:
+            if action in ("pre-dump", "dump"):
+                if pid is None:
+                    raise ValueError("criu %s needs pid" % action)
+                argv += ["-t", str(pid)]
+                if rel_parent:
+                    argv += ["--prev-images-dir", rel_parent]
+                if track_mem and action == "pre-dump":
+                    argv.append("--track-mem")
+                if action == "dump" and leave == "running":
+                    argv.append("--leave-running")
+            if action == "restore":
+                argv += ["--restore-detached"]
+            if tcp_established:
+                argv.append("--tcp-established")
+        if log_file:
+            argv += ["-o", log_file]
+        if verbose:
+            argv.append("-v4")
+        for key, value in opts:
+            argv.append("--" + key)
+            if value is not None:
+                argv.append(value)
+        return argv + list(extra), []
+
+    # backend == "lxc": pre-dump / dump / restore through lxc-checkpoint
+    if not container:
+        raise ValueError("lxc-checkpoint needs the container name")
+    argv = ["lxc-checkpoint", "-n", container, "-D", images_dir]
+    if lxcpath:
+        argv += ["-P", lxcpath]
+    if action == "pre-dump":
+        argv.append("-p")
+    if action in ("pre-dump", "dump") and rel_parent:
+        argv.append("--predump-dir=%s" % rel_parent)
+    if action == "dump" and leave in ("stopped", "dead"):
+        argv.append("-s")   # without -s LXC adds --leave-running itself
+    if action == "restore":
+        argv += ["-r", "-d"]
+    if verbose:
+        argv.append("-v")
+    if log_file:
+        argv += ["-o", log_file]
+    if not tcp_established:
+        # LXC always passes --tcp-established; nothing to add, nothing to remove.
+        pass
+    return argv + list(extra), opts
+
+
+def config_text(criu_options):
+    """Render criu options as a CRIU configuration file (``option value`` per line, no dashes)."""
+    lines = []
+    for key, value in criu_options:
+        lines.append(key if value is None else "%s %s" % (key, value))
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def options_argv(criu_options):
+    out = []
+    for key, value in criu_options:
+        out.append("--" + key)
+        if value is not None:
+            out.append(value)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# running things
+# --------------------------------------------------------------------------------------------------
+
+def default_runner(argv, env=None, timeout=None, input_text=None):
+    """Run argv; return ``(rc, stdout, stderr)``. Timeout -> rc 124 (like coreutils timeout)."""
+    full_env = None
+    if env:
+        full_env = dict(os.environ)
+        full_env.update(env)
+    try:
+        p = subprocess.run(argv, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           input=input_text.encode() if input_text is not None else None, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        return 124, (e.stdout or b"").decode("utf-8", "replace"), "timeout after %ss" % timeout
+    except OSError as e:
+        return 127, "", str(e)
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+
+def log_tail(path, lines=25):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 16384))
+            data = f.read().decode("utf-8", "replace")
+    except (IOError, OSError):
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
+
+
+def find_criu_error(text):
+    """The first line of a criu log that says what went wrong (``Error (...)``), or ''."""
+    for line in text.splitlines():
+        if "Error (" in line or "ERROR" in line:
+            return line.strip()
+    return ""
+
+
+LXC_INFO_RE = re.compile(r"^([A-Za-z ]+):\s*(.*)$")
+
+
+def parse_lxc_info(text):
+    """Parse ``lxc-info -n NAME`` output into a dict (state, pid, ips list, link, ...)."""
+    info = {"ips": []}
+    for line in text.splitlines():
+        m = LXC_INFO_RE.match(line.strip())
+        if not m:
+            continue
+        key = m.group(1).strip().lower().replace(" ", "_")
+        value = m.group(2).strip()
+        if key == "ip":
+            info["ips"].append(value)
+        elif key == "pid":
+            info["pid"] = int(value) if value.isdigit() else None
+        else:
+            info[key] = value
+    return info
+
+
+# A gratuitous ARP in a few lines of Python, run inside the container's netns with nsenter: no arping needed.
+GARP_SNIPPET = r"""
+import fcntl, socket, struct, sys
+ifname = sys.argv[1].encode()
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+ip = fcntl.ioctl(s.fileno(), 0x8915, struct.pack('256s', ifname[:15]))[20:24]
+mac = fcntl.ioctl(s.fileno(), 0x8927, struct.pack('256s', ifname[:15]))[18:24]
+r = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+r.bind((ifname.decode(), 0))
+for op in (1, 2):
+    arp = struct.pack('!HHBBH6s4s6s4s', 1, 0x0800, 6, 4, op, mac, ip,
+                      b'\xff' * 6 if op == 2 else b'\x00' * 6, ip)
+    r.send(b'\xff' * 6 + mac + b'\x08\x06' + arp)
+print(socket.inet_ntoa(ip), ':'.join('%02x' % b for b in mac))
+"""
+
+
+def netfix_argv(pid, ifname="eth0", python="python3", tx_off=True, garp=True):
+    """Commands to run after a restore: TX checksum offload off (OVS userspace datapath) and a gratuitous ARP."""
+    cmds = []
+    if tx_off:
+        cmds.append(["nsenter", "-t", str(pid), "-n", "ethtool", "-K", ifname, "tx", "off"])
+    if garp:
+        cmds.append(["nsenter", "-t", str(pid), "-n", python, "-c", GARP_SNIPPET, ifname])
+    return cmds
+
+
+class LxcCriu(object):
+    """Local LXC + CRIU operations on one edge. ``runner(argv, env=None, timeout=None)`` is injectable."""
+
+    def __init__(self, lxcpath="/var/lib/lxc", criu="criu", runner=None, network_lock="nftables",
+                 enable_fs=("ramfs",), verbose=True):
+        self.lxcpath = lxcpath
+        self.criu = criu
+        self.run = runner or default_runner
+        self.network_lock = network_lock
+        self.enable_fs = tuple(enable_fs or ())
+        self.verbose = verbose
+
+    # -- containers --------------------------------------------------------------------------------
+    def info(self, name):
+        rc, out, err = self.run(["lxc-info", "-n", name, "-P", self.lxcpath])
+        if rc != 0:
+            return None
+        return parse_lxc_info(out)
+
+    def config_item(self, name, key):
+        rc, out, _err = self.run(["lxc-info", "-n", name, "-P", self.lxcpath, "-c", key])
+        if rc != 0:
+            return None
+        for line in out.splitlines():
+            if "=" in line:
+                return line.split("=", 1)[1].strip()
+        return None
+
+    def exists(self, name):
+        return os.path.exists(os.path.join(self.lxcpath, name, "config"))
+
+    # -- checkpoint / restore -----------------------------------------------------------------------
+    def _config_env(self, images_dir, action, criu_options):
+        if not criu_options:
+            return {}
+        path = os.path.join(images_dir, ".criu-%s.conf" % action)
+        with open(path, "w") as f:
+            f.write(config_text(criu_options))
+        return {"CRIU_CONFIG_FILE": path}
+
+    def checkpoint(self, name, images_dir, action="dump", parent_dir=None, leave="running", track_mem=False,
+                   lazy_pages=False, address=None, port=None, timeout=None):
+        """Run one pre-dump or dump; return ``{'duration_s', 'stats', 'images_dir', 'bytes'}`` or raise CriuError."""
+        if not os.path.isdir(images_dir):
+            os.makedirs(images_dir)
+        argv, opts = build_argv(action, images_dir=images_dir, container=name, lxcpath=self.lxcpath,
+                                parent_dir=parent_dir, leave=leave, track_mem=track_mem, lazy_pages=lazy_pages,
+                                address=address, port=port, network_lock=self.network_lock,
+                                enable_fs=self.enable_fs, verbose=self.verbose)
+        env = self._config_env(images_dir, action, opts)
+        t0 = time.time()
+        rc, out, err = self.run(argv, env=env, timeout=timeout)
+        dt = time.time() - t0
+        if rc != 0:
+            tail = log_tail(os.path.join(images_dir, "%s.log" % action))
+            raise CriuError("%s of %s failed (rc %s): %s" % (action, name, rc,
+                                                             find_criu_error(tail) or err.strip()[-300:]),
+                            rc=rc, stdout=out, stderr=err, log_tail=tail, argv=argv)
+        stats = summarize_dump_stats(read_stats(images_dir, "dump"))
+        return {"duration_s": dt, "stats": stats, "images_dir": images_dir, "bytes": dir_bytes(images_dir),
+                "argv": argv, "criu_options": options_argv(opts)}
+
+    def restore(self, name, images_dir, lazy_pages=False, timeout=None):
+        argv, opts = build_argv("restore", images_dir=images_dir, container=name, lxcpath=self.lxcpath,
+                                lazy_pages=lazy_pages, network_lock=self.network_lock,
+                                enable_fs=self.enable_fs, verbose=self.verbose)
+        env = self._config_env(images_dir, "restore", opts)
+        t0 = time.time()
+        rc, out, err = self.run(argv, env=env, timeout=timeout)
+        dt = time.time() - t0
+        if rc != 0:
+            tail = log_tail(os.path.join(images_dir, "restore.log"))
+            raise CriuError("restore of %s failed (rc %s): %s" % (name, rc,
+                                                                 find_criu_error(tail) or err.strip()[-300:]),
+                            rc=rc, stdout=out, stderr=err, log_tail=tail, argv=argv)
+        return {"duration_s": dt, "stats": read_stats(images_dir, "restore"), "argv": argv}
+
+    # -- features -----------------------------------------------------------------------------------
+    def features(self):
+        return check_features(self.run, self.criu)
+
+
+def dir_bytes(path):
+    total = 0
+    for entry in os.listdir(path):
+        p = os.path.join(path, entry)
+        if os.path.isfile(p):
+            total += os.path.getsize(p)
+    return total
+
+
+def read_int(path, default=None):
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (IOError, OSError, ValueError):
+        return default
+
+
+# Without CAP_SYS_RESOURCE criu's page pipes cannot grow past fs.pipe-max-size; lazy pages then fail at the
+# first request (this-machine.md). 16 MiB is what made them work here.
+LAZY_PIPE_MAX_SIZE = 16 * 1024 * 1024
+
+
+def check_features(run, criu="criu"):
+    """Ask criu what this kernel can do: ``{'criu_version', 'mem_dirty_track', 'uffd_noncoop', ...}``."""
+    feats = {"criu": criu}
+    rc, out, err = run([criu, "--version"])
+    m = re.search(r"Version:\s*(\S+)", out or "")
+    feats["criu_version"] = m.group(1) if (rc == 0 and m) else None
+    feats["criu_ok"] = rc == 0
+    for feature in ("mem_dirty_track", "uffd-noncoop"):
+        if rc != 0:
+            feats[feature.replace("-", "_")] = False
+            continue
+        argv, _ = build_argv("check", feature=feature, criu=criu)
+        frc, fout, ferr = run(argv)
+        feats[feature.replace("-", "_")] = frc == 0
+    feats["pipe_max_size"] = read_int("/proc/sys/fs/pipe-max-size")
+    feats["lazy_pages_ready"] = bool(feats.get("uffd_noncoop")) and (feats["pipe_max_size"] or 0) >= LAZY_PIPE_MAX_SIZE
+    return feats
+
+
+def version_tuple(v):
+    parts = []
+    for p in (v or "").split("."):
+        m = re.match(r"\d+", p)
+        parts.append(int(m.group(0)) if m else 0)
+    return tuple(parts)

@@ -1,0 +1,897 @@
+# -*- coding: utf-8 -*-
+# Copyright: arnab.testbed developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The tier-2 migration engine (modelled on CRIU P.Haul's ``phaul/iters.py``).
+
+:func:`migrate` reads top to bottom: preliminary filesystem sync; pre-dump + transfer while the dirty set
+converges; final dump, transfer and restore inside a block that rolls back (resume on the source, clean the
+destination); then the point of no return (destroy the source). It drives a *driver* object
+(:class:`LxcMigrationDriver` for real, a fake in the unit tests) and only decides; the stopping rules are pure
+functions with named constants.
+
+Methods
+-------
+* ``stop-and-copy``: final dump, whole transfer, restore.
+* ``pre-copy``: iterations before the final dump. ``native`` when the kernel has soft-dirty bits
+  (``criu pre-dump --track-mem``; each iteration holds only the pages dirtied since its parent, chained with
+  ``--prev-images-dir``). Otherwise ``delta``: full ``--leave-running`` dumps (each freezes the container for its
+  dump; the report shows every freeze) whose page images are rsynced with ``-B 4096 --inplace`` against the
+  previous iteration at the destination, so only changed 4 KiB pages cross the link.
+* ``post-copy``: CRIU lazy pages: the source dumps everything but memory and serves the pages from a page server;
+  the destination restores at once and faults pages in over the network. The source is needed until the last
+  page has arrived: the report shows that window.
+* ``auto``: :func:`choose_method` from the edge facts; the report says what was chosen and why.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import time
+
+from ansible_collections.arnab.testbed.plugins.module_utils.criu import (
+    PAGE_SIZE, CriuError, LxcCriu, build_argv, check_features, config_text, default_runner, find_criu_error,
+    log_tail, netfix_argv, read_stats, summarize_dump_stats)
+from ansible_collections.arnab.testbed.plugins.module_utils.state_transfer import (
+    Pusher, TransferError, list_files)
+
+# --------------------------------------------------------------------------------------------------
+# Stopping rules (P.Haul: 8 iterations, <= 64 pages, > 10% growth) and the downtime target.
+# --------------------------------------------------------------------------------------------------
+MAX_ITERATIONS = 8
+MIN_PAGES_WRITTEN = 64
+MAX_GROWTH_RATIO = 1.10
+TARGET_DOWNTIME_S = 1.0
+# What a final dump + restore of a small container costs regardless of memory (this-machine.md: dump 0.28 s,
+# restore 0.12 s for a systemd container), used when predicting downtime.
+FIXED_COST_S = 0.5
+DEFAULT_LINK_RATE_BPS = 125000000  # 1 Gbit/s in bytes/s (the lab's backhaul)
+
+METHODS = ("stop-and-copy", "pre-copy", "post-copy", "auto")
+PRECOPY_MODES = ("auto", "native", "delta")
+
+
+class MigrationError(Exception):
+    """Raised by :func:`migrate` when the migration did not complete; ``report`` says what happened."""
+
+    def __init__(self, msg, report=None):
+        super(MigrationError, self).__init__(msg)
+        self.report = report or {}
+
+
+class Knobs(object):
+    """Convergence knobs (defaults are the named constants)."""
+
+    def __init__(self, max_iterations=MAX_ITERATIONS, min_pages=MIN_PAGES_WRITTEN, max_growth=MAX_GROWTH_RATIO,
+                 target_downtime_s=TARGET_DOWNTIME_S, link_rate_bps=None, fixed_cost_s=FIXED_COST_S,
+                 precopy_mode="auto"):
+        self.max_iterations = int(max_iterations)
+        self.min_pages = int(min_pages)
+        self.max_growth = float(max_growth)
+        self.target_downtime_s = float(target_downtime_s)
+        self.link_rate_bps = link_rate_bps
+        self.fixed_cost_s = float(fixed_cost_s)
+        self.precopy_mode = precopy_mode
+
+    def as_dict(self):
+        return dict(self.__dict__)
+
+
+# --------------------------------------------------------------------------------------------------
+# Pure functions
+# --------------------------------------------------------------------------------------------------
+
+RATE_RE = re.compile(r"^\s*([0-9.]+)\s*([kmgt]?)(bit|bps|b|byte|bytes)?(/s)?\s*$", re.I)
+
+
+def parse_rate(text):
+    """``'1gbit'``, ``'100mbit'``, ``'12MB'``, ``125000000`` -> bytes per second (tc style: bit = bits)."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, (int, float)):
+        return float(text)
+    m = RATE_RE.match(str(text))
+    if not m:
+        raise ValueError("cannot parse rate %r (e.g. 1gbit, 100mbit, 12MB)" % text)
+    value = float(m.group(1))
+    mult = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}[m.group(2).lower()]
+    unit = (m.group(3) or "").lower()
+    if unit in ("bit",):
+        return value * mult / 8.0
+    if unit in ("bps",):
+        return value * mult / 8.0
+    return value * mult
+
+
+def dirty_pages(it):
+    """Pages that had to move in an iteration: native pre-dump -> pages written; delta mode -> literal data."""
+    if it.get("mode") == "native":
+        return int(it.get("pages_written") or 0)
+    return int((it.get("literal_bytes") or 0) // PAGE_SIZE)
+
+
+def predict_downtime(it, knobs, link_rate_bps=None):
+    """Predicted downtime if we stopped after iteration ``it``: its freeze (the final dump costs about the same)
+    plus its dirty bytes over the link plus the fixed cost of restore."""
+    rate = link_rate_bps or knobs.link_rate_bps or DEFAULT_LINK_RATE_BPS
+    return (it.get("freeze_s") or 0.0) + dirty_pages(it) * PAGE_SIZE / float(rate) + knobs.fixed_cost_s
+
+
+def should_stop(history, knobs, link_rate_bps=None):
+    """Decide after each iteration. Returns ``(stop, reason)``. ``history``: iteration dicts, oldest first."""
+    if not history:
+        return False, None
+    n = len(history)
+    cur = dirty_pages(history[-1])
+    if n >= 2 and cur <= knobs.min_pages:
+        return True, "converged: %d pages dirtied <= %d" % (cur, knobs.min_pages)
+    predicted = predict_downtime(history[-1], knobs, link_rate_bps)
+    if n >= 2 and predicted <= knobs.target_downtime_s:
+        return True, "predicted downtime %.2fs <= target %.2fs" % (predicted, knobs.target_downtime_s)
+    if n >= 3:
+        prev = dirty_pages(history[-2])
+        if prev > 0 and cur > prev * knobs.max_growth:
+            return True, "not converging: %d pages after %d (> x%.2f)" % (cur, prev, knobs.max_growth)
+    if n >= knobs.max_iterations:
+        return True, "iteration limit %d reached" % knobs.max_iterations
+    return False, None
+
+
+def choose_method(facts, knobs):
+    """``auto``: pick a method from edge facts. Returns ``(method, precopy_mode, reason)``.
+
+    facts: ``mem_dirty_track``, ``lazy_pages_ready``, ``memory_bytes`` (container RSS), ``link_rate_bps``.
+    """
+    rate = facts.get("link_rate_bps") or knobs.link_rate_bps or DEFAULT_LINK_RATE_BPS
+    mem = facts.get("memory_bytes") or 0
+    sac = mem / float(rate) + knobs.fixed_cost_s
+    if sac <= knobs.target_downtime_s:
+        return ("stop-and-copy", None,
+                "stop-and-copy predicted %.2fs (%d MiB at %.0f Mbit/s) <= target %.2fs: iterating cannot pay"
+                % (sac, mem >> 20, rate * 8 / 1e6, knobs.target_downtime_s))
+    if facts.get("mem_dirty_track"):
+        return ("pre-copy", "native", "stop-and-copy predicted %.2fs > target %.2fs; kernel has soft-dirty: native "
+                "pre-copy" % (sac, knobs.target_downtime_s))
+    if facts.get("lazy_pages_ready"):
+        return ("post-copy", None, "stop-and-copy predicted %.2fs > target %.2fs; no soft-dirty on this kernel, "
+                "userfaultfd and pipe-max-size ready: post-copy (lazy pages)" % (sac, knobs.target_downtime_s))
+    return ("pre-copy", "delta", "stop-and-copy predicted %.2fs > target %.2fs; no soft-dirty, no lazy pages: "
+            "pre-copy with full dumps and 4 KiB delta transfer" % (sac, knobs.target_downtime_s))
+
+
+def resolve_method(method, facts, knobs):
+    """Turn the requested method into ``(method, precopy_mode, reason)``; raise ValueError if impossible."""
+    if method not in METHODS:
+        raise ValueError("unknown method %r (choose %s)" % (method, ", ".join(METHODS)))
+    if method == "auto":
+        return choose_method(facts, knobs)
+    if method == "post-copy":
+        if not facts.get("uffd_noncoop"):
+            raise ValueError("post-copy needs userfaultfd (criu check --feature uffd-noncoop failed)")
+        if not facts.get("lazy_pages_ready"):
+            raise ValueError("post-copy needs fs.pipe-max-size >= 16777216 on both edges (it is %s); "
+                             "sysctl -w fs.pipe-max-size=16777216" % facts.get("pipe_max_size"))
+        return method, None, "requested"
+    if method == "pre-copy":
+        mode = knobs.precopy_mode
+        if mode == "native" and not facts.get("mem_dirty_track"):
+            raise ValueError("native pre-copy needs soft-dirty page tracking, which this kernel lacks "
+                             "(criu check --feature mem_dirty_track); use precopy_mode=delta or auto")
+        if mode == "auto":
+            mode = "native" if facts.get("mem_dirty_track") else "delta"
+        return method, mode, "requested (pre-copy mode %s%s)" % (
+            mode, "" if facts.get("mem_dirty_track") else ": no soft-dirty on this kernel")
+    return method, None, "requested"
+
+
+def iteration_record(n, dump, transfer, mode):
+    """Flatten one iteration's dump + transfer results into the report row."""
+    st = dump.get("stats") or {}
+    rec = {
+        "n": n,
+        "mode": mode,
+        "dump_s": round(dump.get("duration_s", 0.0), 4),
+        "freeze_s": round(st.get("frozen_time", 0) / 1e6, 4) if st else round(dump.get("duration_s", 0.0), 4),
+        "pages_scanned": st.get("pages_scanned"),
+        "pages_written": st.get("pages_written"),
+        "pages_skipped_parent": st.get("pages_skipped_parent"),
+        "bytes_dumped": (st.get("pages_written") or 0) * PAGE_SIZE,
+        "bytes_sent": transfer.get("bytes_sent", 0),
+        "literal_bytes": transfer.get("literal_bytes", 0),
+        "transfer_s": round(transfer.get("duration_s", 0.0), 4),
+        "delta_files": len((transfer.get("plan") or {}).get("delta", [])),
+    }
+    rec["duration_s"] = round(rec["dump_s"] + rec["transfer_s"], 4)
+    rec["dirty_pages"] = dirty_pages(rec)
+    return rec
+
+
+# --------------------------------------------------------------------------------------------------
+# The engine: ONE function, top to bottom
+# --------------------------------------------------------------------------------------------------
+
+def migrate(drv, method="auto", knobs=None, progress=None, clock=time.time):
+    """Migrate the driver's container; return the report (``ok`` True) or raise MigrationError(report)."""
+    knobs = knobs or Knobs()
+    say = progress or (lambda msg: None)
+    t0 = clock()
+    rep = {"ok": False, "method_requested": method, "iterations": [], "fs_sync": [], "frozen": {},
+           "knobs": knobs.as_dict(), "rolled_back": False, "steps": []}
+
+    def step(name):
+        rep["steps"].append({"t": round(clock() - t0, 4), "step": name})
+        say(name)
+
+    # 0. What can we do? (All checks happen in the driver's preflight, before anything is frozen.)
+    facts = drv.facts()
+    rep["facts"] = facts
+    method, mode, why = resolve_method(method, facts, knobs)
+    rep.update(method=method, precopy_mode=mode, method_reason=why)
+    step("method %s%s: %s" % (method, " (%s)" % mode if mode else "", why))
+
+    frozen_at = None
+    source_resumable = True
+    try:
+        # 1. Preliminary filesystem sync while the container runs.
+        step("preliminary filesystem sync")
+        rep["fs_sync"].append(drv.sync_fs("preliminary"))
+
+        # 2. Pre-copy iterations while the dirty set converges.
+        parent = None
+        if method == "pre-copy":
+            stop, reason = False, None
+            n = 0
+            while not stop:
+                n += 1
+                step("iteration %d: %s" % (n, "pre-dump" if mode == "native" else "dump --leave-running"))
+                dump = drv.predump(n, parent, mode)
+                tx = drv.transfer(dump["images_dir"], n, mode)
+                rec = iteration_record(n, dump, tx, mode)
+                rep["iterations"].append(rec)
+                stop, reason = should_stop(rep["iterations"], knobs, facts.get("link_rate_bps"))
+                say("iteration %d: %d dirty pages, %d bytes sent, freeze %.3fs%s" % (
+                    n, rec["dirty_pages"], rec["bytes_sent"], rec["freeze_s"],
+                    "; stop: " + reason if stop else ""))
+                parent = dump["images_dir"]
+            rep["stop_reason"] = reason
+            step("filesystem sync before freeze")
+            rep["fs_sync"].append(drv.sync_fs("pre-freeze"))
+        else:
+            step("filesystem sync before freeze")
+            rep["fs_sync"].append(drv.sync_fs("pre-freeze"))
+
+        # 3. Frozen phase: everything from here to "running on destination" is downtime.
+        step("freeze: final dump")
+        frozen_at = clock()
+        if method == "post-copy":
+            dump = drv.lazy_dump()
+        else:
+            dump = drv.final_dump(parent, mode)
+        t_dumped = clock()
+        rep["final_dump"] = {"duration_s": round(t_dumped - frozen_at, 4), "stats": dump.get("stats", {}),
+                             "bytes": dump.get("bytes")}
+        fs = drv.sync_fs("frozen")
+        rep["fs_sync"].append(fs)
+        t_fs = clock()
+        step("transfer final images")
+        tx = drv.transfer(dump["images_dir"], "final", mode if method == "pre-copy" else None)
+        t_tx = clock()
+        rep["final_transfer"] = {k: tx.get(k) for k in ("bytes_sent", "literal_bytes", "duration_s", "plan")}
+        step("restore on destination")
+        rs = drv.restore(lazy=(method == "post-copy"))
+        t_running = clock()
+        rep["restore"] = rs
+        rep["frozen"] = {
+            "dump_s": round(t_dumped - frozen_at, 4),
+            "fs_sync_s": round(t_fs - t_dumped, 4),
+            "transfer_s": round(t_tx - t_fs, 4),
+            "restore_s": round(rs.get("restore_s", t_running - t_tx), 4),
+            "netfix_s": round(rs.get("netfix_s", 0.0), 4),
+            "ssh_overhead_s": round(max(0.0, (t_running - t_tx) - rs.get("restore_s", t_running - t_tx)
+                                        - rs.get("netfix_s", 0.0)), 4),
+        }
+        rep["downtime_s"] = round(t_running - frozen_at, 4)
+        rep["bytes_frozen"] = int(fs.get("bytes_sent", 0) + tx.get("bytes_sent", 0))
+        step("running on destination after %.3fs frozen" % rep["downtime_s"])
+
+        # 3b. Post-copy: the source serves pages until the last one has arrived.
+        if method == "post-copy":
+            step("post-copy: waiting for the last page")
+            done = drv.wait_lazy_done()
+            t_done = clock()
+            rep["postcopy"] = {
+                "source_needed_s": round(t_done - frozen_at, 4),
+                "source_needed_after_running_s": round(t_done - t_running, 4),
+                "pages_served_bytes": done.get("bytes"),
+                "dump_stats": done.get("stats", {}),
+            }
+            rep["final_dump"]["stats"] = done.get("stats", {}) or rep["final_dump"]["stats"]
+    except Exception as e:  # roll back: the destination copy goes, the source comes back
+        rep["error"] = "%s: %s" % (type(e).__name__, e)
+        if getattr(e, "log_tail", None):
+            rep["criu_log_tail"] = e.log_tail
+        step("failed (%s): rolling back" % rep["error"])
+        rep["rollback"] = rollback(drv, frozen_at is not None)
+        rep["rolled_back"] = rep["rollback"].get("ok", False)
+        rep["total_s"] = round(clock() - t0, 4)
+        rep["bytes_total"] = total_bytes(rep)
+        raise MigrationError(rep["error"], rep)
+
+    # 4. Point of no return: the container runs on the destination; the source copy goes.
+    step("point of no return: destroy source")
+    try:
+        rep["source_cleanup"] = drv.destroy_source()
+    except Exception as e:  # the container is safe on the destination; say what is left behind
+        rep["source_cleanup"] = {"ok": False, "error": "%s: %s" % (type(e).__name__, e)}
+    rep["total_s"] = round(clock() - t0, 4)
+    rep["bytes_total"] = total_bytes(rep)
+    rep["ok"] = True
+    step("done in %.2fs, downtime %.3fs" % (rep["total_s"], rep["downtime_s"]))
+    return rep
+
+
+def rollback(drv, was_frozen):
+    """Clean the destination first (so there are never two running copies), then resume the source."""
+    out = {"ok": True}
+    try:
+        out["dest"] = drv.clean_dest()
+    except Exception as e:
+        out["ok"] = False
+        out["dest_error"] = "%s: %s" % (type(e).__name__, e)
+    try:
+        out["source"] = drv.resume_source()
+    except Exception as e:
+        out["ok"] = False
+        out["source_error"] = "%s: %s" % (type(e).__name__, e)
+    out["was_frozen"] = was_frozen
+    return out
+
+
+def total_bytes(rep):
+    total = sum(i.get("bytes_sent", 0) for i in rep.get("iterations", []))
+    total += sum(f.get("bytes_sent", 0) for f in rep.get("fs_sync", []))
+    total += (rep.get("final_transfer") or {}).get("bytes_sent") or 0
+    return int(total)
+
+
+# --------------------------------------------------------------------------------------------------
+# The real driver: LXC + CRIU on this (source) edge, rsync/ssh to the destination edge.
+# --------------------------------------------------------------------------------------------------
+
+def _q(s):
+    return shlex.quote(str(s))
+
+
+def listening(port, proc_net=("/proc/net/tcp", "/proc/net/tcp6")):
+    """Is something listening on TCP ``port`` in this network namespace?"""
+    hexport = ":%04X" % int(port)
+    for path in proc_net:
+        try:
+            with open(path) as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    if len(parts) > 3 and parts[1].endswith(hexport) and parts[3] == "0A":
+                        return True
+        except (IOError, OSError, StopIteration):
+            continue
+    return False
+
+
+def pids_in_pidns(init_pid):
+    """All host PIDs that share ``init_pid``'s PID namespace (the container's processes)."""
+    try:
+        ns = os.readlink("/proc/%d/ns/pid" % init_pid)
+    except OSError:
+        return []
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink("/proc/%s/ns/pid" % entry) == ns:
+                pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+def rss_bytes(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+        except (IOError, OSError, ValueError):
+            continue
+    return total
+
+
+class PreflightError(Exception):
+    pass
+
+
+class LxcMigrationDriver(object):
+    """Migrate one LXC container from this edge to ``dest`` (SSH-reachable host or IP)."""
+
+    def __init__(self, container, dest, lxcpath="/var/lib/lxc", work_dir=None, dest_work_dir=None, ssh_key=None,
+                 ssh_user="root", ssh_port=None, compress=False, bwlimit=None, criu="criu", lazy_port=27100,
+                 page_server_address=None, interface="eth0", fs_sync=True, source_cleanup="destroy",
+                 link_rate_bps=None, criu_verbose=False, restore_timeout=120, runner=None, log=None):
+        self.name = container
+        self.dest = dest
+        self.lxcpath = lxcpath
+        self.work = work_dir or os.path.join(lxcpath, ".arnab-migrate", container)
+        self.dwork = dest_work_dir or self.work
+        self.run = runner or default_runner
+        self.lxc = LxcCriu(lxcpath=lxcpath, criu=criu, runner=self.run, verbose=criu_verbose)
+        self.criu = criu
+        self.control_path = "/tmp/.arnab-mig-%s-%d.sock" % (container, os.getpid())
+        self.pusher = Pusher(dest, user=ssh_user, key=ssh_key, ssh_port=ssh_port, control_path=self.control_path,
+                             compress=compress, bwlimit=bwlimit, runner=self.run)
+        self.lazy_port = int(lazy_port)
+        self.page_server_address = page_server_address
+        self.ifname = interface
+        self.do_fs_sync = fs_sync
+        self.source_cleanup = source_cleanup
+        self.link_rate_bps = link_rate_bps
+        self.restore_timeout = restore_timeout
+        self.log = log or (lambda msg: None)
+        self.dest_files = {}          # what the destination's images dir holds (delta mode)
+        self.dest_dir = None          # dest images dir to restore from
+        self.lazy_proc = None
+        self.lazy_dir = None
+        self.fs_mark = None
+        self.init_pid = None
+        self.dest_touched = False
+        self.source_state = "running"
+        self._facts = None
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def ssh(self, command, timeout=None, check=True, what="remote command"):
+        rc, out, err = self.pusher.ssh(command, timeout=timeout)
+        if check and rc != 0:
+            raise RuntimeError("%s on %s failed (rc %s): %s" % (what, self.dest, rc, (err or out).strip()[-600:]))
+        return rc, out, err
+
+    def rootfs_dir(self):
+        return os.path.join(self.lxcpath, self.name)
+
+    # -- preflight: everything that can fail before anything is frozen -------------------------------
+    def preflight(self, method="auto"):
+        """Check container, destination and features; return facts. Raise PreflightError with an actionable msg."""
+        info = self.lxc.info(self.name)
+        if info is None or not self.lxc.exists(self.name):
+            raise PreflightError("container %s does not exist in %s on this edge" % (self.name, self.lxcpath))
+        if info.get("state") != "RUNNING":
+            raise PreflightError("container %s is %s, not RUNNING: nothing to migrate live"
+                                 % (self.name, info.get("state")))
+        self.init_pid = info.get("pid")
+        feats = self.lxc.features()
+        if not feats.get("criu_ok"):
+            raise PreflightError("criu (%s) does not run on this edge" % self.criu)
+        rc, out, err = self.pusher.ssh("hostname; command -v lxc-checkpoint; %s --version | head -1; "
+                                       "cat /proc/sys/fs/pipe-max-size; lxc-info -n %s -P %s -sH 2>/dev/null; "
+                                       "true" % (_q(self.criu), _q(self.name), _q(self.lxcpath)), timeout=20)
+        if rc != 0:
+            raise PreflightError("destination %s is not reachable over SSH (rc %s): %s"
+                                 % (self.dest, rc, err.strip()[-300:]))
+        lines = out.splitlines()
+        dest_host = lines[0].strip() if lines else ""
+        if dest_host == socket.gethostname():
+            raise PreflightError("destination %s is this edge (%s)" % (self.dest, dest_host))
+        if not any(line.endswith("lxc-checkpoint") for line in lines):
+            raise PreflightError("destination %s has no lxc-checkpoint" % self.dest)
+        if not any(line.startswith("Version:") for line in lines):
+            raise PreflightError("destination %s cannot run criu (%s)" % (self.dest, self.criu))
+        dest_pipe = None
+        for line in lines:
+            if line.strip().isdigit():
+                dest_pipe = int(line.strip())
+        if any(line.strip() in ("RUNNING", "FROZEN", "STARTING") for line in lines[1:]):
+            raise PreflightError("a container named %s already runs on %s" % (self.name, self.dest))
+        rc, out, _ = self.pusher.ssh("test -e %s/%s/config && ! test -e %s/%s/.arnab-migrating && echo EXISTS; true"
+                                     % (_q(self.lxcpath), _q(self.name), _q(self.lxcpath), _q(self.name)))
+        if "EXISTS" in out:
+            raise PreflightError("%s already has a container %s (stopped); remove it or pick another name"
+                                 % (self.dest, self.name))
+        link = self.lxc.config_item(self.name, "lxc.net.0.link")
+        if link:
+            rc, _o, _e = self.pusher.ssh("ip link show %s >/dev/null" % _q(link))
+            if rc != 0:
+                raise PreflightError("destination %s has no bridge %s for the container's eth0" % (self.dest, link))
+        feats["dest_hostname"] = dest_host
+        feats["dest_pipe_max_size"] = dest_pipe
+        from ansible_collections.arnab.testbed.plugins.module_utils.criu import LAZY_PIPE_MAX_SIZE
+        feats["lazy_pages_ready"] = bool(feats.get("lazy_pages_ready")) and (dest_pipe or 0) >= LAZY_PIPE_MAX_SIZE
+        pids = pids_in_pidns(self.init_pid) if self.init_pid else []
+        feats["memory_bytes"] = rss_bytes(pids)
+        feats["processes"] = len(pids)
+        feats["link_rate_bps"] = self.link_rate_bps
+        feats["network_link"] = link
+        feats["source_hostname"] = socket.gethostname()
+        if self.page_server_address is None:
+            self.page_server_address = self._source_address()
+        feats["page_server_address"] = self.page_server_address
+        self._facts = feats
+        return feats
+
+    def _source_address(self):
+        """Our address on the path to the destination (where the destination's lazy-pages daemon connects)."""
+        try:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.connect((socket.gethostbyname(self.dest), 9))
+            addr = s.getsockname()[0]
+            s.close()
+            return addr
+        except (OSError, socket.error):
+            return None
+
+    def facts(self):
+        if self._facts is None:
+            self.preflight()
+        return self._facts
+
+    # -- filesystem --------------------------------------------------------------------------------
+    def sync_fs(self, phase):
+        """Sync the container's directory (config + rootfs) to the destination.
+
+        preliminary / pre-freeze: full rsync (quick check by size+mtime). frozen: only what changed since the
+        pre-freeze sync began (a local walk, no remote scan), so the frozen window does not pay a tree
+        comparison."""
+        if not self.do_fs_sync:
+            return {"phase": phase, "skipped": True, "bytes_sent": 0, "duration_s": 0.0}
+        src = self.rootfs_dir().rstrip("/") + "/"
+        dst = src
+        t0 = time.time()
+        if phase in ("preliminary", "pre-freeze"):
+            if phase == "preliminary":
+                self.ssh("mkdir -p %s %s && touch %s/.arnab-migrating" % (_q(dst), _q(self.dwork), _q(dst)),
+                         what="prepare destination")
+                self.dest_touched = True
+            mark = time.time()
+            res = self.pusher.push([src], dst, mode="whole", delete=True,
+                                   archive_extras=("-H", "-A", "-X", "--numeric-ids"),
+                                   excludes=["/.arnab-migrating"])
+            if phase == "pre-freeze":
+                self.fs_mark = mark - 1.0
+            return {"phase": phase, "bytes_sent": res["bytes_sent"], "duration_s": round(time.time() - t0, 4),
+                    "files_changed": len(res["changed_items"])}
+        # frozen: the container is stopped; send what changed since the pre-freeze sync started.
+        changed = changed_since(src, self.fs_mark or 0)
+        scan_s = time.time() - t0
+        if not changed:
+            return {"phase": phase, "bytes_sent": 0, "duration_s": round(time.time() - t0, 4), "scan_s": round(
+                scan_s, 4), "files_changed": 0}
+        listfile = os.path.join(self.work, "fs-changed.list")
+        with open(listfile, "w") as f:
+            f.write("\n".join(changed) + "\n")
+        res = self.pusher.push([src], dst, mode="whole", archive_extras=("-H", "-A", "-X", "--numeric-ids"),
+                               extra=["--files-from=%s" % listfile])
+        return {"phase": phase, "bytes_sent": res["bytes_sent"], "duration_s": round(time.time() - t0, 4),
+                "scan_s": round(scan_s, 4), "files_changed": len(changed)}
+
+    # -- memory ------------------------------------------------------------------------------------
+    def _prepare_work(self):
+        if not os.path.isdir(self.work):
+            os.makedirs(self.work)
+
+    def predump(self, n, parent, mode):
+        self._prepare_work()
+        d = os.path.join(self.work, "it-%d" % n)
+        _rm_rf(d)
+        if mode == "native":
+            res = self.lxc.checkpoint(self.name, d, action="pre-dump", parent_dir=parent)
+        else:
+            res = self.lxc.checkpoint(self.name, d, action="dump", leave="running")
+            # keep only the newest full dump locally (the destination holds the basis for the delta)
+            if parent and parent != d:
+                _rm_rf(parent)
+        return res
+
+    def final_dump(self, parent, mode):
+        self._prepare_work()
+        d = os.path.join(self.work, "final")
+        _rm_rf(d)
+        self.source_state = "dumping"
+        res = self.lxc.checkpoint(self.name, d, action="dump", leave="stopped",
+                                  parent_dir=parent if mode == "native" else None,
+                                  track_mem=(mode == "native"))
+        self.source_state = "stopped"
+        if mode == "delta" and parent:
+            _rm_rf(parent)
+        return res
+
+    def lazy_dump(self, ready_timeout=120):
+        """Start the lazy dump; return once the page server listens (the rest of memory waits there)."""
+        self._prepare_work()
+        d = os.path.join(self.work, "lazy")
+        _rm_rf(d)
+        os.makedirs(d)
+        argv, opts = build_argv("dump", images_dir=d, container=self.name, lxcpath=self.lxcpath, leave="stopped",
+                                lazy_pages=True, address=self.page_server_address, port=self.lazy_port,
+                                network_lock=self.lxc.network_lock, enable_fs=self.lxc.enable_fs,
+                                verbose=self.lxc.verbose)
+        conf = os.path.join(d, ".criu-dump.conf")
+        with open(conf, "w") as f:
+            f.write(config_text(opts))
+        env = dict(os.environ)
+        env["CRIU_CONFIG_FILE"] = conf
+        self.source_state = "dumping"
+        t0 = time.time()
+        self.lazy_out = open(os.path.join(self.work, "lazy-dump.out"), "wb")
+        self.lazy_proc = subprocess.Popen(argv, env=env, stdout=self.lazy_out, stderr=subprocess.STDOUT)
+        self.lazy_dir = d
+        while True:
+            if listening(self.lazy_port):
+                break
+            if self.lazy_proc.poll() is not None:
+                self.source_state = "running"   # a failed lazy dump unfreezes the source
+                raise CriuError("lazy dump of %s exited rc %s before serving pages: %s" % (
+                    self.name, self.lazy_proc.returncode, find_criu_error(log_tail(os.path.join(d, "dump.log")))),
+                    rc=self.lazy_proc.returncode, log_tail=log_tail(os.path.join(d, "dump.log")))
+            if time.time() - t0 > ready_timeout:
+                raise CriuError("lazy dump of %s not serving pages after %ss" % (self.name, ready_timeout))
+            time.sleep(0.005)
+        self.source_state = "serving"
+        return {"images_dir": d, "duration_s": time.time() - t0, "bytes": _dir_bytes(d), "stats": {}}
+
+    def wait_lazy_done(self, timeout=600):
+        """Wait for the source's lazy dump to exit (every page served)."""
+        try:
+            rc = self.lazy_proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise CriuError("pages still not all served after %ss" % timeout)
+        self.lazy_out.close()
+        if rc != 0:
+            self.source_state = "running"
+            raise CriuError("lazy page transfer failed (source dump rc %s): %s" % (
+                rc, find_criu_error(log_tail(os.path.join(self.lazy_dir, "dump.log")))),
+                log_tail=log_tail(os.path.join(self.lazy_dir, "dump.log")))
+        self.source_state = "stopped"
+        stats = summarize_dump_stats(read_stats(self.lazy_dir, "dump"))
+        return {"stats": stats, "bytes": (stats.get("pages_lazy") or 0) * PAGE_SIZE}
+
+    # -- transfer ----------------------------------------------------------------------------------
+    def transfer(self, images_dir, n, mode):
+        """Push an images dir. delta/stop-and-copy/post-copy: into ONE dest dir (delta against what is there);
+        native: a dest dir per iteration, chained like the source's (``parent`` symlinks are relative)."""
+        if mode == "native":
+            dest = os.path.join(self.dwork, os.path.basename(images_dir.rstrip("/")))
+            self.ssh("mkdir -p %s" % _q(dest), what="mkdir")
+            res = self.pusher.push([images_dir.rstrip("/") + "/"], dest + "/", mode="whole", ignore_times=True,
+                                   excludes=["*.log"])
+            res["literal_bytes"] = res["stats"].get("literal_bytes", 0)
+        else:
+            dest = os.path.join(self.dwork, "images")
+            if not self.dest_files:
+                self.ssh("mkdir -p %s" % _q(dest), what="mkdir")
+            res = self.pusher.push_images(images_dir, dest, dest_files=self.dest_files)
+            self.dest_files = res["files"]
+        self.dest_touched = True
+        self.dest_dir = dest
+        return res
+
+    # -- restore on the destination ---------------------------------------------------------------
+    def restore_script(self, lazy=False):
+        """One shell script for the destination: (lazy daemon), restore, TX offload off, gratuitous ARP.
+        Prints ``T <step> <epoch>`` markers so the report can split the time."""
+        d = self.dest_dir
+        argv, opts = build_argv("restore", images_dir=d, container=self.name, lxcpath=self.lxcpath,
+                                lazy_pages=lazy, network_lock=self.lxc.network_lock, enable_fs=self.lxc.enable_fs,
+                                verbose=self.lxc.verbose)
+        lines = ["set -e", "cd %s" % _q(d), "now() { date +%s.%N; }", "echo T start $(now)"]
+        conf = os.path.join(d, ".criu-restore.conf")
+        lines.append("printf %%s %s > %s" % (_q(config_text(opts)), _q(conf)))
+        if lazy:
+            largv, _ = build_argv("lazy-pages", images_dir=d, address=self.page_server_address,
+                                  port=self.lazy_port, criu=self.criu, log_file="lazy-pages.log")
+            lines += [
+                "rm -f lazy-pages.socket",
+                "setsid %s </dev/null >lazy-pages.out 2>&1 & echo $! > lazy-pages.pid" % " ".join(_q(a) for a in largv),
+                "i=0; while [ ! -S lazy-pages.socket ]; do i=$((i+1)); [ $i -gt 3000 ] && "
+                "{ echo 'lazy-pages daemon did not start' >&2; cat lazy-pages.out >&2; exit 3; }; sleep 0.01; done",
+                "echo T lazyd $(now)",
+            ]
+        lines.append("CRIU_CONFIG_FILE=%s timeout -s KILL %d %s" % (
+            _q(conf), int(self.restore_timeout), " ".join(_q(a) for a in argv)))
+        lines.append("echo T restored $(now)")
+        lines.append("pid=$(lxc-info -n %s -P %s -pH)" % (_q(self.name), _q(self.lxcpath)))
+        lines.append("echo PID $pid")
+        fix = netfix_argv("$pid", ifname=self.ifname, python="$PY")
+        lines.append("PY=$(command -v /usr/bin/python3 || command -v python3)")
+        lines.append(" ".join(_q(a) if not a.startswith("$") else a for a in fix[0]) + " >/dev/null")
+        lines.append("echo T txoff $(now)")
+        lines.append(" ".join(_q(a) if not a.startswith("$") else a for a in fix[1]) + " || echo GARP_FAILED")
+        lines.append("echo T garp $(now)")
+        return "\n".join(lines) + "\n"
+
+    def restore(self, lazy=False):
+        script = self.restore_script(lazy=lazy)
+        t0 = time.time()
+        rc, out, err = self.pusher.ssh("sh -c %s" % _q(script), timeout=self.restore_timeout + 30)
+        dt = time.time() - t0
+        marks = {}
+        pid = None
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "T":
+                try:
+                    marks[parts[1]] = float(parts[2])
+                except ValueError:
+                    pass
+            elif len(parts) == 2 and parts[0] == "PID":
+                pid = parts[1]
+        if rc != 0:
+            _rc, logtxt, _e = self.pusher.ssh("tail -n 30 %s/restore.log 2>/dev/null; tail -n 20 %s/lazy-pages.log "
+                                              "2>/dev/null; true" % (_q(self.dest_dir), _q(self.dest_dir)))
+            raise CriuError("restore on %s failed (rc %s): %s" % (
+                self.dest, rc, find_criu_error(logtxt) or err.strip()[-400:]), rc=rc, stderr=err, log_tail=logtxt)
+        res = {"duration_s": round(dt, 4), "pid": pid, "garp": "GARP_FAILED" not in out}
+        if "start" in marks and "restored" in marks:
+            res["restore_s"] = round(marks["restored"] - marks.get("lazyd", marks["start"]), 4)
+            if "lazyd" in marks:
+                res["lazy_daemon_s"] = round(marks["lazyd"] - marks["start"], 4)
+            res["netfix_s"] = round(marks.get("garp", marks["restored"]) - marks["restored"], 4)
+        self.source_state = "stopped" if self.source_state != "serving" else "serving"
+        return res
+
+    # -- rollback / cleanup ------------------------------------------------------------------------
+    def clean_dest(self):
+        """Kill whatever we started on the destination and remove what we copied there."""
+        if not self.dest_touched:
+            return {"skipped": "nothing on the destination"}
+        d = self.dwork
+        cdir = os.path.join(self.lxcpath, self.name)
+        script = "\n".join([
+            "for f in %s/images/lazy-pages.pid; do [ -f \"$f\" ] && kill -9 $(cat \"$f\") 2>/dev/null; done" % _q(d),
+            "timeout 30 lxc-stop -k -n %s -P %s >/dev/null 2>&1 || true" % (_q(self.name), _q(self.lxcpath)),
+            # a hung lazy restore: SIGKILL criu processes working on OUR images dir (not this shell)
+            "for p in /proc/[0-9]*; do n=${p#/proc/}; [ \"$n\" = \"$$\" ] && continue; [ \"$n\" = \"$PPID\" ] "
+            "&& continue; tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q -- 'criu.*%s' && kill -9 $n; done; true"
+            % d.replace("'", ""),
+            "rm -rf %s" % _q(d),
+            # only remove the container dir if it is the copy we made (marker present)
+            "if [ -e %s/.arnab-migrating ]; then rm -rf %s; fi" % (_q(cdir), _q(cdir)),
+            "echo cleaned",
+        ])
+        rc, out, err = self.pusher.ssh("sh -c %s" % _q(script), timeout=90)
+        if rc != 0 or "cleaned" not in out:
+            raise RuntimeError("cleaning %s failed (rc %s): %s" % (self.dest, rc, err.strip()[-300:]))
+        return {"ok": True}
+
+    def resume_source(self):
+        """Bring the source container back: stop the lazy dump, thaw, SIGCONT, drop criu's network lock."""
+        out = {}
+        if self.source_state == "running":
+            return {"noop": "source was not frozen", "ok": True}
+        if self.lazy_proc is not None and self.lazy_proc.poll() is None:
+            # an interrupted lazy dump resumes its tasks: stop criu (lxc-checkpoint's child) first
+            kill_tree(self.lazy_proc.pid, signal.SIGTERM)
+            try:
+                self.lazy_proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                kill_tree(self.lazy_proc.pid, signal.SIGKILL)
+                self.lazy_proc.wait()
+            out["lazy_dump"] = "stopped"
+        info = self.lxc.info(self.name) or {}
+        pid = info.get("pid") or self.init_pid
+        if not pid or not os.path.exists("/proc/%s" % pid):
+            # the tasks are gone (killed dump): bring the container back from the final images, locally
+            final = os.path.join(self.work, "final")
+            if os.path.exists(os.path.join(final, "inventory.img")):
+                self.lxc.restore(self.name, final)
+                out["restored_locally"] = True
+                self.source_state = "running"
+                return out
+            raise RuntimeError("source container %s has no running tasks and no images to restore" % self.name)
+        if info.get("state") == "FROZEN":
+            self.run(["lxc-unfreeze", "-n", self.name, "-P", self.lxcpath])
+            out["thawed"] = True
+        pids = pids_in_pidns(int(pid))
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGCONT)
+            except OSError:
+                pass
+        out["sigcont"] = len(pids)
+        # criu keeps the network locked after a dump that did not leave the tasks running
+        rc, tables, _ = self.run(["nsenter", "-t", str(pid), "-n", "nft", "list", "tables"])
+        dropped = []
+        for line in tables.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "table" and parts[2].startswith("CRIU"):
+                self.run(["nsenter", "-t", str(pid), "-n", "nft", "delete", "table", parts[1], parts[2]])
+                dropped.append(parts[2])
+        out["network_unlocked"] = dropped
+        # TX offload and ARP as after a restore (harmless when nothing changed)
+        for argv in netfix_argv(pid, ifname=self.ifname, python="/usr/bin/python3"):
+            self.run(argv)
+        self.source_state = "running"
+        out["ok"] = True
+        return out
+
+    def destroy_source(self):
+        """Point of no return: kill the stopped source tasks and (by default) remove the source container."""
+        res = {}
+        rc, out, err = self.run(["lxc-stop", "-k", "-n", self.name, "-P", self.lxcpath], timeout=60)
+        res["stopped"] = rc == 0 or "not running" in (out + err)
+        if self.source_cleanup == "destroy":
+            rc, out, err = self.run(["lxc-destroy", "-n", self.name, "-P", self.lxcpath], timeout=120)
+            res["destroyed"] = rc == 0
+            if rc != 0:
+                raise RuntimeError("lxc-destroy %s failed: %s" % (self.name, err.strip()[-300:]))
+        _rm_rf(self.work)
+        self.ssh("rm -rf %s %s/%s/.arnab-migrating" % (_q(self.dwork), _q(self.lxcpath), _q(self.name)),
+                 check=False)
+        self.source_state = "gone"
+        res["ok"] = True
+        return res
+
+    def close(self):
+        self.run(["ssh", "-o", "ControlPath=%s" % self.control_path, "-O", "exit", self.dest])
+
+
+def child_pids(pid):
+    out = []
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                out += [int(x) for x in f.read().split()]
+    except (IOError, OSError, ValueError):
+        pass
+    return out
+
+
+def kill_tree(pid, sig):
+    """Signal ``pid``'s descendants (deepest first), then ``pid`` itself."""
+    for child in child_pids(pid):
+        kill_tree(child, sig)
+    try:
+        os.kill(pid, sig)
+    except OSError:
+        pass
+
+
+def changed_since(root, mark):
+    """Paths (relative to ``root``) whose mtime or ctime is at or after ``mark``: files, links and dirs."""
+    out = []
+    root = root.rstrip("/")
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(p)
+            except OSError:
+                continue
+            if st.st_mtime >= mark or st.st_ctime >= mark:
+                out.append(os.path.relpath(p, root))
+        # do not descend into mounts (proc/sys inside a rootfs are not ours to copy)
+        dirnames[:] = [d for d in dirnames if not os.path.ismount(os.path.join(dirpath, d))]
+    return out
+
+
+def _rm_rf(path):
+    if path and os.path.isdir(path):
+        subprocess.call(["rm", "-rf", "--one-file-system", path])
+
+
+def _dir_bytes(path):
+    return sum(list_files(path).values())
+
+
+def write_report(path, report):
+    d = os.path.dirname(path)
+    if d and not os.path.isdir(d):
+        os.makedirs(d)
+    with open(path, "w") as f:
+        json.dump(report, f, indent=2, sort_keys=True, default=str)

@@ -1,0 +1,358 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: arnab.testbed developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: container_migrate
+short_description: Live-migrate an LXC container to another edge with CRIU (stop-and-copy, pre-copy, post-copy)
+version_added: "0.1.0"
+description:
+  - Runs the whole migration in ONE process on the source edge, so no Ansible round trip lands while the container
+    is frozen. The engine (module_utils C(precopy)) follows CRIU P.Haul - a preliminary filesystem sync; pre-dump
+    and transfer while the dirty set converges; final dump, transfer and restore inside a block that rolls back
+    (the destination copy is removed, the source resumes); then the point of no return (the source is destroyed).
+  - Fails B(before anything is frozen) on bad input - unknown container, container not running, destination
+    unreachable over SSH or lacking LXC/criu/the container's bridge, or a method this kernel cannot do.
+  - The container keeps its IP, MAC and live TCP connections (criu C(--tcp-established)). After the restore TX
+    checksum offload is turned off on the container's interface (the lab's Open vSwitch userspace datapath needs
+    it) and the container sends a gratuitous ARP so the data switch relearns where its MAC is.
+  - "Methods: V(stop-and-copy) - final dump, whole transfer, restore. V(pre-copy) - iterations first; C(native)
+    uses soft-dirty pre-dumps (C(criu pre-dump), chained with C(--prev-images-dir)); C(delta) (kernels without
+    soft-dirty) takes full C(--leave-running) dumps and rsyncs their page images with 4 KiB blocks in place, so
+    only changed pages move - every such dump freezes the container for its duration and the report shows each
+    freeze. V(post-copy) - CRIU lazy pages: the source dumps all but memory and serves pages; the destination
+    restores at once; the source is needed until the last page has arrived (the report shows that window).
+    V(auto) chooses from the edge facts and says what it chose and why."
+author:
+  - arnab.testbed developers
+options:
+  container:
+    description: Name of the running LXC container on this (source) edge.
+    type: str
+    required: true
+  dest:
+    description: Destination edge, a host name or IP reachable over SSH from this edge (e.g. its backhaul IP).
+    type: str
+    required: true
+  method:
+    description: Migration method.
+    type: str
+    choices: [auto, stop-and-copy, pre-copy, post-copy]
+    default: auto
+  precopy_mode:
+    description:
+      - For O(method=pre-copy). V(native) needs soft-dirty tracking in the kernel, V(delta) works anywhere,
+        V(auto) takes native when the kernel has it.
+    type: str
+    choices: [auto, native, delta]
+    default: auto
+  ssh_key:
+    description: Private key this edge uses to reach O(dest) over SSH.
+    type: path
+  ssh_user:
+    description: SSH user on O(dest).
+    type: str
+    default: root
+  ssh_port:
+    description: SSH port on O(dest).
+    type: int
+  lxcpath:
+    description: LXC path on both edges.
+    type: path
+    default: /var/lib/lxc
+  work_dir:
+    description: Images directory on this edge (default C(<lxcpath>/.arnab-migrate/<container>)).
+    type: path
+  dest_work_dir:
+    description: Images directory on O(dest) (default the same path as O(work_dir)).
+    type: path
+  max_iterations:
+    description: Pre-copy - at most this many iterations (P.Haul uses 8).
+    type: int
+    default: 8
+  min_pages:
+    description: Pre-copy - stop once an iteration dirtied at most this many pages (P.Haul 64).
+    type: int
+    default: 64
+  max_growth:
+    description: Pre-copy - stop when an iteration dirtied more than this factor times the previous one.
+    type: float
+    default: 1.1
+  target_downtime:
+    description:
+      - Seconds. Pre-copy stops once the predicted downtime is below it; V(auto) takes stop-and-copy when that
+        alone is predicted to stay below it.
+    type: float
+    default: 1.0
+  link_rate:
+    description: Rate of the link to O(dest) for predictions, tc style (C(1gbit), C(100mbit)) or bytes/s.
+    type: str
+    default: 1gbit
+  compress:
+    description: Compress transfers on the wire.
+    type: bool
+    default: false
+  bwlimit:
+    description: Bandwidth limit for transfers in KiB/s.
+    type: int
+  lazy_port:
+    description: Post-copy - TCP port of the source's page server.
+    type: int
+    default: 27100
+  page_server_address:
+    description: Post-copy - address of this edge that O(dest) connects to (default - the source address of the
+      route to O(dest)).
+    type: str
+  interface:
+    description: The container's interface to fix up after the restore (TX offload off, gratuitous ARP).
+    type: str
+    default: eth0
+  fs_sync:
+    description: Sync the container's directory (config and rootfs) to O(dest) before and during the migration.
+    type: bool
+    default: true
+  source_cleanup:
+    description:
+      - After success, V(destroy) kills the stopped source and removes it (C(lxc-destroy)), V(stop) only kills it
+        and keeps its files.
+    type: str
+    choices: [destroy, stop]
+    default: destroy
+  criu:
+    description: The criu command on both edges.
+    type: str
+    default: criu
+  criu_verbose:
+    description: Verbose criu logs in the images directories (slower dumps).
+    type: bool
+    default: false
+  report:
+    description: Write the JSON report to this path on this edge too.
+    type: path
+  progress_log:
+    description: Append timestamped progress lines to this file on this edge while the migration runs.
+    type: path
+attributes:
+  check_mode:
+    support: full
+    details: Runs every pre-flight check and reports the method it would use; nothing is frozen or copied.
+  diff_mode:
+    support: none
+notes:
+  - Run it on the source edge (C(delegate_to) the container's current edge), as root; the playbook
+    C(arnab.testbed.migrate_container) does that and writes the report on the controller.
+  - Post-copy needs C(fs.pipe-max-size >= 16777216) on both edges (criu's page pipes, without CAP_SYS_RESOURCE).
+seealso:
+  - module: arnab.testbed.container_checkpoint
+  - module: arnab.testbed.state_transfer
+"""
+
+EXAMPLES = r"""
+- name: Move the ramsim container from edge1 to edge2 over the backhaul, pre-copy
+  arnab.testbed.container_migrate:
+    container: ramsim
+    dest: 10.79.0.2
+    method: pre-copy
+    ssh_key: /var/lib/arnab-lab/ssh/lab_key
+    progress_log: /tmp/migrate-ramsim.log
+  delegate_to: edge1
+  register: mig
+
+- name: Let the engine choose
+  arnab.testbed.container_migrate:
+    container: video
+    dest: edge2
+    method: auto
+    target_downtime: 0.5
+  register: mig
+
+- name: Show the downtime
+  ansible.builtin.debug:
+    msg: "{{ mig.method }} ({{ mig.method_reason }}): {{ mig.downtime_s }} s frozen"
+"""
+
+RETURN = r"""
+ok:
+  description: Whether the container now runs on the destination.
+  returned: always
+  type: bool
+method:
+  description: The method used (after V(auto) resolved).
+  returned: always
+  type: str
+  sample: pre-copy
+precopy_mode:
+  description: C(native) or C(delta) for pre-copy, else null.
+  returned: always
+  type: str
+method_reason:
+  description: Why this method (for V(auto)) or what the kernel allowed.
+  returned: always
+  type: str
+downtime_s:
+  description: Seconds from the freeze (final dump start) to the container running on the destination.
+  returned: success
+  type: float
+  sample: 0.61
+frozen:
+  description: The frozen phase split (dump_s, fs_sync_s, transfer_s, restore_s, netfix_s, ssh_overhead_s).
+  returned: success
+  type: dict
+bytes_frozen:
+  description: Bytes sent while the container was frozen.
+  returned: success
+  type: int
+bytes_total:
+  description: Bytes sent over the whole migration (filesystem syncs, iterations, final).
+  returned: always
+  type: int
+total_s:
+  description: Seconds for the whole migration.
+  returned: always
+  type: float
+iterations:
+  description:
+    - Pre-copy iterations - n, mode, duration_s, dump_s, freeze_s, pages_written, pages_skipped_parent,
+      bytes_dumped, dirty_pages, bytes_sent, literal_bytes, transfer_s.
+  returned: always
+  type: list
+  elements: dict
+stop_reason:
+  description: Why the pre-copy iterations stopped.
+  returned: pre-copy
+  type: str
+postcopy:
+  description:
+    - Post-copy - source_needed_s (freeze to last page served), source_needed_after_running_s (the window in
+      which losing the source loses the container), dump_stats.
+  returned: post-copy
+  type: dict
+rolled_back:
+  description: On failure, whether the destination was cleaned and the source resumed.
+  returned: always
+  type: bool
+report:
+  description: The whole report (everything above plus facts, knobs, fs_sync, final_dump, restore, steps).
+  returned: always
+  type: dict
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.arnab.testbed.plugins.module_utils.precopy import (
+    Knobs, LxcMigrationDriver, MigrationError, PreflightError, migrate, parse_rate, resolve_method, write_report)
+
+SUMMARY_KEYS = ("ok", "method", "precopy_mode", "method_reason", "downtime_s", "frozen", "bytes_frozen",
+                "bytes_total", "total_s", "iterations", "stop_reason", "postcopy", "rolled_back", "error")
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            container=dict(type="str", required=True),
+            dest=dict(type="str", required=True),
+            method=dict(type="str", choices=["auto", "stop-and-copy", "pre-copy", "post-copy"], default="auto"),
+            precopy_mode=dict(type="str", choices=["auto", "native", "delta"], default="auto"),
+            ssh_key=dict(type="path"),
+            ssh_user=dict(type="str", default="root"),
+            ssh_port=dict(type="int"),
+            lxcpath=dict(type="path", default="/var/lib/lxc"),
+            work_dir=dict(type="path"),
+            dest_work_dir=dict(type="path"),
+            max_iterations=dict(type="int", default=8),
+            min_pages=dict(type="int", default=64),
+            max_growth=dict(type="float", default=1.1),
+            target_downtime=dict(type="float", default=1.0),
+            link_rate=dict(type="str", default="1gbit"),
+            compress=dict(type="bool", default=False),
+            bwlimit=dict(type="int"),
+            lazy_port=dict(type="int", default=27100),
+            page_server_address=dict(type="str"),
+            interface=dict(type="str", default="eth0"),
+            fs_sync=dict(type="bool", default=True),
+            source_cleanup=dict(type="str", choices=["destroy", "stop"], default="destroy"),
+            criu=dict(type="str", default="criu"),
+            criu_verbose=dict(type="bool", default=False),
+            report=dict(type="path"),
+            progress_log=dict(type="path"),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    if p["max_iterations"] < 1:
+        module.fail_json(msg="max_iterations must be at least 1")
+    try:
+        rate = parse_rate(p["link_rate"])
+    except ValueError as e:
+        module.fail_json(msg=str(e))
+
+    logf = open(p["progress_log"], "a") if p["progress_log"] else None
+
+    def progress(msg):
+        if logf:
+            logf.write("%s %s\n" % (time.strftime("%Y-%m-%dT%H:%M:%S"), msg))
+            logf.flush()
+
+    knobs = Knobs(max_iterations=p["max_iterations"], min_pages=p["min_pages"], max_growth=p["max_growth"],
+                  target_downtime_s=p["target_downtime"], link_rate_bps=rate, precopy_mode=p["precopy_mode"])
+    drv = LxcMigrationDriver(p["container"], p["dest"], lxcpath=p["lxcpath"], work_dir=p["work_dir"],
+                             dest_work_dir=p["dest_work_dir"], ssh_key=p["ssh_key"], ssh_user=p["ssh_user"],
+                             ssh_port=p["ssh_port"], compress=p["compress"], bwlimit=p["bwlimit"], criu=p["criu"],
+                             lazy_port=p["lazy_port"], page_server_address=p["page_server_address"],
+                             interface=p["interface"], fs_sync=p["fs_sync"], source_cleanup=p["source_cleanup"],
+                             link_rate_bps=rate, criu_verbose=p["criu_verbose"], log=progress)
+    base = dict(container=p["container"], dest=p["dest"], started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                                   time.gmtime()))
+    try:
+        # Everything that can be wrong is checked here, before anything is frozen or copied.
+        progress("preflight: %s -> %s (%s)" % (p["container"], p["dest"], p["method"]))
+        try:
+            facts = drv.preflight()
+            method, mode, why = resolve_method(p["method"], facts, knobs)
+        except (PreflightError, ValueError) as e:
+            progress("preflight failed: %s" % e)
+            module.fail_json(msg=str(e), ok=False, rolled_back=False, changed=False, bytes_total=0, total_s=0.0,
+                             iterations=[], report=dict(base, ok=False, error=str(e)))
+        if module.check_mode:
+            rep = dict(base, ok=True, check_mode=True, facts=facts, method=method, precopy_mode=mode,
+                       method_reason=why)
+            module.exit_json(changed=True, ok=True, method=method, precopy_mode=mode, method_reason=why,
+                             rolled_back=False, bytes_total=0, total_s=0.0, iterations=[], report=rep)
+        try:
+            rep = migrate(drv, p["method"], knobs, progress=progress)
+            rep.update(base)
+        except MigrationError as e:
+            rep = e.report
+            rep.update(base)
+            if p["report"]:
+                write_report(p["report"], rep)
+            summary = dict((k, rep.get(k)) for k in SUMMARY_KEYS)
+            summary["changed"] = True
+            msg = "migration of %s to %s failed: %s; %s" % (
+                p["container"], p["dest"], e,
+                "rolled back: the container runs on the source again" if rep.get("rolled_back")
+                else "ROLLBACK INCOMPLETE - check both edges: %s" % rep.get("rollback"))
+            module.fail_json(msg=msg, report=rep, **summary)
+        if p["report"]:
+            write_report(p["report"], rep)
+        summary = dict((k, rep.get(k)) for k in SUMMARY_KEYS)
+        module.exit_json(changed=True, report=rep, **summary)
+    finally:
+        try:
+            drv.close()
+        except Exception:
+            pass
+        if logf:
+            logf.close()
+
+
+if __name__ == "__main__":
+    main()

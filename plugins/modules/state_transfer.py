@@ -1,0 +1,220 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: arnab.testbed developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: state_transfer
+short_description: Push a state directory (CRIU images, a container rootfs) to another edge with rsync over SSH
+version_added: "0.1.0"
+description:
+  - Runs on the sending edge and pushes O(src) to O(dest) on O(host) with rsync over SSH, reporting the bytes on
+    the wire (rsync C(--stats)) and the duration.
+  - Change detection works like M(ansible.posix.synchronize), from an C(--out-format='<<CHANGED>>%i %n%L')
+    marker.
+  - O(mode=images) treats O(src) as a flat CRIU images directory and decides per file - a page image
+    (C(pages-*.img)) that already exists at the destination from the previous iteration goes as a delta with
+    C(-B 4096 --inplace), so only changed 4 KiB pages cross the link; fresh files and small metadata images go
+    C(--whole-file). rsync's default block for a 1 GiB file is 32 KiB, and scattered 4 KiB page changes then
+    touch most blocks (measured 891 MB sent for 20% of pages changed, against 215 MB with C(-B 4096)).
+author:
+  - arnab.testbed developers
+options:
+  src:
+    description: Local directory to push (its contents go into O(dest)).
+    type: path
+    required: true
+  dest:
+    description: Directory on O(host).
+    type: path
+    required: true
+  host:
+    description: Destination host name or IP, reachable over SSH from this host.
+    type: str
+    required: true
+  ssh_user:
+    description: SSH user on O(host).
+    type: str
+    default: root
+  ssh_key:
+    description: Private key for SSH to O(host).
+    type: path
+  ssh_port:
+    description: SSH port on O(host).
+    type: int
+  mode:
+    description:
+      - V(whole) sends changed files whole (C(--whole-file)), V(delta) sends rsync deltas with O(block_size)
+        blocks in place, V(images) chooses per file (see the description).
+    type: str
+    choices: [whole, delta, images]
+    default: whole
+  block_size:
+    description: rsync block size for V(delta) (bytes).
+    type: int
+    default: 4096
+  compress:
+    description: Compress on the wire (C(--compress)); pays only on slow links with compressible state.
+    type: bool
+    default: false
+  bwlimit:
+    description: Bandwidth limit in KiB/s (C(--bwlimit)).
+    type: int
+  delete:
+    description: Delete files at the destination that O(src) does not have (V(images) always does).
+    type: bool
+    default: false
+  archive_extras:
+    description: Extra archive flags, e.g. C([-H, -A, -X, --numeric-ids]) for a root filesystem.
+    type: list
+    elements: str
+    default: []
+  excludes:
+    description: rsync C(--exclude) patterns.
+    type: list
+    elements: str
+    default: []
+attributes:
+  check_mode:
+    support: full
+    details: Runs rsync with C(--dry-run); reports what would change, sends no file data.
+  diff_mode:
+    support: none
+seealso:
+  - module: arnab.testbed.container_migrate
+  - module: ansible.posix.synchronize
+"""
+
+EXAMPLES = r"""
+- name: Push a pre-dump to the other edge over the backhaul
+  arnab.testbed.state_transfer:
+    src: /var/lib/lxc/.ckpt/ramsim/2
+    dest: /var/lib/lxc/.ckpt/ramsim/images
+    host: 10.79.0.2
+    ssh_key: /root/.ssh/id_ed25519
+    mode: images
+  register: xfer
+
+- name: Sync a container's root filesystem
+  arnab.testbed.state_transfer:
+    src: /var/lib/lxc/video/
+    dest: /var/lib/lxc/video/
+    host: 10.79.0.2
+    delete: true
+    archive_extras: [-H, -A, -X, --numeric-ids]
+"""
+
+RETURN = r"""
+bytes_sent:
+  description: Bytes rsync sent on the wire (sum over its runs).
+  returned: always
+  type: int
+  sample: 215023616
+literal_bytes:
+  description: File data that had no match at the destination (what really changed).
+  returned: always
+  type: int
+  sample: 214958080
+duration_s:
+  description: Seconds the transfer took.
+  returned: always
+  type: float
+  sample: 2.31
+changed_items:
+  description: Items rsync changed (itemized), as M(ansible.posix.synchronize) would list them.
+  returned: always
+  type: list
+  elements: str
+  sample: [pages-1.img, inventory.img]
+plan:
+  description: For O(mode=images), which files went as delta and which whole.
+  returned: when mode is images
+  type: dict
+  sample: {delta: [pages-1.img], whole: [core-1.img, inventory.img]}
+stats:
+  description: rsync C(--stats) figures (files, literal_bytes, matched_bytes, bytes_sent, bytes_received, ...).
+  returned: always
+  type: dict
+cmd:
+  description: The rsync command line(s).
+  returned: always
+  type: list
+  elements: list
+"""
+
+import os
+import shlex
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.arnab.testbed.plugins.module_utils.state_transfer import (
+    Pusher, TransferError, list_files)
+
+
+def dest_listing(pusher, dest):
+    rc, out, _err = pusher.ssh("cd %s 2>/dev/null && find . -maxdepth 1 -type f -printf '%%f %%s\\n'; true"
+                               % shlex.quote(dest))
+    files = {}
+    for line in out.splitlines():
+        name, _sep, size = line.rpartition(" ")
+        if name and size.isdigit():
+            files[name] = int(size)
+    return files
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            src=dict(type="path", required=True),
+            dest=dict(type="path", required=True),
+            host=dict(type="str", required=True),
+            ssh_user=dict(type="str", default="root"),
+            ssh_key=dict(type="path"),
+            ssh_port=dict(type="int"),
+            mode=dict(type="str", choices=["whole", "delta", "images"], default="whole"),
+            block_size=dict(type="int", default=4096),
+            compress=dict(type="bool", default=False),
+            bwlimit=dict(type="int"),
+            delete=dict(type="bool", default=False),
+            archive_extras=dict(type="list", elements="str", default=[]),
+            excludes=dict(type="list", elements="str", default=[]),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    if not os.path.isdir(p["src"]):
+        module.fail_json(msg="src %s is not a directory on this host" % p["src"])
+    if module.get_bin_path("rsync") is None:
+        module.fail_json(msg="rsync is not installed on this host")
+    pusher = Pusher(p["host"], user=p["ssh_user"], key=p["ssh_key"], ssh_port=p["ssh_port"],
+                    compress=p["compress"], bwlimit=p["bwlimit"])
+    rc, _out, err = pusher.ssh("mkdir -p %s" % shlex.quote(p["dest"]) if not module.check_mode else "true",
+                               timeout=30)
+    if rc != 0:
+        module.fail_json(msg="cannot reach %s over SSH (rc %s): %s" % (p["host"], rc, err.strip()[-400:]))
+    src = p["src"].rstrip("/") + "/"
+    try:
+        if p["mode"] == "images":
+            res = pusher.push_images(p["src"], p["dest"], dest_files=dest_listing(pusher, p["dest"]),
+                                     check_mode=module.check_mode)
+            module.exit_json(changed=res["changed"], bytes_sent=res["bytes_sent"],
+                             literal_bytes=res["literal_bytes"], duration_s=round(res["duration_s"], 4),
+                             changed_items=sum([r["changed_items"] for r in res["runs"]], []), plan=res["plan"],
+                             stats=res["stats"], cmd=[r["argv"] for r in res["runs"]])
+        res = pusher.push([src], p["dest"].rstrip("/") + "/", mode="delta" if p["mode"] == "delta" else "whole",
+                          block_size=p["block_size"], delete=p["delete"], excludes=p["excludes"],
+                          archive_extras=p["archive_extras"], check_mode=module.check_mode)
+    except TransferError as e:
+        module.fail_json(msg=str(e), cmd=[e.result.get("argv")], stats=e.result.get("stats", {}))
+    module.exit_json(changed=res["changed"], bytes_sent=res["bytes_sent"],
+                     literal_bytes=res["stats"].get("literal_bytes", 0), duration_s=round(res["duration_s"], 4),
+                     changed_items=res["changed_items"], stats=res["stats"], cmd=[res["argv"]])
+
+
+if __name__ == "__main__":
+    main()
