@@ -5,14 +5,14 @@ export PATH := $(CURDIR)/$(VENV):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PLAYBOOK := $(VENV)/ansible-playbook -i inventories/lab
 
-.PHONY: demo test setup lab-up lab-down unit sanity lint molecule bench bench-quick bench-tier1 bench-tier2 clean
+.PHONY: demo test setup lab-up lab-down unit integration sanity lint molecule bench bench-quick bench-tier1 bench-tier2 clean
 
 ## The main job: set up, bring the emulated lab up, run it and print its report.
 demo: setup lab-up
 	PYTHONPATH=lab $(VENV)/python -m arnab_lab.demo
 
 ## Everything CI runs: unit tests, ansible-test sanity, ansible-lint, molecule scenarios.
-test: setup unit sanity lint molecule
+test: setup unit integration sanity lint molecule
 
 setup:
 	@bash scripts/setup.sh
@@ -26,6 +26,10 @@ lab-down:
 
 unit: setup
 	$(VENV)/pytest tests/unit
+
+## Tests that need root and real parts (namespaces, OVS, sshd, LXC); they build and clean up their own.
+integration: setup
+	$(VENV)/pytest tests/lab
 
 sanity: setup
 	bash scripts/sanity.sh

@@ -9,19 +9,15 @@ import hashlib
 import ipaddress
 import json
 import os
+import re
 import signal
 import subprocess
 import time
 
 from arnab_lab import topology as topo_mod
 
-RUN = "/run/arnab-lab"                 # runtime: namespace files, pid files, sockets (gone at reboot)
-STATE = "/var/lib/arnab-lab"           # persistent: keys, per-node state (edge containers), caches
-NS_DIR = RUN + "/ns"
-STATE_FILE = RUN + "/state.json"
-SSH_DIR = STATE + "/ssh"
-LAB_KEY = SSH_DIR + "/lab_key"
-HOST_KEY = SSH_DIR + "/ssh_host_ed25519_key"
+# Runtime files (namespace files, pid files, sockets; gone at reboot) live under Topology.run_dir
+# (/run/arnab-lab), persistent ones (keys, per-node state such as edge containers) under Topology.state_dir.
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 REQUIRED_TOOLS = ["ip", "tc", "ethtool", "unshare", "nsenter", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl",
                   "ovs-ofctl", "ovsdb-tool", "ssh-keygen", "/usr/sbin/sshd"]
@@ -52,17 +48,34 @@ def sh(argv, check=True, input=None):
     return proc.stdout
 
 
-def node_dirs(node):
-    return {"run": "%s/nodes/%s" % (RUN, node), "state": "%s/nodes/%s" % (STATE, node)}
+def node_dirs(topo, node):
+    return {"run": "%s/nodes/%s" % (topo.run_dir, node), "state": "%s/nodes/%s" % (topo.state_dir, node)}
 
 
-def ns_files(node):
-    return "%s/%s.mnt" % (NS_DIR, node), "%s/%s.uts" % (NS_DIR, node)
+def ns_dir(topo):
+    return topo.run_dir + "/ns"
+
+
+def state_file(topo):
+    return topo.run_dir + "/state.json"
+
+
+def lab_key(topo):
+    """The key Ansible logs in with (the inventory's ansible_ssh_private_key_file)."""
+    return topo.state_dir + "/ssh/lab_key"
+
+
+def host_key(topo):
+    return topo.state_dir + "/ssh/ssh_host_ed25519_key"
+
+
+def ns_files(topo, node):
+    return "%s/%s.mnt" % (ns_dir(topo), node), "%s/%s.uts" % (ns_dir(topo), node)
 
 
 def in_node(topo, node, argv):
     """argv run inside a node's network, mount and UTS namespaces."""
-    mnt, uts = ns_files(node)
+    mnt, uts = ns_files(topo, node)
     return ["nsenter", "--net=/run/netns/" + topo.netns(node), "--mount=" + mnt, "--uts=" + uts, "--"] + argv
 
 
@@ -70,9 +83,9 @@ def in_netns(topo, node, argv):
     return ["ip", "netns", "exec", topo.netns(node)] + argv
 
 
-def _bind_mounts(node):
+def _bind_mounts(topo, node):
     """(host dir, path in the node) pairs that make a node's files its own."""
-    d = node_dirs(node.name)
+    d = node_dirs(topo, node.name)
     binds = [(d["state"] + "/root-ssh", "/root/.ssh"), (d["run"] + "/tmp", "/tmp")]
     if node.ovs_bridge:
         binds += [(d["state"] + "/ovs-etc", "/etc/openvswitch"), (d["run"] + "/ovs-run", "/run/openvswitch"),
@@ -86,12 +99,13 @@ def _bind_mounts(node):
 # status
 
 def _alive(pidfile):
+    """The process named in pidfile runs. A zombie does not count: this machine's init may never reap it."""
     try:
         with open(pidfile) as f:
             pid = int(f.read().strip())
-        os.kill(pid, 0)
-        return True
-    except (OSError, ValueError):
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, ValueError, IndexError):
         return False
 
 
@@ -104,10 +118,10 @@ def problems(topo):
     """What is missing or dead in the lab; [] means healthy and matching the inventory."""
     found = []
     try:
-        with open(STATE_FILE) as f:
+        with open(state_file(topo)) as f:
             state = json.load(f)
     except (OSError, ValueError):
-        return ["no lab state at %s" % STATE_FILE]
+        return ["no lab state at %s" % state_file(topo)]
     if state.get("fingerprint") != _fingerprint(topo):
         found.append("the inventory changed since the lab was built")
     existing = set(list_netns(topo.prefix))
@@ -115,9 +129,9 @@ def problems(topo):
         if topo.netns(node.name) not in existing:
             found.append("%s: network namespace missing" % node.name)
             continue
-        if not all(_mounted(f) for f in ns_files(node.name)):
+        if not all(_mounted(f) for f in ns_files(topo, node.name)):
             found.append("%s: mount/UTS namespace missing" % node.name)
-        run = node_dirs(node.name)["run"]
+        run = node_dirs(topo, node.name)["run"]
         if node.ssh_host and not _alive(run + "/sshd.pid"):
             found.append("%s: sshd not running" % node.name)
         if node.ovs_bridge and not (_alive(run + "/ovs-run/ovsdb-server.pid")
@@ -152,9 +166,9 @@ def down(topo):
             except (OSError, ValueError):
                 pass
         removed.append(name)
-    if os.path.isdir(NS_DIR):
-        for entry in os.listdir(NS_DIR):
-            path = os.path.join(NS_DIR, entry)
+    if os.path.isdir(ns_dir(topo)):
+        for entry in os.listdir(ns_dir(topo)):
+            path = os.path.join(ns_dir(topo), entry)
             if _mounted(path):
                 sh(["umount", "-l", path], check=False)
     for name in list_netns(topo.prefix):
@@ -163,16 +177,16 @@ def down(topo):
     if os.path.exists("/sys/class/net/" + topo.control_bridge):
         sh(["ip", "link", "del", topo.control_bridge], check=False)
         removed.append(topo.control_bridge)
-    _stop_ssh_masters()
-    if os.path.exists(STATE_FILE):
-        os.unlink(STATE_FILE)
-    sh(["rm", "-rf", RUN + "/nodes"], check=False)
+    _stop_ssh_masters(topo)
+    if os.path.exists(state_file(topo)):
+        os.unlink(state_file(topo))
+    sh(["rm", "-rf", topo.run_dir + "/nodes"], check=False)
     return removed
 
 
 def _stop_containers(topo, node):
     """Containers have their own network namespaces: `ip netns pids` does not see them."""
-    mnt = ns_files(node)[0]
+    mnt = ns_files(topo, node)[0]
     if not _mounted(mnt):
         return
     running = sh(in_node(topo, node, ["lxc-ls", "-1", "--running"]), check=False).split()
@@ -181,10 +195,22 @@ def _stop_containers(topo, node):
         sh(in_node(topo, node, ["timeout", "20", "lxc-stop", "-k", "-n", name]), check=False)
 
 
-def _stop_ssh_masters():
-    """Ansible's ControlPersist masters would outlive the lab and confuse the next one."""
-    sh(["pkill", "-f", "ssh: %s/cp/" % RUN], check=False)
-    sh(["rm", "-rf", RUN + "/cp"], check=False)
+def _stop_ssh_masters(topo):
+    """Ansible's ControlPersist masters would outlive the lab and confuse the next one: stop the ssh
+    processes of the control node that hold a connection into this lab's control network."""
+    net = ipaddress.ip_network(topo.control_cidr)
+    for line in sh(["ss", "-Htnp"], check=False).splitlines():
+        fields = line.split()
+        if len(fields) < 6 or '"ssh"' not in fields[-1]:
+            continue
+        peer = fields[4].rsplit(":", 1)[0].strip("[]")
+        try:
+            inside = ipaddress.ip_address(peer) in net
+        except ValueError:
+            continue
+        if inside:
+            for pid in re.findall(r"pid=(\d+)", fields[-1]):
+                sh(["kill", pid], check=False)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -238,12 +264,12 @@ def _check_conflicts(topo):
 
 def _build(topo):
     started = time.monotonic()
-    for d in (RUN, NS_DIR, SSH_DIR, RUN + "/cp"):
+    for d in (topo.run_dir, ns_dir(topo), os.path.dirname(lab_key(topo))):
         os.makedirs(d, exist_ok=True)
-    _keys()
-    _private_mount(NS_DIR)
-    with open(RUN + "/sshd_config", "w") as f:
-        f.write(SSHD_CONFIG.format(host_key=HOST_KEY))
+    _keys(topo)
+    _private_mount(ns_dir(topo))
+    with open(topo.run_dir + "/sshd_config", "w") as f:
+        f.write(SSHD_CONFIG.format(host_key=host_key(topo)))
 
     sh(["ip", "link", "add", topo.control_bridge, "type", "bridge"])
     sh(["ip", "addr", "add", "%s/%d" % (topo.control_node_ip, topo_mod._prefix_len(topo.control_cidr)),
@@ -264,12 +290,12 @@ def _build(topo):
         if node.ssh_host:
             _start_sshd(topo, node)
     _wait_ssh(topo)
-    with open(STATE_FILE, "w") as f:
+    with open(state_file(topo), "w") as f:
         json.dump({"fingerprint": _fingerprint(topo), "built_s": round(time.monotonic() - started, 2)}, f)
 
 
-def _keys():
-    for key, comment in ((LAB_KEY, "arnab-lab"), (HOST_KEY, "arnab-lab-host")):
+def _keys(topo):
+    for key, comment in ((lab_key(topo), topo.prefix + "-lab"), (host_key(topo), topo.prefix + "-lab-host")):
         if not os.path.exists(key):
             sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", key])
 
@@ -285,20 +311,20 @@ def _make_node(topo, node):
     ns = topo.netns(node.name)
     sh(["ip", "netns", "add", ns])
     sh(["ip", "-n", ns, "link", "set", "lo", "up"])
-    dirs = node_dirs(node.name)
-    binds = _bind_mounts(node)
+    dirs = node_dirs(topo, node.name)
+    binds = _bind_mounts(topo, node)
     for host_dir, dummy in binds:
         os.makedirs(host_dir, exist_ok=True)
     ssh_dir = dirs["state"] + "/root-ssh"
     os.chmod(ssh_dir, 0o700)
-    _install_authorized_key(ssh_dir)
+    _install_authorized_key(topo, ssh_dir)
     # The mount and UTS namespaces are made here and pinned to files; the shell sets them up once.
     setup = ["hostname %s" % node.name, "mount -t sysfs sysfs /sys"]
     setup += ["mount --bind %s %s" % (src, dst) for src, dst in binds if os.path.isdir(dst) or _mkdir(dst)]
     if node.kind == "ap":
         # Python-less like an 8 MB OpenWrt AP: the interpreter Ansible would find is masked.
         setup.append("mount --bind /dev/null %s" % os.path.realpath("/usr/bin/python3"))
-    mnt, uts = ns_files(node.name)
+    mnt, uts = ns_files(topo, node.name)
     for f in (mnt, uts):
         open(f, "a").close()
     sh(["unshare", "--mount=" + mnt, "--uts=" + uts, "--propagation", "private",
@@ -317,8 +343,8 @@ def _mkdir(path):
     return True
 
 
-def _install_authorized_key(ssh_dir):
-    with open(LAB_KEY + ".pub") as f:
+def _install_authorized_key(topo, ssh_dir):
+    with open(lab_key(topo) + ".pub") as f:
         lab_pub = f.read().strip()
     path = os.path.join(ssh_dir, "authorized_keys")
     lines = open(path).read().splitlines() if os.path.exists(path) else []
@@ -415,9 +441,9 @@ def _air_initial_flows(topo):
 
 
 def _start_sshd(topo, node):
-    pidfile = node_dirs(node.name)["run"] + "/sshd.pid"
+    pidfile = node_dirs(topo, node.name)["run"] + "/sshd.pid"
     os.makedirs("/run/sshd", exist_ok=True)
-    sh(in_node(topo, node.name, ["/usr/sbin/sshd", "-f", RUN + "/sshd_config", "-o", "PidFile=" + pidfile]))
+    sh(in_node(topo, node.name, ["/usr/sbin/sshd", "-f", topo.run_dir + "/sshd_config", "-o", "PidFile=" + pidfile]))
 
 
 def _wait_ssh(topo, timeout=15):

@@ -58,6 +58,14 @@ class Topology:
     nodes: dict
     links: list
 
+    @property
+    def run_dir(self):
+        return "/run/%s-lab" % self.prefix
+
+    @property
+    def state_dir(self):
+        return "/var/lib/%s-lab" % self.prefix
+
     def netns(self, node):
         return "%s-%s" % (self.prefix, node)
 
@@ -143,14 +151,16 @@ def from_inventory(inv):
         for node, ifname in (link.a, link.b):
             if len(ifname) > IFNAMSIZ:
                 raise TopologyError("interface name %r on %s is longer than %d characters" % (ifname, node, IFNAMSIZ))
-    if len(control_veth_name(topo, "client1" if "client1" in nodes else edges[0].name)) > IFNAMSIZ:
-        raise TopologyError("lab.prefix %r is too long for interface names" % topo.prefix)
+    longest = max((control_veth_name(topo, n) for n in nodes), key=len)
+    if len(longest) > IFNAMSIZ or len(topo.control_bridge) > IFNAMSIZ:
+        raise TopologyError("lab.prefix %r or a host name is too long for interface names (%s)"
+                            % (topo.prefix, longest))
     return topo
 
 
 def control_veth_name(topo, node):
     """Root-namespace end of a node's control link."""
-    return ("%sc-%s" % (topo.prefix, node))[:IFNAMSIZ]
+    return "%sc-%s" % (topo.prefix, node)
 
 
 def _validate_addresses(topo):
