@@ -16,6 +16,8 @@ import time
 
 from arnab_lab import topology as topo_mod
 
+LAB_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # lab/, holds the arnab_lab package
+
 # Runtime files (namespace files, pid files, sockets; gone at reboot) live under Topology.run_dir
 # (/run/arnab-lab), persistent ones (keys, per-node state such as edge containers) under Topology.state_dir.
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
@@ -92,6 +94,9 @@ def _bind_mounts(topo, node):
                   (d["run"] + "/ovs-log", "/var/log/openvswitch")]
     if node.kind == "edge":
         binds += [(d["state"] + "/lxc", "/var/lib/lxc"), (d["state"] + "/etc-lxc", "/etc/lxc")]
+    if node.kind == "ap":
+        # The agent's configuration and the AP's own tools (the emulated `click`).
+        binds += [(d["state"] + "/etc-odin", "/etc/odin"), (d["run"] + "/bin", "/usr/local/bin")]
     return binds
 
 
@@ -124,6 +129,8 @@ def problems(topo):
         return ["no lab state at %s" % state_file(topo)]
     if state.get("fingerprint") != _fingerprint(topo):
         found.append("the inventory changed since the lab was built")
+    if not _alive(topo.run_dir + "/radio.pid"):
+        found.append("the emulated radio is not running")
     existing = set(list_netns(topo.prefix))
     for node in topo.nodes.values():
         if topo.netns(node.name) not in existing:
@@ -178,10 +185,21 @@ def down(topo):
         sh(["ip", "link", "del", topo.control_bridge], check=False)
         removed.append(topo.control_bridge)
     _stop_ssh_masters(topo)
+    _kill_pidfile(topo.run_dir + "/radio.pid")
     if os.path.exists(state_file(topo)):
         os.unlink(state_file(topo))
     sh(["rm", "-rf", topo.run_dir + "/nodes"], check=False)
     return removed
+
+
+def _kill_pidfile(pidfile):
+    try:
+        with open(pidfile) as f:
+            os.kill(int(f.read().strip()), signal.SIGKILL)
+    except (OSError, ValueError):
+        pass
+    if os.path.exists(pidfile):
+        os.unlink(pidfile)
 
 
 def _stop_containers(topo, node):
@@ -285,7 +303,9 @@ def _build(topo):
     for node in topo.nodes.values():
         if node.ovs_bridge:
             _start_ovs(topo, node)
-    _air_initial_flows(topo)
+    _start_radio(topo)
+    for node in topo.nodes_of("ap"):
+        _install_click_shim(topo, node)
     for node in topo.nodes.values():
         if node.ssh_host:
             _start_sshd(topo, node)
@@ -432,12 +452,55 @@ def _start_ovs(topo, node):
         run(["ovs-ofctl", "add-flow", br, "priority=0,actions=NORMAL"])
 
 
-def _air_initial_flows(topo):
-    """Until the emulated radio takes over, each client is heard only by its inventory AP (client_ap)."""
-    for client in topo.nodes_of("client"):
-        ap = client.vars["client_ap"]
-        flows = "in_port=%s,actions=output:%s\nin_port=%s,actions=output:%s\n" % (client.name, ap, ap, client.name)
-        sh(in_node(topo, topo_mod.AIR, ["ovs-ofctl", "add-flows", "br-air", "-"]), input=flows)
+def radio_socket(topo):
+    return topo.run_dir + "/radio.sock"
+
+
+def _lab_python():
+    """The interpreter that runs the lab's emulations (the venv's, with the collection's dependencies)."""
+    import sys
+    return sys.executable
+
+
+def _start_radio(topo):
+    """The emulated radio (root namespace) owns br-air's flows: who hears whom, channel switches."""
+    inv = topo.run_dir + "/inventory.json"
+    with open(inv, "w") as f:
+        json.dump(topo.inventory, f)
+    log = open(topo.run_dir + "/radio.log", "a")
+    proc = subprocess.Popen([_lab_python(), "-m", "arnab_lab.radio", "--inventory-json", inv,
+                             "--socket", radio_socket(topo),
+                             "--air", "unix:%s/ovs-run/br-air.mgmt" % node_dirs(topo, topo_mod.AIR)["run"]],
+                            cwd=LAB_DIR, env=dict(os.environ, PYTHONPATH=LAB_DIR), stdout=log, stderr=log,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    with open(topo.run_dir + "/radio.pid", "w") as f:
+        f.write(str(proc.pid))
+    deadline = time.monotonic() + 10
+    while not os.path.exists(radio_socket(topo)):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise LabError("the emulated radio did not start: see %s/radio.log" % topo.run_dir)
+        time.sleep(0.05)
+
+
+CLICK_SHIM = """#!/bin/sh
+# EMULATED Click for the arnab lab: `click CONFIG.cli` runs the lab's emulated Odin agent (arnab_lab.odin_agent),
+# which reads the same Click configuration a real OpenWrt AP would run. Made by lab/labctl.
+[ -n "$1" ] || {{ echo "usage: click CONFIG.cli" >&2; exit 64; }}
+[ -r "$1" ] || {{ echo "click: cannot read $1" >&2; exit 66; }}
+cp "$1" {run}/agent.cli
+# The agent runs in this AP's network namespace with the lab's Python (the AP itself has none).
+exec nsenter --mount=/proc/1/ns/mnt -- env PYTHONPATH={lab} {python} -m arnab_lab.odin_agent \
+  --config {run}/agent.cli --bind {ip} --radio {radio} --name {name}
+"""
+
+
+def _install_click_shim(topo, node):
+    run = node_dirs(topo, node.name)["run"]
+    path = run + "/bin/click"
+    with open(path, "w") as f:
+        f.write(CLICK_SHIM.format(run=run, lab=LAB_DIR, python=_lab_python(), ip=node.ctl_ip,
+                                  radio=radio_socket(topo), name=node.name))
+    os.chmod(path, 0o755)
 
 
 def _start_sshd(topo, node):

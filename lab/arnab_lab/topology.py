@@ -57,6 +57,7 @@ class Topology:
     openflow_port: int
     nodes: dict
     links: list
+    inventory: dict = field(default_factory=dict, repr=False)   # the ansible-inventory --list it came from
 
     @property
     def run_dir(self):
@@ -128,7 +129,7 @@ def from_inventory(inv):
     topo = Topology(prefix=lab["prefix"], control_cidr=lab["control"]["cidr"],
                     control_bridge=lab["control"]["bridge"], data_cidr=lab["data"]["cidr"],
                     backhaul_cidr=lab["backhaul"]["cidr"], openflow_port=int(lab.get("openflow_port", 6634)),
-                    nodes=nodes, links=[])
+                    nodes=nodes, links=[], inventory=inv)
     _validate_addresses(topo)
 
     links = topo.links
