@@ -14,7 +14,7 @@ options:
   agent:
     description:
       - Address (IP or host name) of the Odin agent, i.e. of the AP, as seen from where the module runs
-        (usually the control node, C(delegate_to: localhost)).
+        (usually the control node, with C(delegate_to=localhost)).
     type: str
     required: true
   port:

@@ -306,14 +306,14 @@ AGENT_CONFIG_PARAMS = {
     "odin_debug": ("int", 0, "DEBUG_ODIN", "Odin debug level (0 none, 1 info, 2 debug, x1 = demo appearance)."),
     "tx_rate": ("int", 108, "TX_RATE", "TX rate in 500 kbit/s units (108 = 54 Mbit/s)."),
     "tx_power": ("int", 20, "TX_POWER", "TX power in dBm (reported by the agent only)."),
-    "hidden": ("bool", False, "HIDDEN", "Hidden mode: do not answer broadcast probe requests."),
+    "hidden": ("bool", False, "HIDDEN", "Hidden mode (do not answer broadcast probe requests)."),
     "multichannel": ("bool", True, "MULTICHANNEL", "Multichannel agent (CSA-based handoff between channels)."),
     "default_beacon_interval": ("int", 100, "DEFAULT_BEACON_INTERVAL", "Beacon interval in ms."),
     "burst_beacon_interval": ("int", 10, "BURST_BEACON_INTERVAL", "Beacon interval during a CSA burst, ms."),
     "burst_length": ("int", 10, "BURST", "Number of beacons in a burst."),
     "measurement_beacon_interval": ("int", 100, "MEASUREMENT_BEACON_INTERVAL",
                                     "Interval of measurement beacons, ms."),
-    "capture_mode": ("bool", False, "CAPTURE_MODE", "Capture mode: log frames of one station."),
+    "capture_mode": ("bool", False, "CAPTURE_MODE", "Capture mode (log the frames of one station)."),
     "capture_mac": ("str", "ff:ff:ff:ff:ff:ff", "MAC_CAPTURE", "Station captured in capture mode."),
     "control_port": ("int", CONTROL_PORT, "CONTROL_PORT", "ControlSocket TCP port."),
     "chatter_port": ("int", CHATTER_PORT, "CHATTER_PORT", "ChatterSocket TCP port."),
@@ -322,6 +322,14 @@ AGENT_CONFIG_PARAMS = {
     "scan_interface": ("str", "mon1", "SCAN_DEV", "Monitor interface of the scanning radio (multichannel)."),
     "tap_interface": ("str", "ap", "TAP_DEV", "Tap interface toward the host network stack."),
 }
+
+
+def agent_config_argument_spec():
+    """AnsibleModule-style argument spec of the agent parameters (the action plugin validates with it)."""
+    spec = {}
+    for name, (kind, default, _var, _doc) in AGENT_CONFIG_PARAMS.items():
+        spec[name] = {"type": kind, "required": True} if default is None else {"type": kind, "default": default}
+    return spec
 
 
 def agent_config_defaults():

@@ -13,7 +13,7 @@ short_description: OpenFlow flows present or absent on an Open vSwitch, owned by
 version_added: 0.1.0
 description:
   - Manages flows with C(ovs-ofctl) on a local bridge or a remote switch (C(tcp:), C(ssl:), C(unix:)).
-  - The module owns the flows carrying O(cookie): it reads only those (C(dump-flows cookie=C/-1)),
+  - The module owns the flows carrying O(cookie); it reads only those (C(dump-flows cookie=C/-1)),
     compares them with the wanted ones (port names resolved to numbers, C(ip)/C(arp) shorthands
     expanded) and adds or deletes only the difference. Flows with other cookies are never touched.
   - O(odin_client_pair) is a shorthand for Odin's per-client flow pair at an AP (cookie, priority 200,

@@ -25,7 +25,7 @@ description:
   - Before changing anything it checks the MAC and IP, that O(target) is known, that every agent and
     switch answers and that the client has a vAP somewhere. If a later step fails, the steps done are
     undone in reverse order (a channel switch announcement cannot be undone).
-  - Idempotent: when the client is already on O(target) with its flows in place nothing is sent.
+  - Idempotent, when the client is already on O(target) with its flows in place nothing is sent.
 options:
   sta_mac:
     description: MAC address of the client.

@@ -1,0 +1,76 @@
+# -*- coding: utf-8 -*-
+# Copyright: arnab.testbed contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin: render the Odin agent's Click configuration on the controller, write it on the AP
+(no Python there) only when it differs. Documentation: plugins/modules/odin_agent_config.py."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import posixpath
+import shlex
+import uuid
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.arnab.testbed.plugins.module_utils import odin
+
+ABSENT_RC = 3  # our read command's exit code for "no file yet"
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = True
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp  # nothing is copied through a remote temp dir
+
+        spec = dict(odin.agent_config_argument_spec(),
+                    dest=dict(type="path", default="/etc/odin/agent.cli"),
+                    title=dict(type="str"))
+        validation, args = self.validate_argument_spec(argument_spec=spec)
+        dest = args.pop("dest")
+        title = args.pop("title") or task_vars.get("inventory_hostname")
+        try:
+            content = odin.render_agent_config(args, name=title)
+            config = odin.validate_agent_config(args)
+        except odin.OdinValueError as exc:
+            return dict(result, failed=True, msg="invalid agent parameter: %s" % exc)
+
+        quoted = shlex.quote(dest)
+        read = self._low_level_execute_command(
+            "if [ -f %s ]; then cat %s; else exit %d; fi" % (quoted, quoted, ABSENT_RC), sudoable=True)
+        if read["rc"] == ABSENT_RC:
+            before = None
+        elif read["rc"] == 0:
+            before = read["stdout"]
+        else:
+            return dict(result, failed=True, msg="cannot read %s on the AP: %s" % (dest, read["stderr"].strip()))
+
+        commands = []
+        if before != content:
+            commands = [self._write_command(dest, content)]
+            if not self._task.check_mode:
+                written = self._low_level_execute_command(commands[0], sudoable=True)
+                if written["rc"] != 0:
+                    return dict(result, failed=True, commands=commands,
+                                msg="cannot write %s on the AP: %s" % (dest, written["stderr"].strip()))
+        result.update(changed=bool(commands), dest=dest, commands=commands, config=config,
+                      checksum=hashlib.sha1(content.encode("utf-8")).hexdigest())
+        if self._task.diff:
+            result["diff"] = dict(before=before or "", after=content, before_header=dest, after_header=dest)
+        return result
+
+    @staticmethod
+    def _write_command(dest, content):
+        """mkdir, here-document into a temp file beside dest, then mv: a reader never sees half a file."""
+        delimiter = "ARNAB_ODIN_EOF_%s" % uuid.uuid4().hex
+        assert delimiter not in content  # a random 128-bit word cannot occur in rendered text
+        tmp = "%s.%s.tmp" % (dest, uuid.uuid4().hex[:8])
+        return "mkdir -p %s && cat > %s <<'%s'\n%s%s\nmv -f %s %s" % (
+            shlex.quote(posixpath.dirname(dest) or "."), shlex.quote(tmp), delimiter, content, delimiter,
+            shlex.quote(tmp), shlex.quote(dest))
