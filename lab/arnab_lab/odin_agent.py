@@ -23,7 +23,6 @@ odin = collection_utils.load("odin")
 
 BANNER = "Click::ControlSocket/1.3"
 VERSION = "2.0.1 (emulated: arnab_lab.odin_agent, not Click)"
-CSA_COUNT = 4                 # beacons before the switch, as the agent's default
 POLL_INTERVAL = 0.5           # seconds between radio polls (stats, subscriptions, probes)
 PROBE_REPEAT = 2.0            # seconds between probes of one unserved client
 LOG = logging.getLogger("emulated-odin-agent")
@@ -217,9 +216,9 @@ class Agent:
         sta_mac, bssid = self._mac(words[0]), self._mac(words[1])
         channel = self._value(odin.validate_channel, words[2])
         reply = self.radio.request("csa", ap_mac=self.conf["ap_mac"], sta_mac=sta_mac, bssid=bssid,
-                                   channel=channel, count=CSA_COUNT, beacon_interval_ms=self.interval)
+                                   channel=channel, count=odin.CSA_COUNT, beacon_interval_ms=self.interval)
         LOG.info("channel_switch_announcement %s -> channel %d (%d beacons of %d ms): radio %s",
-                 sta_mac, channel, CSA_COUNT, self.interval, reply)
+                 sta_mac, channel, odin.CSA_COUNT, self.interval, reply)
 
     def write_scan_client(self, args):
         words = args.split()

@@ -315,13 +315,13 @@ def snapshot(state, model):
 # -- OVS adapter and server (thin) ------------------------------------------------------------------------------
 
 class AirSwitch:
-    """Keeps br-air's radio-cookie flows equal to air_flows(): add first, then delete."""
+    """Keeps br-air's radio-cookie flows equal to air_flows(): one ovs-ofctl per change, adds first."""
 
     def __init__(self, target, version="1.3"):
         self.target, self.version, self.installed = target, version, []
 
-    def _run(self, argv):
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    def _run(self, argv, stdin=None):
+        result = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=10)
         if result.returncode != 0:
             LOG.error("%s: %s", openflow.command_text(argv), result.stderr.strip())
 
@@ -332,11 +332,9 @@ class AirSwitch:
 
     def sync(self, flows):
         to_add, to_delete = flow_changes(self.installed, flows)
-        if self.target:
-            for flow in to_add:
-                self._run(openflow.add_flow_argv(self.target, flow, self.version))
-            for flow in to_delete:
-                self._run(openflow.delete_flow_argv(self.target, flow, self.version))
+        if self.target and (to_add or to_delete):
+            # one process, flow-mods applied in order: the link moves without a window of no flows
+            self._run(openflow.batch_argv(self.target, self.version), openflow.batch_text(to_add, to_delete))
         self.installed = list(flows)
         return to_add, to_delete
 

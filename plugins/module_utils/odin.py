@@ -21,6 +21,7 @@ CHATTER_PORT = 6778            # ChatterSocket (TCP)
 MASTER_PORT = 2819             # the master's UDP port for ping/probe/publish/association
 BSSID_OUI = "00:1b:b3"         # vAP BSSID = client MAC with its first three octets replaced by this
 ANY_MAC = "00:00:00:00:00:00"  # "any station" in subscriptions
+CSA_COUNT = 4                  # beacons carrying a channel switch announcement before the client switches
 
 
 class OdinValueError(ValueError):

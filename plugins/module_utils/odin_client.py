@@ -68,6 +68,9 @@ class OdinAgentClient:
     def channel(self):
         return int(self._read("channel").strip())
 
+    def beacon_interval(self):
+        return int(self._read("interval").strip())
+
     def channel_switch_announcement(self, vap, new_channel):
         return self._write("channel_switch_announcement", odin.csa_args(vap, new_channel))
 

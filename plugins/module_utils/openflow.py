@@ -277,6 +277,16 @@ def delete_cookie_argv(target, cookie, version="1.0"):
     return ofctl_argv("del-flows", target, "cookie=%#x/-1" % int(cookie), version=version)
 
 
+def batch_argv(target, version="1.0"):
+    """One ovs-ofctl for many changes: flow-mod lines on stdin (see batch_text)."""
+    return ofctl_argv("add-flows", target, "-", version=version)
+
+
+def batch_text(to_add, to_delete):
+    """stdin for batch_argv: ``add <flow>`` then ``delete_strict <flow>`` lines, applied in order."""
+    return "".join(["add %s\n" % f.spec() for f in to_add] + ["delete_strict %s\n" % f.delete_spec() for f in to_delete])
+
+
 def dump_cookie_argv(target, cookie, version="1.0"):
     return ofctl_argv("dump-flows", target, "cookie=%#x/-1" % int(cookie), version=version, names=False)
 

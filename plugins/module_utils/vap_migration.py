@@ -6,7 +6,9 @@
 Order, as the Odin master's multichannel handoff, plus the cleanup Odin never did:
   1. channel_switch_announcement on the serving agent when the channels differ;
   2. the client's flows at the new AP's switch and, on the data switch, toward the new AP's port;
-  3. add_vap on the new agent;  4. remove_vap on the old one;  5. the client's flows off the old AP.
+  3. add_vap on the new agent;  4. after a CSA, wait until the client has left the old channel (count x
+  beacon interval), as the ARNAB paper does: the old vAP keeps serving the client until then;
+  5. remove_vap on the old one;  6. the client's flows off the old AP.
 Everything that can fail without changing anything (addresses, AP names, reachability of every agent
 and switch, the client's current vAP) is checked first; if a later step fails, the steps already done
 are undone in reverse order.
@@ -53,7 +55,7 @@ class VapMigration:
 
     def __init__(self, sta_mac, aps, target, agent_factory, flow_table_factory, data_switch=None,
                  sta_ip=None, ssids=None, cookie=None, arp=True, scan_time=0.2, timeout=5.0,
-                 clock=time.monotonic, sleep=time.sleep):
+                 wait_for_channel_switch=True, clock=time.monotonic, sleep=time.sleep):
         self.aps = dict((ap.name, ap) for ap in aps)
         self.sta_mac = odin.normalize_mac(sta_mac, "sta_mac")
         if target != AUTO and target not in self.aps:
@@ -66,10 +68,11 @@ class VapMigration:
         self.data_switch = data_switch
         self.cookie = cookie if cookie is not None else openflow.client_cookie(self.sta_mac)
         self.arp, self.scan_time, self.timeout = arp, scan_time, timeout
+        self.wait_for_channel_switch = wait_for_channel_switch
         self.clock, self.sleep = clock, sleep
         self.t_start = clock()
         self.timeline = []
-        self.agents, self.tables, self.channels, self.switches = {}, {}, {}, {}
+        self.agents, self.tables, self.channels, self.intervals, self.switches = {}, {}, {}, {}, {}
 
     # -- timing ---------------------------------------------------------------------------------------
 
@@ -95,6 +98,7 @@ class VapMigration:
                 self.agents[name] = agent
                 self.tables[name] = agent.table()
                 self.channels[name] = agent.channel()
+                self.intervals[name] = agent.beacon_interval()
             except (ClickControlError, odin.OdinValueError, ValueError) as exc:
                 unreachable.append("%s (%s): %s" % (name, ap.agent, exc))
         for target in [ap.switch for ap in self.aps.values() if ap.switch] + [self.data_switch]:
@@ -163,6 +167,12 @@ class VapMigration:
             undo = (lambda: agent[to_ap].remove_vap(self.sta_mac)) if verb == "add_vap" else None
             steps.append(Step(verb, ["%s: WRITE odinagent.%s %s" % (to_ap, verb, self.vap.to_line())],
                               lambda: write(self.vap), undo))
+        if steps and steps[0].name == "channel_switch_announcement" and self.wait_for_channel_switch:
+            wait_ms = odin.CSA_COUNT * self.intervals[from_ap]
+            steps.append(Step("wait_channel_switch",
+                              ["wait %d ms: the client leaves channel %d after %d beacons of %d ms"
+                               % (wait_ms, self.channels[from_ap], odin.CSA_COUNT, self.intervals[from_ap])],
+                              lambda: self.sleep(wait_ms / 1000.0)))
         for name in old_holders:
             old_vap = self.tables[name][self.sta_mac]
             steps.append(Step("remove_vap", ["%s: WRITE odinagent.remove_vap %s" % (name, self.sta_mac)],

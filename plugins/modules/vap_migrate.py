@@ -17,7 +17,8 @@ description:
     flows on the old AP.
   - "Steps: C(channel_switch_announcement) on the serving agent when the channels differ; the client's flow
     pair (IPv4 and ARP) on the new AP's switch; on O(data_switch), the client's traffic toward the new AP's
-    port; C(add_vap) on the new agent; C(remove_vap) on the old one; the client's flows (by cookie) off the
+    port; C(add_vap) on the new agent; after a CSA, a wait until the client has left the old channel
+    (see O(wait_for_channel_switch)); C(remove_vap) on the old one; the client's flows (by cookie) off the
     old AP's switch."
   - With O(target=auto) every other agent scans the client on the serving channel (WRITE/READ
     C(scan_client)), the serving agent reports its C(sta_rssi), and the AP with the best RSSI wins
@@ -93,6 +94,14 @@ options:
     description: Seconds between asking agents to scan and reading their result (O(target=auto)).
     type: float
     default: 0.2
+  wait_for_channel_switch:
+    description:
+      - After a channel switch announcement, wait 4 beacon intervals of the serving AP (the CSA count) before
+        removing the old vAP, so the old AP serves the client until it leaves the channel (the ARNAB paper's
+        order). With V(false) the old vAP goes at once, as the Odin master does, and the client has no link
+        from then until its switch completes.
+    type: bool
+    default: true
   timeout:
     description: Seconds for each agent connection and reply.
     type: float
@@ -205,6 +214,7 @@ def main():
         arp=dict(type="bool", default=True),
         scan_time=dict(type="float", default=0.2),
         timeout=dict(type="float", default=5.0),
+        wait_for_channel_switch=dict(type="bool", default=True),
         ofctl=dict(type="path", default="ovs-ofctl"),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -219,7 +229,8 @@ def main():
             agent_factory=OdinAgentClient,
             flow_table_factory=lambda target: openflow.FlowTable(run, target, p["openflow_version"]),
             data_switch=p["data_switch"], sta_ip=p["sta_ip"], ssids=p["ssids"], cookie=p["cookie"],
-            arp=p["arp"], scan_time=p["scan_time"], timeout=p["timeout"])
+            arp=p["arp"], scan_time=p["scan_time"], timeout=p["timeout"],
+            wait_for_channel_switch=p["wait_for_channel_switch"])
         result = migration.run(check_mode=module.check_mode)
     except MigrationError as exc:
         module.fail_json(msg=str(exc), **exc.details)

@@ -117,6 +117,15 @@ def test_air_switch_adapter_commands(lab):
     state, model = lab
     calls = []
     air = radio.AirSwitch("unix:/tmp/br-air.mgmt")
-    air._run = calls.append
+    air._run = lambda argv, stdin=None: calls.append((argv, stdin))
     air.sync(radio.air_flows(state, model))
-    assert calls[0][:5] == ["ovs-ofctl", "-O", "OpenFlow13", "add-flow", "unix:/tmp/br-air.mgmt"]
+    argv, stdin = calls[0]
+    assert argv == ["ovs-ofctl", "-O", "OpenFlow13", "add-flows", "unix:/tmp/br-air.mgmt", "-"]
+    assert stdin == "add cookie=0xa1a1,table=0,priority=0,actions=drop\n"
+    radio.handle(state, model, {"op": "vap_add", "ap_mac": ap_mac(1), "sta_mac": C1}, 0)
+    air.sync(radio.air_flows(state, model))
+    radio.handle(state, model, {"op": "vap_remove", "ap_mac": ap_mac(1), "sta_mac": C1}, 0)
+    air.sync(radio.air_flows(state, model))
+    assert calls[2][1].count("delete_strict cookie=0xa1a1/-1,table=0,priority=100") == 2
+    air.sync(radio.air_flows(state, model))
+    assert len(calls) == 3   # nothing changed: no ovs-ofctl at all

@@ -40,8 +40,10 @@ def test_migrate_to_named_target_then_idempotent(mini_lab):
     assert ok and result["changed"] and result["channel_switch"]
     steps = [e["step"] for e in result["timeline"]]
     assert steps == ["preflight", "channel_switch_announcement", "flows_new_ap", "flows_data_switch",
-                     "add_vap", "remove_vap", "flows_old_ap(ap1)"]
-    assert result["control_path_ms"] > 0
+                     "add_vap", "wait_channel_switch", "remove_vap", "flows_old_ap(ap1)"]
+    wait = [e for e in result["timeline"] if e["step"] == "wait_channel_switch"][0]
+    assert 390 <= wait["duration_ms"] < 600          # 4 beacons x 100 ms
+    assert result["control_path_ms"] > 400
     assert C1 in mini_lab["agents"]["ap2"].vaps and C1 not in mini_lab["agents"]["ap1"].vaps
     assert ovs.flows[AP1_SW] == [] and len(ovs.flows[AP2_SW]) == 4
     assert {f.actions for f in ovs.flows[DSW]} == {"output:2"}       # toward ap2's port
@@ -61,6 +63,14 @@ def test_auto_picks_the_ap_that_hears_best(mini_lab):
     ok, result = run_module(vap_migrate.main, args(mini_lab, "auto"), run_command=ovs)
     assert ok and result["changed"] and result["to_ap"] == "ap2"
     assert [e["step"] for e in result["timeline"]][:2] == ["preflight", "scan"]
+
+
+def test_without_waiting_for_the_channel_switch(mini_lab):
+    ovs = switches()
+    serve_from_ap1(mini_lab, ovs)
+    ok, result = run_module(vap_migrate.main, args(mini_lab, "ap2", wait_for_channel_switch=False), run_command=ovs)
+    assert ok and "wait_channel_switch" not in [e["step"] for e in result["timeline"]]
+    assert result["control_path_ms"] < 400
 
 
 def test_fails_before_any_change(mini_lab):
@@ -92,5 +102,6 @@ def test_failure_mid_way_is_rolled_back(mini_lab):
     ok, result = run_module(vap_migrate.main, args(mini_lab, "ap2"), run_command=ovs)
     assert not ok and result["failed_step"] == "flows_old_ap(ap1)"
     assert result["rolled_back"] == ["remove_vap", "add_vap", "flows_data_switch", "flows_new_ap"]
+    assert "wait_channel_switch" in [e["step"] for e in result["timeline"]]
     assert C1 in mini_lab["agents"]["ap1"].vaps and C1 not in mini_lab["agents"]["ap2"].vaps
     assert {k: sorted(f.spec() for f in v) for k, v in ovs.flows.items()} == before
