@@ -43,7 +43,7 @@ def summary(report):
                      % (human_bytes(stream.get("bytes", 0)),
                         "intact (no reset, no byte lost)" if stream.get("ok") else
                         "BROKEN: %s" % (stream.get("reset") or stream.get("problem")),
-                        "%d ms" % max(d for _, d in stream["gaps"]) if stream.get("gaps") else "< 50 ms"))
+                        "%d ms" % max(gap[1] for gap in stream["gaps"]) if stream.get("gaps") else "< 50 ms"))
     lines.append("result: %s" % ("ok" if report.get("ok") else "FAILED"))
     return lines
 
@@ -107,8 +107,8 @@ def downtime_table(rows):
 def plot_downtime(rows, path):
     """Fig. 4: downtime per workload (x) and method (bars)."""
     table = downtime_table(rows)
-    workloads = sorted({w for w, _ in table}, key=lambda w: (not w.startswith("video"), w))
-    methods = [m for m in ("stop-and-copy", "pre-copy", "post-copy") if any(mm == m for _, mm in table)]
+    workloads = sorted({key[0] for key in table}, key=lambda w: (not w.startswith("video"), w))
+    methods = [m for m in ("stop-and-copy", "pre-copy", "post-copy") if any(key[1] == m for key in table)]
     fig, ax = plt.subplots(figsize=(10, 4))
     width = 0.8 / max(len(methods), 1)
     for j, method in enumerate(methods):

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The client's view of service continuity: read the `video` workload's stream, verify every byte, and sample
 throughput in fixed bins (default 10 ms).
 
@@ -11,6 +10,7 @@ u64 sequence, u64 byte offset, u64 send time (us), then a PRNG(seed, sequence) p
 """
 import argparse
 import json
+import os
 import signal
 import socket
 import struct
@@ -37,7 +37,7 @@ def payload(seed, seq):
     """The payload bytes of packet `seq` (xorshift128+ seeded from (seed, seq, 0), little-endian words)."""
     s0, s1 = mix3(seed, seq, 0) | 1, mix3(seed ^ 0x5BD1E995, seq, 0) | 2
     words = []
-    for _ in range((PKT - HDR + 7) // 8):
+    for dummy in range((PKT - HDR + 7) // 8):
         x, y = s0, s1
         s0 = y
         x = (x ^ (x << 23)) & MASK
@@ -131,7 +131,6 @@ def main():
     with open(args.out + ".tmp", "w") as f:
         json.dump(result, f)
     # Renamed into place so a reader never sees half a report.
-    import os
     os.replace(args.out + ".tmp", args.out)
     return 0 if result["ok"] else 1
 

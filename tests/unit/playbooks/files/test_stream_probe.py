@@ -2,7 +2,6 @@
 import importlib.util
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -31,7 +30,7 @@ def video(workload):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([workload, "video", "--port", str(port), "--rss-mib", "1"], stderr=subprocess.DEVNULL)
-    for _ in range(50):
+    for dummy in range(50):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
             break
