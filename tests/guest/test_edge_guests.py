@@ -1,0 +1,154 @@
+"""Parts (a) and (b): edge guests on the lab's networks, provisioned by roles/edge, native pre-copy."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from arnab_lab import guest
+
+from conftest import INVENTORY, REPO, run
+
+VENV = os.path.join(REPO, ".venv", "bin")
+LABCTL = os.path.join(REPO, "lab", "labctl")
+ENV = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+           PATH=VENV + ":" + os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), ANSIBLE_FORCE_COLOR="0")
+RAMSIM_IP = "10.78.0.61"
+REPORTS = os.path.join(REPO, "reports")
+HAVE_MIGRATE = os.path.exists(os.path.join(REPO, "plugins", "modules", "container_migrate.py"))
+
+
+def ssh(g, cmd, **kw):
+    return guest.guest_ssh(g["ctl_ip"], cmd, **kw)
+
+
+def test_guests_boot_and_answer_ssh(edge_guests):
+    for name, g in edge_guests.items():
+        assert ssh(g, "hostname").strip() == name
+        assert ssh(g, "uname -r").startswith("6.12")
+        addrs = ssh(g, "ip -br addr")
+        for nic in g["nics"]:
+            dev = nic.get("bridge") or nic["dev"]
+            assert nic["addr"] in addrs, (dev, addrs)
+    st = guest.status(list(edge_guests.values()))
+    assert not any(st.values()), st
+
+
+def test_backhaul_is_shaped_and_joins_the_guests(edge_guests):
+    e1, e2 = edge_guests["edge1"], edge_guests["edge2"]
+    for g in (e1, e2):
+        tap = guest.tap_name(g["name"], "backhaul")
+        qdisc = run(["tc", "qdisc", "show", "dev", tap]).stdout
+        assert "tbf" in qdisc and "100Mbit" in qdisc, qdisc
+    peer = e2["nics"][2]["addr"].split("/")[0]
+    ssh(e1, "ping -c 2 -W 5 %s" % peer)
+
+
+def test_soft_dirty_in_the_guest_kernel(edge_guests):
+    for g in edge_guests.values():
+        out = ssh(g, "/usr/sbin/criu check --feature mem_dirty_track && echo SOFT-DIRTY-OK", check=False)
+        assert "SOFT-DIRTY-OK" in out, out
+
+
+def test_lab_client_reaches_the_guest_data_network(edge_guests):
+    for g in edge_guests.values():
+        ip = g["nics"][1]["addr"].split("/")[0]
+        proc = run([LABCTL, "exec", "client1", "--", "ping", "-c", "3", "-W", "5", ip], check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def provisioned(edge_guests, timings):
+    t0 = time.monotonic()
+    proc = run([os.path.join(VENV, "ansible-playbook"), "-i", INVENTORY, os.path.join(REPO, "playbooks", "edges.yml")],
+               timeout=2400, check=False, env=ENV)
+    timings["edges_playbook_s"] = round(time.monotonic() - t0, 1)
+    with open(os.path.join(REPORTS, "guest-edges-playbook.log"), "w") as f:
+        f.write(proc.stdout + proc.stderr)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    return edge_guests
+
+
+def test_edge_role_provisions_the_guests(provisioned):
+    out = ssh(provisioned["edge1"], "lxc-ls --running -1")
+    assert "ramsim" in out.split(), out
+    proc = run([LABCTL, "exec", "client1", "--", "/bin/sh", "-c",
+                "exec 3<>/dev/tcp/%s/7000 2>/dev/null || true" % RAMSIM_IP], check=False)
+    ans = ssh(provisioned["edge1"], "arnab-workload ctl %s 7000 status || /usr/local/bin/arnab-workload ctl %s 7000 status"
+              % (RAMSIM_IP, RAMSIM_IP), check=False)
+    assert "ok ramsim" in ans, ans
+
+
+def _migrate(method, src, dst, timings, tag):
+    out = os.path.join(REPORTS, "guest-migrate-%s.json" % tag)
+    t0 = time.monotonic()
+    proc = run([os.path.join(VENV, "ansible-playbook"), "-i", INVENTORY, os.path.join(REPO, "tests", "guest", "migrate.yml"),
+                "-e", "src=%s" % src, "-e", "dst=%s" % dst, "-e", "method=%s" % method, "-e", "out=%s" % out],
+               timeout=1800, check=False, env=ENV)
+    timings["migrate_%s_wall_s" % tag] = round(time.monotonic() - t0, 1)
+    res = json.load(open(out)) if os.path.exists(out) else {}
+    assert proc.returncode == 0, (res.get("msg"), proc.stdout[-6000:])
+    return res
+
+
+def _start_stream():
+    return subprocess.Popen([LABCTL, "exec", "client1", "--", "python3", "-c",
+                             open(os.path.join(REPO, "tests", "guest", "stream_probe.py")).read(),
+                             RAMSIM_IP, "7000", "0.05"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _stop_stream(proc):
+    time.sleep(2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    return json.loads(out.strip().splitlines()[-1]) if out.strip() else {"error": err}
+
+
+def _verify(g):
+    return ssh(g, "/usr/local/bin/arnab-workload ctl %s 7000 verify" % RAMSIM_IP, check=False).strip()
+
+
+@pytest.mark.skipif(not HAVE_MIGRATE, reason="plugins/modules/container_migrate.py not there yet")
+def test_native_precopy_between_guest_edges(provisioned, timings):
+    e1, e2 = provisioned["edge1"], provisioned["edge2"]
+    stream = _start_stream()
+    time.sleep(3)
+    try:
+        pre = _migrate("pre-copy", "edge1", "edge2", timings, "precopy")
+    finally:
+        stream_res = _stop_stream(stream)
+    verify = _verify(e2)
+    stream2 = _start_stream()
+    time.sleep(3)
+    try:
+        sac = _migrate("stop-and-copy", "edge2", "edge1", timings, "stopcopy")
+    finally:
+        stream2_res = _stop_stream(stream2)
+    verify2 = _verify(e1)
+    its = pre.get("iterations") or []
+    summary = {
+        "precopy": {k: pre.get(k) for k in ("method", "precopy_mode", "method_reason", "downtime_s", "total_s",
+                                            "bytes_frozen", "bytes_total", "stop_reason", "frozen")},
+        "precopy_iterations": [{k: it.get(k) for k in ("n", "mode", "pages_written", "bytes_dumped", "bytes_sent",
+                                                       "dump_s", "transfer_s", "freeze_s")} for it in its],
+        "stopcopy": {k: sac.get(k) for k in ("method", "downtime_s", "total_s", "bytes_frozen", "bytes_total",
+                                             "frozen")},
+        "verify_after_precopy": verify, "verify_after_stopcopy": verify2,
+        "stream_precopy": stream_res, "stream_stopcopy": stream2_res,
+    }
+    if pre.get("downtime_s") and sac.get("downtime_s"):
+        summary["downtime_ratio_precopy_over_stopcopy"] = round(pre["downtime_s"] / sac["downtime_s"], 3)
+    timings["migration"] = summary
+    with open(os.path.join(REPORTS, "guest-precopy.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    assert pre.get("ok") and pre.get("method") == "pre-copy", pre.get("method_reason")
+    assert pre.get("precopy_mode") == "native", "soft-dirty path not used: %s" % pre.get("method_reason")
+    assert len(its) >= 2, its
+    assert its[-1].get("pages_written", 0) < its[0].get("pages_written", 0), its
+    assert verify.startswith("ok"), verify
+    assert stream_res.get("survived"), stream_res
+    assert sac.get("ok"), sac
+    assert verify2.startswith("ok"), verify2
+    assert stream2_res.get("survived"), stream2_res
