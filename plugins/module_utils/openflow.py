@@ -258,33 +258,47 @@ def parse_port_desc(text):
 # -- want vs have ---------------------------------------------------------------------------------------
 
 def diff_flows(want, have, exclusive=True):
-    """-> (to_add, to_delete). ``have`` holds only our cookies' flows; exclusive removes unwanted ones."""
-    want_set, have_set = list(dict.fromkeys(want)), set(have)
-    to_add = [f for f in want_set if f not in have_set]
-    to_delete = [f for f in have if f not in set(want_set)] if exclusive else []
+    """-> (to_add, to_delete). ``have`` holds only our cookies' flows; exclusive removes unwanted ones.
+
+    Gapless: an add with the match and priority of an existing flow replaces it in place (OpenFlow
+    semantics), so such a flow is only added, never deleted first (no moment without a flow)."""
+    want = list(dict.fromkeys(want))
+    have_set, want_set = set(have), set(want)
+    to_add = [f for f in want if f not in have_set]
+    replaced = set(_slot(f) for f in to_add)
+    to_delete = [f for f in have if f not in want_set and _slot(f) not in replaced] if exclusive else []
     return to_add, to_delete
 
 
-def add_flow_argv(target, flow, version="1.0"):
-    return ofctl_argv("add-flow", target, flow.spec(), version=version)
+def _slot(flow):
+    """What OpenFlow identifies a flow by: table, priority, match (not cookie or actions)."""
+    return (flow.table, flow.priority, tuple(sorted(flow.match.items())))
 
 
-def delete_flow_argv(target, flow, version="1.0"):
-    return ofctl_argv("del-flows", target, flow.delete_spec(), version=version, strict=True)
+class Command:
+    """One ovs-ofctl run: argv plus optional stdin (flow-mod lines for ``add-flows -``)."""
+
+    def __init__(self, argv, stdin=None):
+        self.argv, self.stdin = argv, stdin
+
+    def text(self):
+        line = command_text(self.argv)
+        return line if self.stdin is None else "%s <<'EOF'\n%sEOF" % (line, self.stdin)
+
+    def __repr__(self):
+        return "Command(%s)" % self.text()
 
 
-def delete_cookie_argv(target, cookie, version="1.0"):
-    return ofctl_argv("del-flows", target, "cookie=%#x/-1" % int(cookie), version=version)
+def batch_command(target, to_add, to_delete, version="1.0"):
+    """All changes of one switch in ONE ovs-ofctl: ``add`` lines first, then ``delete_strict`` lines,
+    applied in order (one process start instead of one per flow: tens of ms each)."""
+    stdin = "".join(["add %s\n" % f.spec() for f in to_add] +
+                    ["delete_strict %s\n" % f.delete_spec() for f in to_delete])
+    return Command(ofctl_argv("add-flows", target, "-", version=version), stdin)
 
 
-def batch_argv(target, version="1.0"):
-    """One ovs-ofctl for many changes: flow-mod lines on stdin (see batch_text)."""
-    return ofctl_argv("add-flows", target, "-", version=version)
-
-
-def batch_text(to_add, to_delete):
-    """stdin for batch_argv: ``add <flow>`` then ``delete_strict <flow>`` lines, applied in order."""
-    return "".join(["add %s\n" % f.spec() for f in to_add] + ["delete_strict %s\n" % f.delete_spec() for f in to_delete])
+def delete_cookie_command(target, cookie, version="1.0"):
+    return Command(ofctl_argv("del-flows", target, "cookie=%#x/-1" % int(cookie), version=version))
 
 
 def dump_cookie_argv(target, cookie, version="1.0"):
@@ -298,7 +312,7 @@ def ports_argv(target, version="1.0"):
 class FlowTable:
     """A switch's flows for a set of cookies, read and changed through an injected runner.
 
-    ``run(argv) -> (rc, stdout, stderr)``, e.g. AnsibleModule.run_command.
+    ``run(argv, stdin) -> (rc, stdout, stderr)``, e.g. a wrapper of AnsibleModule.run_command.
     """
 
     def __init__(self, run, target, version="1.0"):
@@ -307,21 +321,20 @@ class FlowTable:
         self.version = version
         self._ports = None
 
-    def _run(self, argv):
-        rc, out, err = self.run(argv)
+    def _run(self, command):
+        rc, out, err = self.run(command.argv, command.stdin)
         if rc != 0:
-            raise OpenFlowError("%s failed (rc=%s): %s" % (command_text(argv), rc, (err or out).strip()))
+            raise OpenFlowError("%s failed (rc=%s): %s" % (command_text(command.argv), rc, (err or out).strip()))
         return out
 
     def ports(self):
         if self._ports is None:
-            self._ports = parse_port_desc(self._run(ports_argv(self.target, self.version)))
+            self._ports = parse_port_desc(self._run(Command(ports_argv(self.target, self.version))))
         return self._ports
 
     def resolve(self, flows):
         """Port names -> numbers, so wanted flows compare equal to dump-flows output."""
-        needs_names = any(not str(f.match.get("in_port", "0")).isdigit() or
-                          re.search(r"output:[^\d,]", f.actions) for f in flows)
+        needs_names = any(_port_names(f) for f in flows)
         ports = self.ports() if needs_names else {}
         unknown = [p for f in flows for p in _port_names(f) if p not in ports]
         if unknown:
@@ -332,31 +345,30 @@ class FlowTable:
     def flows(self, cookies):
         have = []
         for cookie in sorted(set(cookies)):
-            have += parse_dump_flows(self._run(dump_cookie_argv(self.target, cookie, self.version)))
+            have += parse_dump_flows(self._run(Command(dump_cookie_argv(self.target, cookie, self.version))))
         return have
 
     def plan(self, want, cookies=None, exclusive=True):
-        """-> (argv list, to_add, to_delete) to make our cookies' flows equal ``want``."""
+        """-> ([Command], to_add, to_delete) to make our cookies' flows equal ``want``."""
         want = self.resolve(want)
         cookies = set(cookies or ()) | set(f.cookie for f in want)
         to_add, to_delete = diff_flows(want, self.flows(cookies), exclusive)
-        argvs = [delete_flow_argv(self.target, f, self.version) for f in to_delete]
-        argvs += [add_flow_argv(self.target, f, self.version) for f in to_add]
-        return argvs, to_add, to_delete
+        commands = [batch_command(self.target, to_add, to_delete, self.version)] if to_add or to_delete else []
+        return commands, to_add, to_delete
 
     def plan_absent(self, flows=None, cookies=None):
         """Delete the given flows (those present), or every flow of the given cookies."""
         if flows:
             present = set(self.flows(set(f.cookie for f in flows)))
             gone = [f for f in self.resolve(flows) if f in present]
-            return [delete_flow_argv(self.target, f, self.version) for f in gone], gone
+            return ([batch_command(self.target, [], gone, self.version)] if gone else []), gone
         have = self.flows(cookies or ())
-        argvs = [delete_cookie_argv(self.target, c, self.version) for c in sorted(set(f.cookie for f in have))]
-        return argvs, have
+        commands = [delete_cookie_command(self.target, c, self.version) for c in sorted(set(f.cookie for f in have))]
+        return commands, have
 
-    def apply(self, argvs):
-        for argv in argvs:
-            self._run(argv)
+    def apply(self, commands):
+        for command in commands:
+            self._run(command)
 
 
 def _port_names(flow):

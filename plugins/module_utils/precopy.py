@@ -40,7 +40,7 @@ from ansible_collections.arnab.testbed.plugins.module_utils.criu import (
     PAGE_SIZE, CriuError, LxcCriu, build_argv, check_features, config_text, default_runner, find_criu_error,
     log_tail, netfix_argv, read_stats, summarize_dump_stats)
 from ansible_collections.arnab.testbed.plugins.module_utils.state_transfer import (
-    Pusher, TransferError, list_files)
+    Pusher, RemoteShell, list_files, ssh_argv)
 
 # --------------------------------------------------------------------------------------------------
 # Stopping rules (P.Haul: 8 iterations, <= 64 pages, > 10% growth) and the downtime target.
@@ -455,10 +455,16 @@ class LxcMigrationDriver(object):
         self.dest_touched = False
         self.source_state = "running"
         self._facts = None
+        self.rsh = None
 
     # -- helpers -----------------------------------------------------------------------------------
     def ssh(self, command, timeout=None, check=True, what="remote command"):
-        rc, out, err = self.pusher.ssh(command, timeout=timeout)
+        """Run on the destination through the persistent remote shell (or a fresh SSH command)."""
+        if self.rsh is not None and self.rsh.alive():
+            rc, out = self.rsh.run(command, timeout=timeout)
+            err = out
+        else:
+            rc, out, err = self.pusher.ssh(command, timeout=timeout)
         if check and rc != 0:
             raise RuntimeError("%s on %s failed (rc %s): %s" % (what, self.dest, rc, (err or out).strip()[-600:]))
         return rc, out, err
@@ -487,8 +493,20 @@ class LxcMigrationDriver(object):
                                  % (self.dest, rc, err.strip()[-300:]))
         lines = out.splitlines()
         dest_host = lines[0].strip() if lines else ""
-        if dest_host == socket.gethostname():
-            raise PreflightError("destination %s is this edge (%s)" % (self.dest, dest_host))
+        self.rsh = RemoteShell(ssh_argv(self.dest, user=self.pusher.user, key=self.pusher.key,
+                                        port=self.pusher.ssh_port, control_path=self.control_path))
+        # Same storage on both ends (the destination is this edge, or shares its lxcpath) would make the
+        # "destination copy" the source itself: probe with a token file.
+        probe = os.path.join(self.lxcpath, ".arnab-probe-%d-%d" % (os.getpid(), int(time.time() * 1e6)))
+        with open(probe, "w") as f:
+            f.write("probe\n")
+        try:
+            _rc, pout, _e = self.pusher.ssh("test -e %s && echo SAME; true" % _q(probe))
+        finally:
+            os.unlink(probe)
+        if "SAME" in pout:
+            raise PreflightError("destination %s shares this edge's %s (it is this edge?): refusing"
+                                 % (self.dest, self.lxcpath))
         if not any(line.endswith("lxc-checkpoint") for line in lines):
             raise PreflightError("destination %s has no lxc-checkpoint" % self.dest)
         if not any(line.startswith("Version:") for line in lines):
@@ -548,16 +566,16 @@ class LxcMigrationDriver(object):
         preliminary / pre-freeze: full rsync (quick check by size+mtime). frozen: only what changed since the
         pre-freeze sync began (a local walk, no remote scan), so the frozen window does not pay a tree
         comparison."""
-        if not self.do_fs_sync:
-            return {"phase": phase, "skipped": True, "bytes_sent": 0, "duration_s": 0.0}
         src = self.rootfs_dir().rstrip("/") + "/"
         dst = src
         t0 = time.time()
+        if phase == "preliminary":
+            self.ssh("rm -rf %s && mkdir -p %s %s/images && touch %s/.arnab-migrating"
+                     % (_q(self.dwork), _q(dst), _q(self.dwork), _q(dst)), what="prepare destination")
+            self.dest_touched = True
+        if not self.do_fs_sync:
+            return {"phase": phase, "skipped": True, "bytes_sent": 0, "duration_s": 0.0}
         if phase in ("preliminary", "pre-freeze"):
-            if phase == "preliminary":
-                self.ssh("mkdir -p %s %s && touch %s/.arnab-migrating" % (_q(dst), _q(self.dwork), _q(dst)),
-                         what="prepare destination")
-                self.dest_touched = True
             mark = time.time()
             res = self.pusher.push([src], dst, mode="whole", delete=True,
                                    archive_extras=("-H", "-A", "-X", "--numeric-ids"),
@@ -666,15 +684,13 @@ class LxcMigrationDriver(object):
         """Push an images dir. delta/stop-and-copy/post-copy: into ONE dest dir (delta against what is there);
         native: a dest dir per iteration, chained like the source's (``parent`` symlinks are relative)."""
         if mode == "native":
+            # rsync creates the last path component itself: no extra SSH round trip
             dest = os.path.join(self.dwork, os.path.basename(images_dir.rstrip("/")))
-            self.ssh("mkdir -p %s" % _q(dest), what="mkdir")
             res = self.pusher.push([images_dir.rstrip("/") + "/"], dest + "/", mode="whole", ignore_times=True,
-                                   excludes=["*.log"])
+                                   excludes=["*.log", ".criu-*.conf"])
             res["literal_bytes"] = res["stats"].get("literal_bytes", 0)
         else:
             dest = os.path.join(self.dwork, "images")
-            if not self.dest_files:
-                self.ssh("mkdir -p %s" % _q(dest), what="mkdir")
             res = self.pusher.push_images(images_dir, dest, dest_files=self.dest_files)
             self.dest_files = res["files"]
         self.dest_touched = True
@@ -702,8 +718,10 @@ class LxcMigrationDriver(object):
                 "{ echo 'lazy-pages daemon did not start' >&2; cat lazy-pages.out >&2; exit 3; }; sleep 0.01; done",
                 "echo T lazyd $(now)",
             ]
-        lines.append("CRIU_CONFIG_FILE=%s timeout -s KILL %d %s" % (
-            _q(conf), int(self.restore_timeout), " ".join(_q(a) for a in argv)))
+        # the restored container's monitor must not inherit this session's stdout, or ssh never returns
+        lines.append("CRIU_CONFIG_FILE=%s timeout -s KILL %d %s </dev/null >restore.out 2>&1 || "
+                     "{ rc=$?; cat restore.out >&2; exit $rc; }" % (
+                         _q(conf), int(self.restore_timeout), " ".join(_q(a) for a in argv)))
         lines.append("echo T restored $(now)")
         lines.append("pid=$(lxc-info -n %s -P %s -pH)" % (_q(self.name), _q(self.lxcpath)))
         lines.append("echo PID $pid")
@@ -718,7 +736,7 @@ class LxcMigrationDriver(object):
     def restore(self, lazy=False):
         script = self.restore_script(lazy=lazy)
         t0 = time.time()
-        rc, out, err = self.pusher.ssh("sh -c %s" % _q(script), timeout=self.restore_timeout + 30)
+        rc, out, err = self.ssh(script, timeout=self.restore_timeout + 30, check=False)
         dt = time.time() - t0
         marks = {}
         pid = None
@@ -732,8 +750,8 @@ class LxcMigrationDriver(object):
             elif len(parts) == 2 and parts[0] == "PID":
                 pid = parts[1]
         if rc != 0:
-            _rc, logtxt, _e = self.pusher.ssh("tail -n 30 %s/restore.log 2>/dev/null; tail -n 20 %s/lazy-pages.log "
-                                              "2>/dev/null; true" % (_q(self.dest_dir), _q(self.dest_dir)))
+            _rc, logtxt, _e = self.ssh("tail -n 30 %s/restore.log 2>/dev/null; tail -n 20 %s/lazy-pages.log "
+                                       "2>/dev/null; true" % (_q(self.dest_dir), _q(self.dest_dir)), check=False)
             raise CriuError("restore on %s failed (rc %s): %s" % (
                 self.dest, rc, find_criu_error(logtxt) or err.strip()[-400:]), rc=rc, stderr=err, log_tail=logtxt)
         res = {"duration_s": round(dt, 4), "pid": pid, "garp": "GARP_FAILED" not in out}
@@ -755,16 +773,17 @@ class LxcMigrationDriver(object):
         script = "\n".join([
             "for f in %s/images/lazy-pages.pid; do [ -f \"$f\" ] && kill -9 $(cat \"$f\") 2>/dev/null; done" % _q(d),
             "timeout 30 lxc-stop -k -n %s -P %s >/dev/null 2>&1 || true" % (_q(self.name), _q(self.lxcpath)),
-            # a hung lazy restore: SIGKILL criu processes working on OUR images dir (not this shell)
-            "for p in /proc/[0-9]*; do n=${p#/proc/}; [ \"$n\" = \"$$\" ] && continue; [ \"$n\" = \"$PPID\" ] "
-            "&& continue; tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q -- 'criu.*%s' && kill -9 $n; done; true"
-            % d.replace("'", ""),
+            # a hung lazy restore: SIGKILL processes that have OUR images dir as one whole argument (criu
+            # restore / lazy-pages get "-D DIR"); shells and ssh carrying this script have it only inside a
+            # longer argument, so they never match.
+            "for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/cmdline 2>/dev/null | grep -qx -- %s "
+            "&& kill -9 ${p#/proc/}; done; true" % _q(os.path.join(d, "images")),
             "rm -rf %s" % _q(d),
             # only remove the container dir if it is the copy we made (marker present)
             "if [ -e %s/.arnab-migrating ]; then rm -rf %s; fi" % (_q(cdir), _q(cdir)),
             "echo cleaned",
         ])
-        rc, out, err = self.pusher.ssh("sh -c %s" % _q(script), timeout=90)
+        rc, out, err = self.ssh(script, timeout=90, check=False)
         if rc != 0 or "cleaned" not in out:
             raise RuntimeError("cleaning %s failed (rc %s): %s" % (self.dest, rc, err.strip()[-300:]))
         return {"ok": True}
@@ -838,6 +857,8 @@ class LxcMigrationDriver(object):
         return res
 
     def close(self):
+        if self.rsh is not None:
+            self.rsh.close()
         self.run(["ssh", "-o", "ControlPath=%s" % self.control_path, "-O", "exit", self.dest])
 
 

@@ -196,7 +196,7 @@ class VapMigration:
         def undo():
             back, _a, _d = table.plan(before, [self.cookie])
             table.apply(back)
-        return Step(name, [openflow.command_text(a) for a in argvs], lambda: table.apply(argvs), undo)
+        return Step(name, [c.text() for c in argvs], lambda: table.apply(argvs), undo)
 
     def _flow_absent_step(self, name, target, ap):
         table = self.switches[target]
@@ -208,7 +208,7 @@ class VapMigration:
         def undo():
             back, _a, _d = table.plan(before, [self.cookie])
             table.apply(back)
-        return Step("%s(%s)" % (name, ap.name), [openflow.command_text(a) for a in argvs],
+        return Step("%s(%s)" % (name, ap.name), [c.text() for c in argvs],
                     lambda: table.apply(argvs), undo)
 
     # -- running ----------------------------------------------------------------------------------------------
