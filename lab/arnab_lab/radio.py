@@ -178,12 +178,8 @@ def air_flows(state, model):
 
 
 def flow_changes(old, new):
-    """-> (to_add, to_delete) for going from flow list `old` to `new` without a gap: add first (an add
-    with the same match and priority replaces the actions), delete only matches no longer wanted."""
-    to_add = [f for f in new if f not in set(old)]
-    kept = set((f.priority, tuple(sorted(f.match.items()))) for f in new)
-    to_delete = [f for f in old if f not in set(new) and (f.priority, tuple(sorted(f.match.items()))) not in kept]
-    return to_add, to_delete
+    """-> (to_add, to_delete) from flow list `old` to `new` without a gap (see openflow.diff_flows)."""
+    return openflow.diff_flows(new, old)
 
 
 def state_from_inventory(inventory):
@@ -327,14 +323,15 @@ class AirSwitch:
 
     def reset(self):
         if self.target:
-            self._run(openflow.delete_cookie_argv(self.target, AIR_COOKIE, self.version))
+            self._run(openflow.delete_cookie_command(self.target, AIR_COOKIE, self.version).argv)
         self.installed = []
 
     def sync(self, flows):
         to_add, to_delete = flow_changes(self.installed, flows)
         if self.target and (to_add or to_delete):
             # one process, flow-mods applied in order: the link moves without a window of no flows
-            self._run(openflow.batch_argv(self.target, self.version), openflow.batch_text(to_add, to_delete))
+            command = openflow.batch_command(self.target, to_add, to_delete, self.version)
+            self._run(command.argv, command.stdin)
         self.installed = list(flows)
         return to_add, to_delete
 

@@ -34,7 +34,8 @@ _SYNONYMS = {"eth_type": "dl_type", "eth_src": "dl_src", "eth_dst": "dl_dst", "i
              "ip_dst": "nw_dst", "ip_proto": "nw_proto", "vlan_vid": "dl_vlan"}
 # dump-flows bookkeeping fields that are not part of a flow's identity.
 _STATISTICS = {"duration", "n_packets", "n_bytes", "idle_age", "hard_age", "reset_counts",
-               "n_offload_packets", "n_offload_bytes", "send_flow_rem", "check_overlap"}
+               "n_offload_packets", "n_offload_bytes", "send_flow_rem", "check_overlap", "no_packet_counts",
+               "no_byte_counts", "importance", "idle_timeout", "hard_timeout"}
 _PORT_FIELDS = {"in_port"}
 
 
@@ -231,7 +232,8 @@ def parse_dump_flows(text):
         if not line or "actions=" not in line or line.startswith(("NXST_FLOW", "OFPST_FLOW")):
             continue
         head, actions = line.split("actions=", 1)
-        head = head.strip().replace(", ", ",").rstrip(",")
+        # OF1.3 dumps put flags before the priority with a space ("reset_counts priority=200,ip,...")
+        head = ",".join(head.replace(",", " ").split())
         cookie, table, priority, match = 0, 0, 32768, []
         for word in _split_top(head):
             key, _, value = word.partition("=")

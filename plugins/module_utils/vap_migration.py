@@ -3,15 +3,18 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Tier 1 migration: move a client's vAP (and its flows) from the AP serving it to another AP.
 
-Order, as the Odin master's multichannel handoff, plus the cleanup Odin never did:
-  1. channel_switch_announcement on the serving agent when the channels differ;
-  2. the client's flows at the new AP's switch and, on the data switch, toward the new AP's port;
-  3. add_vap on the new agent;  4. after a CSA, wait until the client has left the old channel (count x
-  beacon interval), as the ARNAB paper does: the old vAP keeps serving the client until then;
-  5. remove_vap on the old one;  6. the client's flows off the old AP.
+Order (the Odin master's multichannel handoff, the ARNAB paper's removal after the switch, and the
+cleanup Odin never did):
+  1. the client's flows at the new AP's switch;
+  2. channel_switch_announcement on the serving agent when the channels differ;
+  3. add_vap on the new agent;
+  4. after a CSA, wait until the client has left the old channel (count x beacon interval): the old vAP
+     keeps serving the client until then;
+  5. on the data switch, the client's traffic toward the new AP's port;
+  6. remove_vap on the old agent;  7. the client's flows off the old AP.
 Everything that can fail without changing anything (addresses, AP names, reachability of every agent
 and switch, the client's current vAP) is checked first; if a later step fails, the steps already done
-are undone in reverse order.
+are undone in reverse order (a CSA already sent cannot be undone: the result says so).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -145,34 +148,39 @@ class VapMigration:
     # -- the plan -------------------------------------------------------------------------------------------
 
     def plan(self, to_ap):
+        """Steps in order. The new AP's flows come first (harmless before its vAP exists, and the only
+        step that is cheap to undo before the CSA, which cannot be undone); the data switch is steered
+        to the new AP only once the client has left the old channel, so downlink traffic keeps
+        reaching the client through the old AP during the CSA countdown."""
         steps = []
         new = self.aps[to_ap]
         old_holders = [n for n in self.holders if n != to_ap]
         from_ap = self.holders[0] if to_ap not in self.holders else to_ap
         agent = self.agents
-        if old_holders and self.channels[from_ap] != self.channels[to_ap]:
+        if new.switch:
+            pair = openflow.odin_client_pair(self.vap.sta_ip, new.ap_port, new.uplink_port, self.cookie, arp=self.arp)
+            steps.append(self._flow_step("flows_new_ap", new.switch, pair))
+        csa = old_holders and self.channels[from_ap] != self.channels[to_ap]
+        if csa:
             steps.append(Step("channel_switch_announcement",
                               ["%s: WRITE odinagent.channel_switch_announcement %s"
                                % (from_ap, odin.csa_args(self.vap, self.channels[to_ap]))],
                               lambda: agent[from_ap].channel_switch_announcement(self.vap, self.channels[to_ap])))
-        if new.switch:
-            pair = openflow.odin_client_pair(self.vap.sta_ip, new.ap_port, new.uplink_port, self.cookie, arp=self.arp)
-            steps.append(self._flow_step("flows_new_ap", new.switch, pair))
-        if self.data_switch:
-            steering = openflow.data_switch_steering(self.vap.sta_ip, new.data_switch_port, self.cookie)
-            steps.append(self._flow_step("flows_data_switch", self.data_switch, steering))
         if self.tables[to_ap].get(self.sta_mac) != self.vap:
             verb = "set_vap" if self.sta_mac in self.tables[to_ap] else "add_vap"
             write = agent[to_ap].set_vap if verb == "set_vap" else agent[to_ap].add_vap
             undo = (lambda: agent[to_ap].remove_vap(self.sta_mac)) if verb == "add_vap" else None
             steps.append(Step(verb, ["%s: WRITE odinagent.%s %s" % (to_ap, verb, self.vap.to_line())],
                               lambda: write(self.vap), undo))
-        if steps and steps[0].name == "channel_switch_announcement" and self.wait_for_channel_switch:
+        if csa and self.wait_for_channel_switch:
             wait_ms = odin.CSA_COUNT * self.intervals[from_ap]
             steps.append(Step("wait_channel_switch",
                               ["wait %d ms: the client leaves channel %d after %d beacons of %d ms"
                                % (wait_ms, self.channels[from_ap], odin.CSA_COUNT, self.intervals[from_ap])],
                               lambda: self.sleep(wait_ms / 1000.0)))
+        if self.data_switch:
+            steering = openflow.data_switch_steering(self.vap.sta_ip, new.data_switch_port, self.cookie)
+            steps.append(self._flow_step("flows_data_switch", self.data_switch, steering))
         for name in old_holders:
             old_vap = self.tables[name][self.sta_mac]
             steps.append(Step("remove_vap", ["%s: WRITE odinagent.remove_vap %s" % (name, self.sta_mac)],
@@ -252,7 +260,10 @@ class VapMigration:
                         rolled_back.append(undo_step.name)
                     except (ClickControlError, openflow.OpenFlowError) as undo_exc:
                         rollback_errors.append("%s: %s" % (undo_step.name, undo_exc))
-                raise MigrationError("step %s failed: %s" % (step.name, exc), failed_step=step.name,
+                csa_sent = any(d.name == "channel_switch_announcement" for d in done)
+                raise MigrationError("step %s failed: %s%s" % (step.name, exc, "; the client was already told to "
+                                                              "switch channel (a CSA cannot be undone)" if csa_sent else ""),
+                                     failed_step=step.name, csa_sent=csa_sent,
                                      rolled_back=rolled_back, rollback_errors=rollback_errors,
                                      timeline=self.timeline)
             done.append(step)

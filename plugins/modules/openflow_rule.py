@@ -147,11 +147,14 @@ EXAMPLES = r"""
 
 RETURN = r"""
 commands:
-  description: The C(ovs-ofctl) command lines run (or that would run in check mode).
+  description:
+    - The C(ovs-ofctl) command lines run (or that would run in check mode).
+    - All changes to the switch go in one C(ovs-ofctl add-flows) whose standard input (shown as a
+      here-document) holds C(add) lines, then C(delete_strict) lines.
   returned: always
   type: list
   elements: str
-  sample: ["ovs-ofctl -O OpenFlow10 add-flow tcp:10.77.0.11:6634 'cookie=0x3039,table=0,priority=200,in_port=1,dl_type=0x0800,nw_src=10.78.0.100,actions=output:2'"]
+  sample: ["ovs-ofctl -O OpenFlow10 add-flows tcp:10.77.0.11:6634 - <<'EOF'\nadd cookie=0x3039,table=0,priority=200,in_port=1,dl_type=0x0800,nw_src=10.78.0.100,actions=output:2\nEOF"]
 added:
   description: Flows added.
   returned: always
@@ -209,9 +212,9 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
 
-    def run(argv):
+    def run(argv, stdin=None):
         argv = [p["ofctl"]] + argv[1:]
-        return module.run_command(argv)
+        return module.run_command(argv, data=stdin, binary_data=True) if stdin else module.run_command(argv)
 
     result = dict(changed=False, commands=[], added=[], deleted=[])
     try:
@@ -224,7 +227,9 @@ def main():
         else:
             argvs, deleted = table.plan_absent(want, [cookie])
             added = []
-        result.update(commands=[openflow.command_text([p["ofctl"]] + a[1:]) for a in argvs],
+        for command in argvs:
+            command.argv = [p["ofctl"]] + command.argv[1:]
+        result.update(commands=[c.text() for c in argvs],
                       added=[f.to_dict() for f in added], deleted=[f.to_dict() for f in deleted],
                       changed=bool(argvs))
         if argvs and not module.check_mode:

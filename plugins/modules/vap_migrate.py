@@ -220,8 +220,9 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
 
-    def run(argv):
-        return module.run_command([p["ofctl"]] + argv[1:])
+    def run(argv, stdin=None):
+        argv = [p["ofctl"]] + argv[1:]
+        return module.run_command(argv, data=stdin, binary_data=True) if stdin else module.run_command(argv)
 
     try:
         migration = VapMigration(

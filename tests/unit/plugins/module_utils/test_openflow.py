@@ -5,7 +5,7 @@ from ansible_collections.arnab.testbed.plugins.module_utils import openflow
 
 DUMP = """\
  cookie=0x3039, duration=12.1s, table=0, n_packets=4, n_bytes=392, idle_age=3, priority=200,ip,in_port=1,nw_src=10.78.0.100 actions=output:2
- cookie=0x3039, duration=12.1s, table=0, n_packets=0, n_bytes=0, priority=200,arp,in_port=2,arp_tpa=10.78.0.100 actions=output:1
+ cookie=0x3039, duration=12.1s, table=0, n_packets=0, n_bytes=0, reset_counts priority=200,arp,in_port=2,arp_tpa=10.78.0.100 actions=output:1
 """
 PORTS = """\
 OFPST_PORT_DESC reply (xid=0x2):
@@ -22,7 +22,7 @@ class FakeOfctl:
     def __init__(self, flows_text=DUMP, ports_text=PORTS):
         self.flows_text, self.ports_text, self.calls = flows_text, ports_text, []
 
-    def __call__(self, argv):
+    def __call__(self, argv, stdin=None):
         self.calls.append(argv)
         if "dump-ports-desc" in argv:
             return 0, self.ports_text, ""
@@ -58,7 +58,8 @@ def test_odin_pair_idempotent_against_switch_with_names():
     argvs, to_add, to_delete = table.plan(want)
     # two of the four flows exist already (by number): only the other two are added, nothing deleted
     assert len(to_add) == 2 and not to_delete
-    assert all(a[3] == "add-flow" for a in argvs)
+    assert len(argvs) == 1 and argvs[0].argv[3:] == ["add-flows", "tcp:10.77.0.11:6634", "-"]
+    assert argvs[0].stdin.count("add cookie=0x3039,table=0,priority=200,in_port=") == 2
     assert {f.match.get("nw_dst") or f.match.get("arp_spa") for f in to_add} == {"10.78.0.100"}
 
 
@@ -68,8 +69,7 @@ def test_exclusive_removes_our_stale_flows_only():
     want = [openflow.Flow("in_port=1,ip,nw_src=10.78.0.100", "output:2", 12345, 200)]
     argvs, to_add, to_delete = table.plan(want)
     assert not to_add and len(to_delete) == 1
-    assert argvs[0][3:5] == ["--strict", "del-flows"]
-    assert argvs[0][-1].startswith("cookie=0x3039/-1,table=0,priority=200,in_port=2,dl_type=0x0806")
+    assert argvs[0].stdin.startswith("delete_strict cookie=0x3039/-1,table=0,priority=200,in_port=2,dl_type=0x0806")
     # dumps asked only for our cookie
     assert any(c[-1] == "cookie=0x3039/-1" for c in fake.calls if "dump-flows" in c)
 
@@ -84,9 +84,9 @@ def test_unknown_port_name_fails_before_any_change():
 def test_absent_by_cookie_and_by_flow():
     table = openflow.FlowTable(FakeOfctl(), "br0")
     argvs, gone = table.plan_absent(cookies=[12345])
-    assert len(gone) == 2 and argvs == [openflow.delete_cookie_argv("br0", 12345)]
+    assert len(gone) == 2 and [c.argv for c in argvs] == [openflow.delete_cookie_command("br0", 12345).argv]
     argvs, gone = table.plan_absent(flows=[openflow.Flow("in_port=ap,ip,nw_src=10.78.0.100", "output:eth1", 12345, 200)])
-    assert len(gone) == 1 and "--strict" in argvs[0]
+    assert len(gone) == 1 and argvs[0].stdin.startswith("delete_strict ")
     assert openflow.FlowTable(FakeOfctl(flows_text=""), "br0").plan_absent(cookies=[12345]) == ([], [])
 
 
@@ -99,7 +99,16 @@ def test_client_cookie_and_steering():
 
 
 def test_ofctl_failure_is_reported():
-    table = openflow.FlowTable(lambda argv: (1, "", "ovs-ofctl: br9 is not a bridge"), "br9")
+    table = openflow.FlowTable(lambda argv, stdin=None: (1, "", "ovs-ofctl: br9 is not a bridge"), "br9")
     with pytest.raises(openflow.OpenFlowError) as info:
         table.flows([1])
     assert "not a bridge" in str(info.value)
+
+
+def test_replacing_actions_is_gapless():
+    old = [openflow.Flow("in_port=1", "output:2", 5, 100), openflow.Flow("in_port=3", "output:2", 5, 100)]
+    new = [openflow.Flow("in_port=1", "output:3", 5, 100)]
+    to_add, to_delete = openflow.diff_flows(new, old)
+    assert to_add == new and to_delete == [old[1]]     # in_port=1 is replaced by the add, not deleted
+    text = openflow.batch_command("br0", to_add, to_delete).stdin
+    assert text.index("add ") < text.index("delete_strict ")

@@ -32,7 +32,7 @@ def run_module(main, args, check_mode=False, diff=False, run_command=None):
                mock.patch.object(basic.AnsibleModule, "fail_json", _fail_json)]
     if run_command is not None:
         patches.append(mock.patch.object(basic.AnsibleModule, "run_command",
-                                         lambda self, argv, **kw: run_command(argv)))
+                                         lambda self, argv, data=None, **kw: run_command(argv, data)))
     with patch_module_args(args):
         for p in patches:
             p.start()
@@ -58,7 +58,7 @@ class FakeOvs:
         self.calls = []
         self.fail_on = None   # substring of a command line that should fail
 
-    def __call__(self, argv):
+    def __call__(self, argv, stdin=None):
         self.calls.append(argv)
         line = " ".join(argv)
         if self.fail_on and self.fail_on in line:
@@ -76,24 +76,32 @@ class FakeOvs:
             return 0, "".join(" cookie=%#x, duration=1.0s, table=%d, n_packets=0, n_bytes=0, priority=%d,%s actions=%s\n"
                               % (f.cookie, f.table, f.priority, f.match_text(), f.actions)
                               for f in self.flows[target] if f.cookie == cookie), ""
-        if command == "add-flow":
-            head, actions = rest[0].split(",actions=")
-            flow = openflow.resolve_ports(openflow.parse_dump_flows(head + " actions=" + actions)[0],
-                                          dict((k, str(v)) for k, v in ports.items()))
-            self.flows[target] = [f for f in self.flows[target]
-                                  if (f.priority, f.match) != (flow.priority, flow.match)] + [flow]
+        if command == "add-flows" and rest == ["-"]:
+            for line in stdin.splitlines():
+                verb, spec = line.split(" ", 1)
+                if verb == "add":
+                    self._add(target, spec)
+                else:
+                    self._delete_strict(target, spec)
             return 0, "", ""
         if command == "del-flows":
-            spec = rest[0]
-            cookie = int(spec.split("cookie=")[1].split("/")[0], 16)
-            if "--strict" in argv:
-                probe = openflow.parse_dump_flows(spec.replace("/-1", "") + " actions=drop")[0]
-                self.flows[target] = [f for f in self.flows[target]
-                                      if not (f.cookie == cookie and f.priority == probe.priority and f.match == probe.match)]
-            else:
-                self.flows[target] = [f for f in self.flows[target] if f.cookie != cookie]
+            cookie = int(rest[0].split("cookie=")[1].split("/")[0], 16)
+            self.flows[target] = [f for f in self.flows[target] if f.cookie != cookie]
             return 0, "", ""
         return 1, "", "unsupported %s" % command
+
+    def _add(self, target, spec):
+        head, actions = spec.split(",actions=")
+        flow = openflow.resolve_ports(openflow.parse_dump_flows(head + " actions=" + actions)[0],
+                                      dict((k, str(v)) for k, v in self.ports[target].items()))
+        self.flows[target] = [f for f in self.flows[target]
+                              if (f.priority, f.match) != (flow.priority, flow.match)] + [flow]
+
+    def _delete_strict(self, target, spec):
+        cookie = int(spec.split("cookie=")[1].split("/")[0], 16)
+        probe = openflow.parse_dump_flows(spec.replace("/-1", "") + " actions=drop")[0]
+        self.flows[target] = [f for f in self.flows[target]
+                              if not (f.cookie == cookie and f.priority == probe.priority and f.match == probe.match)]
 
 
 def free_port():

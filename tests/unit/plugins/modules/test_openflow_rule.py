@@ -16,12 +16,13 @@ def test_pair_present_idempotent_absent():
     pair = dict(sta_ip="10.78.0.100", sta_mac="02:c0:00:00:00:01")
     ok, result = run_module(openflow_rule.main, dict(target=AP1, odin_client_pair=pair), check_mode=True,
                             diff=True, run_command=ovs)
-    assert ok and result["changed"] and len(result["commands"]) == 4 and ovs.flows[AP1] == []
+    assert ok and result["changed"] and len(result["commands"]) == 1 and ovs.flows[AP1] == []
+    assert result["commands"][0].count("\nadd cookie=") == 4 and len(result["added"]) == 4
     assert result["cookie"] == openflow.client_cookie("02:c0:00:00:00:01")
     assert "nw_src=10.78.0.100" in result["diff"]["after"]
     ok, result = run_module(openflow_rule.main, dict(target=AP1, odin_client_pair=pair), run_command=ovs)
     assert ok and result["changed"] and len(ovs.flows[AP1]) == 4
-    assert all("add-flow" in c for c in result["commands"])
+    assert "add-flows tcp:10.77.0.11:6634 - <<'EOF'" in result["commands"][0]
     ok, result = run_module(openflow_rule.main, dict(target=AP1, odin_client_pair=pair), run_command=ovs)
     assert ok and not result["changed"] and result["commands"] == []
     # ARP off: the module owns the cookie, so the two ARP flows go

@@ -39,8 +39,8 @@ def test_migrate_to_named_target_then_idempotent(mini_lab):
     ok, result = run_module(vap_migrate.main, args(mini_lab, "ap2"), diff=True, run_command=ovs)
     assert ok and result["changed"] and result["channel_switch"]
     steps = [e["step"] for e in result["timeline"]]
-    assert steps == ["preflight", "channel_switch_announcement", "flows_new_ap", "flows_data_switch",
-                     "add_vap", "wait_channel_switch", "remove_vap", "flows_old_ap(ap1)"]
+    assert steps == ["preflight", "flows_new_ap", "channel_switch_announcement", "add_vap",
+                     "wait_channel_switch", "flows_data_switch", "remove_vap", "flows_old_ap(ap1)"]
     wait = [e for e in result["timeline"] if e["step"] == "wait_channel_switch"][0]
     assert 390 <= wait["duration_ms"] < 600          # 4 beacons x 100 ms
     assert result["control_path_ms"] > 400
@@ -101,7 +101,18 @@ def test_failure_mid_way_is_rolled_back(mini_lab):
     ovs.fail_on = "del-flows " + AP1_SW   # the last step fails
     ok, result = run_module(vap_migrate.main, args(mini_lab, "ap2"), run_command=ovs)
     assert not ok and result["failed_step"] == "flows_old_ap(ap1)"
-    assert result["rolled_back"] == ["remove_vap", "add_vap", "flows_data_switch", "flows_new_ap"]
+    assert result["rolled_back"] == ["remove_vap", "flows_data_switch", "add_vap", "flows_new_ap"]
+    assert result["csa_sent"] and "cannot be undone" in result["msg"]
     assert "wait_channel_switch" in [e["step"] for e in result["timeline"]]
     assert C1 in mini_lab["agents"]["ap1"].vaps and C1 not in mini_lab["agents"]["ap2"].vaps
     assert {k: sorted(f.spec() for f in v) for k, v in ovs.flows.items()} == before
+
+
+def test_failure_before_the_csa_changes_nothing(mini_lab):
+    ovs = switches()
+    serve_from_ap1(mini_lab, ovs)
+    ovs.fail_on = "add-flows " + AP2_SW
+    ok, result = run_module(vap_migrate.main, args(mini_lab, "ap2"), run_command=ovs)
+    assert not ok and result["failed_step"] == "flows_new_ap" and not result["csa_sent"]
+    assert "csa_received" not in [e["event"] for e in mini_lab["radio"].state.events]
+    assert C1 in mini_lab["agents"]["ap1"].vaps and not mini_lab["agents"]["ap2"].vaps
