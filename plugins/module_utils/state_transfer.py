@@ -150,7 +150,10 @@ def parse_rsync_output(stdout):
     for line in stdout.splitlines():
         if line.startswith(CHANGED_MARKER):
             rest = line[len(CHANGED_MARKER):]
-            flags, _sep, path = rest.partition(" ")
+            if len(rest) > 12 and rest[11] == " ":     # %i is 11 characters wide ("*deleting  " included)
+                flags, path = rest[:11].rstrip(), rest[12:]
+            else:
+                flags, _sep, path = rest.partition(" ")
             items.append({"flags": flags, "path": path})
             continue
         key, sep, value = line.partition(":")
@@ -301,7 +304,7 @@ class RemoteShell(object):
         if not self.alive():
             return 255, "remote shell is gone"
         token = "__ARNAB_DONE_%s__" % uuid.uuid4().hex
-        data = "(\n%s\n) </dev/null 2>&1; echo; echo %s $?\n" % (script, token)
+        data = "(\n%s\n) </dev/null 2>&1; __arnab_rc=$?; echo; echo %s $__arnab_rc\n" % (script, token)
         try:
             self.proc.stdin.write(data.encode())
             self.proc.stdin.flush()

@@ -1,0 +1,183 @@
+"""CRIU driver: varints, stats-dump parsing (own encoder + a real criu 4.2.1 capture), argv building."""
+import os
+import struct
+
+import pytest
+
+from ansible_collections.arnab.testbed.plugins.module_utils import criu
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+@pytest.mark.parametrize("value", [0, 1, 127, 128, 300, 16384, 2 ** 32 - 1, 2 ** 63])
+def test_varint_roundtrip(value):
+    enc = criu.encode_varint(value)
+    assert criu.decode_varint(enc, 0) == (value, len(enc))
+
+
+def test_varint_known_bytes():
+    assert criu.encode_varint(300) == b"\xac\x02"
+    assert criu.decode_varint(b"\x00\xac\x02", 1) == (300, 3)
+
+
+def test_varint_truncated():
+    with pytest.raises(ValueError):
+        criu.decode_varint(b"\x80\x80", 0)
+
+
+def test_iter_fields_all_wire_types():
+    buf = (criu.encode_varint(1 << 3 | 0) + criu.encode_varint(7)
+           + criu.encode_varint(2 << 3 | 1) + struct.pack("<Q", 9)
+           + criu.encode_varint(3 << 3 | 2) + criu.encode_varint(3) + b"abc"
+           + criu.encode_varint(4 << 3 | 5) + struct.pack("<I", 11))
+    assert list(criu.iter_fields(buf)) == [(1, 0, 7), (2, 1, 9), (3, 2, b"abc"), (4, 5, 11)]
+
+
+DUMP = {"freezing_time": 139, "frozen_time": 130217, "memdump_time": 121625, "memwrite_time": 116714,
+        "pages_scanned": 10019, "pages_skipped_parent": 0, "pages_written": 9920, "irmap_resolve": 0,
+        "pages_lazy": 0, "page_pipes": 8, "page_pipe_bufs": 8, "shpages_scanned": 0,
+        "shpages_skipped_parent": 0, "shpages_written": 0}
+
+
+def test_stats_roundtrip_with_own_encoder():
+    data = criu.encode_stats(dump=DUMP)
+    assert struct.unpack_from("<II", data) == (criu.IMG_SERVICE_MAGIC, criu.STATS_MAGIC)
+    assert criu.parse_stats(data) == {"dump": DUMP}
+
+
+def test_stats_restore_entry():
+    restore = {"pages_compared": 5, "pages_skipped_cow": 2, "forking_time": 1000, "restore_time": 250000,
+               "pages_restored": 16384}
+    assert criu.parse_stats(criu.encode_stats(restore=restore)) == {"restore": restore}
+
+
+def test_stats_real_criu_421_capture():
+    """stats-dump written by criu 4.2.1 on this machine (a 40 MB python process, --leave-stopped)."""
+    with open(os.path.join(FIXTURES, "stats-dump-criu-4.2.1"), "rb") as f:
+        parsed = criu.parse_stats(f.read())
+    assert parsed["dump"] == DUMP
+
+
+def test_read_stats_and_summary(tmp_path):
+    (tmp_path / "stats-dump").write_bytes(criu.encode_stats(dump=DUMP))
+    s = criu.summarize_dump_stats(criu.read_stats(str(tmp_path)))
+    assert s["frozen_time_s"] == pytest.approx(0.130217)
+    assert s["bytes_written"] == 9920 * 4096
+    assert criu.read_stats(str(tmp_path), "restore") == {}
+
+
+def test_stats_rejects_other_images():
+    with pytest.raises(ValueError):
+        criu.parse_stats(struct.pack("<III", criu.IMG_COMMON_MAGIC, 0x12345678, 0))
+    with pytest.raises(ValueError):
+        criu.parse_stats(b"\x00")
+
+
+def test_unknown_fields_are_kept():
+    body = criu.encode_varint(99 << 3 | 0) + criu.encode_varint(5)
+    entry = criu.encode_varint(1 << 3 | 2) + criu.encode_varint(len(body)) + body
+    data = struct.pack("<III", criu.IMG_SERVICE_MAGIC, criu.STATS_MAGIC, len(entry)) + entry
+    assert criu.parse_stats(data) == {"dump": {"field_99": 5}}
+
+
+# ---- argv -----------------------------------------------------------------------------------------
+
+def test_lxc_predump_parent_relative_to_images_dir():
+    argv, opts = criu.build_argv("pre-dump", images_dir="/w/it-2", container="ct", lxcpath="/var/lib/lxc",
+                                 parent_dir="/w/it-1", network_lock="nftables")
+    assert argv == ["lxc-checkpoint", "-n", "ct", "-D", "/w/it-2", "-P", "/var/lib/lxc", "-p",
+                    "--predump-dir=../it-1"]
+    assert opts == [("network-lock", "nftables")]
+
+
+def test_lxc_dump_leave_running_has_no_stop_flag():
+    argv, opts = criu.build_argv("dump", images_dir="/w/d", container="ct", leave="running")
+    assert "-s" not in argv and opts == []
+
+
+def test_lxc_dump_leave_stopped_goes_through_config():
+    argv, opts = criu.build_argv("dump", images_dir="/w/final", container="ct", leave="stopped",
+                                 parent_dir="../it-3", track_mem=True, enable_fs=("ramfs",))
+    assert "-s" in argv and "--predump-dir=../it-3" in argv
+    assert ("leave-stopped", None) in opts and ("track-mem", None) in opts and ("enable-fs", "ramfs") in opts
+    assert criu.config_text(opts).splitlines()[:2] == ["track-mem", "leave-stopped"]
+
+
+def test_lxc_lazy_dump_and_restore():
+    argv, opts = criu.build_argv("dump", images_dir="/w/lazy", container="ct", leave="stopped", lazy_pages=True,
+                                 address="10.79.0.1", port=27100)
+    assert opts[:4] == [("leave-stopped", None), ("lazy-pages", None), ("address", "10.79.0.1"),
+                        ("port", "27100")]
+    argv, opts = criu.build_argv("restore", images_dir="/w/images", container="ct", lazy_pages=True)
+    assert argv[-2:] == ["-r", "-d"] and opts == [("lazy-pages", None)]
+
+
+def test_lazy_dump_cannot_leave_running():
+    with pytest.raises(ValueError):
+        criu.build_argv("dump", images_dir="/w", container="ct", lazy_pages=True, port=1, leave="running")
+
+
+def test_criu_backend_argv():
+    argv, opts = criu.build_argv("dump", images_dir="/w/2", pid=42, parent_dir="/w/1", backend="criu",
+                                 leave="running", page_server=True, address="10.0.0.2", port=9000)
+    assert opts == []
+    assert argv[:6] == ["criu", "dump", "-D", "/w/2", "-t", "42"]
+    assert argv[argv.index("--prev-images-dir") + 1] == "../1"
+    assert "--leave-running" in argv and "--tcp-established" in argv
+    assert argv[-5:] == ["--page-server", "--address", "10.0.0.2", "--port", "9000"]
+    argv, _ = criu.build_argv("pre-dump", images_dir="/w/1", pid=42, backend="criu", track_mem=True)
+    assert "--track-mem" in argv
+
+
+def test_standalone_commands():
+    argv, _ = criu.build_argv("lazy-pages", images_dir="/d", address="10.79.0.1", port=27100, criu="/x/criu",
+                              log_file="lazy-pages.log")
+    assert argv == ["/x/criu", "lazy-pages", "-D", "/d", "--page-server", "--address", "10.79.0.1", "--port",
+                    "27100", "-o", "lazy-pages.log"]
+    assert criu.build_argv("page-server", images_dir="/d", port=1234)[0] == ["criu", "page-server", "-D", "/d",
+                                                                              "--port", "1234"]
+    assert criu.build_argv("check", feature="mem_dirty_track")[0] == ["criu", "check", "--feature",
+                                                                       "mem_dirty_track"]
+
+
+@pytest.mark.parametrize("kw", [dict(action="bogus"), dict(action="dump", leave="frozen", images_dir="/d"),
+                                dict(action="dump"), dict(action="dump", images_dir="/d", container=None)])
+def test_argv_errors(kw):
+    action = kw.pop("action")
+    with pytest.raises(ValueError):
+        criu.build_argv(action, **kw)
+
+
+def test_parse_lxc_info():
+    text = "Name:           ramsim\nState:          RUNNING\nPID:            10394\nIP:             10.78.0.201\n" \
+           "Link:           veth2TDcZl\n TX bytes:      266 bytes\n"
+    info = criu.parse_lxc_info(text)
+    assert info["state"] == "RUNNING" and info["pid"] == 10394 and info["ips"] == ["10.78.0.201"]
+    assert info["link"] == "veth2TDcZl"
+
+
+def test_find_criu_error_skips_harmless_noise():
+    log = ("Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted\n"
+           "Error (criu/sk-inet.c:123): inet: Can't bind: Cannot assign requested address\n")
+    assert "Cannot assign requested address" in criu.find_criu_error(log)
+
+
+def test_netfix_argv():
+    tx, garp = criu.netfix_argv(4242)
+    assert tx == ["nsenter", "-t", "4242", "-n", "ethtool", "-K", "eth0", "tx", "off"]
+    assert garp[:6] == ["nsenter", "-t", "4242", "-n", "python3", "-c"] and garp[-1] == "eth0"
+    compile(garp[6], "garp", "exec")
+
+
+def test_check_features_with_fake_runner():
+    calls = []
+
+    def run(argv, env=None, timeout=None):
+        calls.append(argv)
+        if argv[1] == "--version":
+            return 0, "Version: 4.2.1\n", ""
+        return (0, "", "") if argv[-1] == "uffd-noncoop" else (1, "", "Dirty tracking is OFF")
+
+    feats = criu.check_features(run, "criu")
+    assert feats["criu_version"] == "4.2.1"
+    assert feats["mem_dirty_track"] is False and feats["uffd_noncoop"] is True

@@ -1,0 +1,308 @@
+"""The migration engine: stopping rules, method choice, and the control flow with a fake driver.
+
+The fake driver keeps the state of the two copies; after every run - success or a failure injected at any step -
+exactly one copy of the container runs: never two, never none.
+"""
+import pytest
+
+from ansible_collections.arnab.testbed.plugins.module_utils import precopy as pc
+
+MiB = 1024 * 1024
+
+
+def it(n, dirty_pages, freeze=0.2, transfer=0.1, mode="delta"):
+    return {"n": n, "mode": mode, "literal_bytes": dirty_pages * 4096, "pages_written": dirty_pages,
+            "freeze_s": freeze, "transfer_s": transfer}
+
+
+# ---- stopping rules ------------------------------------------------------------------------------
+
+def test_named_constants_follow_phaul():
+    assert (pc.MAX_ITERATIONS, pc.MIN_PAGES_WRITTEN, pc.MAX_GROWTH_RATIO) == (8, 64, 1.10)
+
+
+def test_first_iteration_never_stops():
+    assert pc.should_stop([it(1, 10)], pc.Knobs()) == (False, None)
+
+
+def test_converged_when_few_pages():
+    stop, why = pc.should_stop([it(1, 50000), it(2, 64)], pc.Knobs())
+    assert stop and why.startswith("converged")
+
+
+def test_predicted_downtime_below_target():
+    k = pc.Knobs(target_downtime_s=1.0, fixed_cost_s=0.5)
+    stop, why = pc.should_stop([it(1, 50000), it(2, 1000, freeze=0.1, transfer=0.1)], k, 125e6)
+    assert stop and why.startswith("predicted downtime")
+
+
+def test_growth_stops_from_third_iteration():
+    k = pc.Knobs(target_downtime_s=0.01)
+    assert pc.should_stop([it(1, 50000), it(2, 10000), it(3, 10500)], k) == (False, None)
+    stop, why = pc.should_stop([it(1, 50000), it(2, 10000), it(3, 11001)], k)
+    assert stop and why.startswith("not converging")
+
+
+def test_iteration_limit():
+    k = pc.Knobs(max_iterations=3, target_downtime_s=0.0)
+    stop, why = pc.should_stop([it(1, 9000), it(2, 8000), it(3, 7000)], k)
+    assert stop and "limit" in why
+
+
+def test_predict_uses_the_slower_of_wire_and_measured_transfer():
+    k = pc.Knobs(fixed_cost_s=0.5)
+    # 25600 pages = 100 MiB at 125 MB/s = 0.84 s on the wire; transfer measured 2 s (rsync checksum pass)
+    assert pc.predict_downtime(it(2, 25600, freeze=0.3, transfer=2.0), k, 125e6) == pytest.approx(2.8)
+    assert pc.predict_downtime(it(2, 25600, freeze=0.3, transfer=0.1), k, 125e6) == pytest.approx(
+        0.3 + 25600 * 4096 / 125e6 + 0.5)
+
+
+def test_dirty_pages_native_vs_delta():
+    assert pc.dirty_pages({"mode": "native", "pages_written": 7, "literal_bytes": 99999}) == 7
+    assert pc.dirty_pages({"mode": "delta", "pages_written": 16384, "literal_bytes": 8192}) == 2
+
+
+@pytest.mark.parametrize("text,bps", [("1gbit", 125e6), ("100mbit", 12.5e6), ("12MB", 12e6), (5000, 5000.0),
+                                      ("", None)])
+def test_parse_rate(text, bps):
+    assert pc.parse_rate(text) == bps
+
+
+def test_parse_rate_rejects_garbage():
+    with pytest.raises(ValueError):
+        pc.parse_rate("fast")
+
+
+# ---- method choice -------------------------------------------------------------------------------
+
+def test_auto_small_container_stop_and_copy():
+    m, mode, why = pc.choose_method({"memory_bytes": 14 * MiB, "link_rate_bps": 125e6}, pc.Knobs())
+    assert m == "stop-and-copy" and "iterating cannot pay" in why
+
+
+def test_auto_big_with_soft_dirty_precopy_native():
+    m, mode, _ = pc.choose_method({"memory_bytes": 1024 * MiB, "mem_dirty_track": True}, pc.Knobs())
+    assert (m, mode) == ("pre-copy", "native")
+
+
+def test_auto_big_without_soft_dirty_postcopy_when_ready():
+    m, mode, why = pc.choose_method({"memory_bytes": 1024 * MiB, "lazy_pages_ready": True}, pc.Knobs())
+    assert m == "post-copy" and "no soft-dirty" in why
+
+
+def test_auto_big_nothing_available_precopy_delta():
+    assert pc.choose_method({"memory_bytes": 1024 * MiB}, pc.Knobs())[:2] == ("pre-copy", "delta")
+
+
+def test_resolve_refuses_what_the_kernel_cannot_do():
+    with pytest.raises(ValueError, match="soft-dirty"):
+        pc.resolve_method("pre-copy", {}, pc.Knobs(precopy_mode="native"))
+    with pytest.raises(ValueError, match="userfaultfd"):
+        pc.resolve_method("post-copy", {}, pc.Knobs())
+    with pytest.raises(ValueError, match="pipe-max-size"):
+        pc.resolve_method("post-copy", {"uffd_noncoop": True, "pipe_max_size": 1048576}, pc.Knobs())
+    with pytest.raises(ValueError, match="unknown method"):
+        pc.resolve_method("teleport", {}, pc.Knobs())
+    assert pc.resolve_method("pre-copy", {}, pc.Knobs())[:2] == ("pre-copy", "delta")
+    assert pc.resolve_method("pre-copy", {"mem_dirty_track": True}, pc.Knobs())[:2] == ("pre-copy", "native")
+
+
+# ---- control flow with a fake driver -------------------------------------------------------------
+
+class Injected(Exception):
+    pass
+
+
+class FakeDriver(object):
+    """Keeps the truth about both copies. source: running|frozen|stopped|serving|gone; dest: absent|files|running."""
+
+    def __init__(self, fail_at=None, facts=None, dirty=(16384, 4000, 1000, 40)):
+        self.fail_at = fail_at
+        self._facts = facts or {"uffd_noncoop": True, "lazy_pages_ready": True, "memory_bytes": 64 * MiB}
+        self.dirty = list(dirty)
+        self.source = "running"
+        self.dest = "absent"
+        self.calls = []
+
+    def _step(self, name):
+        self.calls.append(name)
+        if self.fail_at == name:
+            raise Injected("injected failure at %s" % name)
+
+    def facts(self):
+        return self._facts
+
+    def sync_fs(self, phase):
+        self._step("sync_fs:" + phase)
+        if self.dest == "absent":
+            self.dest = "files"
+        return {"phase": phase, "bytes_sent": 1000, "duration_s": 0.01}
+
+    def predump(self, n, parent, mode):
+        self._step("predump")
+        pages = self.dirty[min(n - 1, len(self.dirty) - 1)]
+        return {"images_dir": "/w/it-%d" % n, "duration_s": 0.1,
+                "stats": {"frozen_time": 100000, "pages_written": pages if mode == "native" else 16384,
+                          "pages_scanned": 16384, "pages_skipped_parent": 0}, "dirty": pages}
+
+    def transfer(self, images_dir, n, mode):
+        self._step("transfer:final" if n == "final" else "transfer")
+        pages = 16384 if n == "final" else self.dirty[min(n - 1, len(self.dirty) - 1)]
+        self.dest = "files" if self.dest != "running" else self.dest
+        return {"bytes_sent": pages * 4096, "literal_bytes": pages * 4096, "duration_s": 0.05}
+
+    def final_dump(self, parent, mode):
+        self._step("final_dump")    # a failed dump resumes the tasks itself (criu), so the source stays running
+        self.source = "stopped"
+        return {"images_dir": "/w/final", "duration_s": 0.2, "stats": {"frozen_time": 200000}, "bytes": 1}
+
+    def lazy_dump(self):
+        self._step("lazy_dump")
+        self.source = "serving"
+        return {"images_dir": "/w/lazy", "duration_s": 0.2, "stats": {}, "bytes": 1}
+
+    def restore(self, lazy=False):
+        self.calls.append("restore")
+        self.dest = "running"            # failure after the restored tree started: it must be cleaned
+        if self.fail_at == "restore":
+            raise Injected("injected failure at restore")
+        return {"restore_s": 0.1, "netfix_s": 0.01, "duration_s": 0.12}
+
+    def wait_lazy_done(self):
+        self.calls.append("wait_lazy_done")
+        if self.fail_at == "wait_lazy_done":
+            self.source = "running"      # the page server died: criu resumed the source's tasks
+            raise Injected("injected failure at wait_lazy_done")
+        self.source = "stopped"
+        return {"stats": {}, "bytes": None}
+
+    def clean_dest(self):
+        self._step("clean_dest")
+        self.dest = "absent"
+        return {"ok": True}
+
+    def resume_source(self):
+        self._step("resume_source")
+        if self.source in ("stopped", "frozen", "serving"):
+            self.source = "running"
+        return {"ok": True}
+
+    def destroy_source(self):
+        self._step("destroy_source")
+        self.source = "gone"
+        return {"ok": True}
+
+    def running_copies(self):
+        return int(self.source == "running") + int(self.dest == "running")
+
+
+FLOW_STEPS = {
+    "stop-and-copy": ["sync_fs:preliminary", "sync_fs:pre-freeze", "final_dump", "sync_fs:frozen",
+                      "transfer:final", "restore"],
+    "pre-copy": ["sync_fs:preliminary", "predump", "transfer", "sync_fs:pre-freeze", "final_dump",
+                 "sync_fs:frozen", "transfer:final", "restore"],
+    "post-copy": ["sync_fs:preliminary", "sync_fs:pre-freeze", "lazy_dump", "sync_fs:frozen", "transfer:final",
+                  "restore", "wait_lazy_done"],
+}
+
+
+@pytest.mark.parametrize("method", sorted(FLOW_STEPS))
+def test_success_flow(method):
+    drv = FakeDriver()
+    rep = pc.migrate(drv, method, pc.Knobs(target_downtime_s=0.0))
+    assert rep["ok"] and rep["method"] == method
+    assert drv.source == "gone" and drv.dest == "running" and drv.running_copies() == 1
+    assert drv.calls[-1] == "destroy_source"
+    assert rep["downtime_s"] >= 0 and set(rep["frozen"]) >= {"dump_s", "transfer_s", "restore_s"}
+    assert rep["bytes_frozen"] == 1000 + 16384 * 4096
+    assert "clean_dest" not in drv.calls and "resume_source" not in drv.calls
+    if method == "post-copy":
+        assert rep["postcopy"]["source_needed_s"] >= rep["downtime_s"] - 1e-6
+    if method == "pre-copy":
+        assert [i["dirty_pages"] for i in rep["iterations"]] == [16384, 4000, 1000, 40]
+        assert rep["stop_reason"].startswith("converged")
+
+
+@pytest.mark.parametrize("method,step", [(m, s) for m in sorted(FLOW_STEPS) for s in FLOW_STEPS[m]])
+def test_failure_at_every_step_rolls_back(method, step):
+    drv = FakeDriver(fail_at=step)
+    with pytest.raises(pc.MigrationError) as e:
+        pc.migrate(drv, method, pc.Knobs(target_downtime_s=0.0))
+    rep = e.value.report
+    assert rep["ok"] is False and rep["rolled_back"] is True and "injected" in rep["error"]
+    assert drv.running_copies() == 1 and drv.source == "running" and drv.dest == "absent"
+    assert drv.calls[-2:] == ["clean_dest", "resume_source"]     # destination first: never two copies
+    assert "destroy_source" not in drv.calls
+
+
+def test_failure_before_freeze_has_no_downtime():
+    drv = FakeDriver(fail_at="transfer")
+    with pytest.raises(pc.MigrationError) as e:
+        pc.migrate(drv, "pre-copy", pc.Knobs())
+    assert e.value.report["rollback"]["was_frozen"] is False and "downtime_s" not in e.value.report
+
+
+def test_source_cleanup_failure_after_point_of_no_return_is_reported_not_fatal():
+    drv = FakeDriver(fail_at="destroy_source")
+    rep = pc.migrate(drv, "stop-and-copy", pc.Knobs())
+    assert rep["ok"] is True and rep["source_cleanup"]["ok"] is False
+    assert drv.dest == "running" and drv.running_copies() == 1       # the stopped source does not run
+
+
+def test_rollback_that_cannot_clean_the_destination_says_so():
+    class StuckDest(FakeDriver):
+        def clean_dest(self):
+            self.calls.append("clean_dest")
+            raise Injected("ssh down")
+
+    drv = StuckDest(fail_at="restore")
+    with pytest.raises(pc.MigrationError) as e:
+        pc.migrate(drv, "stop-and-copy", pc.Knobs())
+    rep = e.value.report
+    assert rep["rolled_back"] is False and "ssh down" in rep["rollback"]["dest_error"]
+
+
+def test_auto_reports_choice_and_reason():
+    drv = FakeDriver(facts={"memory_bytes": 14 * MiB, "link_rate_bps": 125e6})
+    rep = pc.migrate(drv, "auto", pc.Knobs())
+    assert rep["method_requested"] == "auto" and rep["method"] == "stop-and-copy"
+    assert "predicted" in rep["method_reason"] and rep["steps"][0]["step"].startswith("method stop-and-copy")
+
+
+def test_impossible_method_fails_before_anything_runs():
+    drv = FakeDriver(facts={"uffd_noncoop": False})
+    with pytest.raises(ValueError):
+        pc.migrate(drv, "post-copy", pc.Knobs())
+    assert drv.calls == [] and drv.running_copies() == 1
+
+
+def test_iteration_limit_in_flow():
+    drv = FakeDriver(dirty=(16384, 9000, 8500, 8400, 8300))
+    rep = pc.migrate(drv, "pre-copy", pc.Knobs(max_iterations=4, max_growth=10.0, target_downtime_s=0.0))
+    assert len(rep["iterations"]) == 4 and "limit" in rep["stop_reason"]
+
+
+def test_progress_lines():
+    lines = []
+    pc.migrate(FakeDriver(), "stop-and-copy", pc.Knobs(), progress=lines.append)
+    assert lines[0].startswith("method") and lines[-1].startswith("done in")
+
+
+def test_changed_since(tmp_path):
+    import time
+    (tmp_path / "old").write_text("x")
+    time.sleep(0.05)
+    mark = time.time()
+    time.sleep(0.05)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "new").write_text("y")
+    changed = pc.changed_since(str(tmp_path), mark)
+    assert "sub/new" in changed and "sub" in changed and "old" not in changed
+
+
+def test_listening_parses_proc_net_tcp(tmp_path):
+    f = tmp_path / "tcp"
+    f.write_text("  sl  local_address rem_address   st\n"
+                 "   0: 0100004F:6A0C 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0\n")
+    assert pc.listening(0x6A0C, proc_net=(str(f),)) is True
+    assert pc.listening(80, proc_net=(str(f),)) is False
