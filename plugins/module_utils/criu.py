@@ -535,10 +535,15 @@ class LxcCriu(object):
                                 lazy_pages=lazy_pages, network_lock=self.network_lock,
                                 enable_fs=self.enable_fs, verbose=self.verbose)
         env = self._config_env(images_dir, "restore", opts)
+        # The restored container's monitor (lxc-checkpoint -r -d) keeps the stdout it inherited: give it a file,
+        # not our pipe, or we would wait for EOF as long as the container lives.
+        outfile = os.path.join(images_dir, "restore.out")
         t0 = time.time()
-        rc, out, err = self.run(argv, env=env, timeout=timeout)
+        rc, out, err = self.run(["sh", "-c", 'f=$1; shift; exec "$@" </dev/null >"$f" 2>&1', "sh", outfile] + argv,
+                                env=env, timeout=timeout)
         dt = time.time() - t0
         if rc != 0:
+            err = log_tail(outfile) or err
             tail = log_tail(os.path.join(images_dir, "restore.log"))
             raise CriuError("restore of %s failed (rc %s): %s" % (name, rc,
                                                                  find_criu_error(tail) or err.strip()[-300:]),

@@ -819,6 +819,22 @@ class LxcMigrationDriver(object):
             out["lazy_dump"] = "stopped"
         info = self.lxc.info(self.name) or {}
         pid = info.get("pid") or self.init_pid
+        final = os.path.join(self.work, "final")
+        has_tcp = os.path.isdir(final) and any(n.startswith("tcp-stream-") for n in os.listdir(final))
+        if self.source_state == "stopped" and has_tcp and os.path.exists(os.path.join(final, "inventory.img")):
+            # --leave-stopped leaves live TCP sockets in repair mode, and only criu can take them out of it:
+            # SIGCONT would resume a process whose connections then reset. Kill the stopped tasks (a socket in
+            # repair mode closes silently) and restore the container here from the final images instead.
+            self.run(["lxc-stop", "-k", "-n", self.name, "-P", self.lxcpath], timeout=60)
+            t0 = time.time()
+            self.lxc.restore(self.name, final, timeout=self.restore_timeout)
+            out["restored_locally"] = round(time.time() - t0, 4)
+            info = self.lxc.info(self.name) or {}
+            for argv in netfix_argv(info.get("pid"), ifname=self.ifname, python="/usr/bin/python3"):
+                self.run(argv)
+            self.source_state = "running"
+            out["ok"] = True
+            return out
         if not pid or not os.path.exists("/proc/%s" % pid):
             # the tasks are gone (killed dump): bring the container back from the final images, locally
             final = os.path.join(self.work, "final")
