@@ -126,7 +126,7 @@ def qemu_argv(guest, image, run_dir, pubkey=None, qemu=QEMU):
         argv += ["-netdev", "tap,id=n%d,ifname=%s,script=no,downscript=no" % (i, nic["tap"]),
                  "-device", dev_opts]
     argv += ["-nographic", "-serial", "file:%s/%s.serial.log" % (run_dir, name), "-monitor", "none",
-             "-pidfile", "%s/%s.pid" % (run_dir, name), "-daemonize"]
+             "-pidfile", "%s/%s.pid" % (run_dir, name)]
     return argv
 
 
@@ -417,6 +417,22 @@ def _plumb(guest):
         sh(["ip", "link", "set", tap, "up"])
 
 
+def _spawn(argv, logfile, pidfile, wait=10.0):
+    """Start qemu in its own session (-nographic needs a foreground process: no -daemonize), detached from us;
+    wait for its pid file."""
+    with open(logfile, "w") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True)
+    deadline = time.monotonic() + wait
+    while not os.path.exists(pidfile):
+        if proc.poll() is not None:
+            raise GuestError("qemu exited at once (rc=%s): %s" % (proc.returncode, open(logfile).read()[-2000:]))
+        if time.monotonic() > deadline:
+            raise GuestError("qemu wrote no pid file %s in %ds" % (pidfile, wait))
+        time.sleep(0.1)
+    return proc.pid
+
+
 def _kill(pid, wait=10.0):
     try:
         os.kill(pid, signal.SIGTERM)
@@ -442,7 +458,7 @@ def _stop_guest(name):
         tap = tap_name(name, role)
         if tap in links:
             sh(["ip", "link", "del", tap], check=False)
-    for suffix in (".qcow2", ".pid"):
+    for suffix in (".qcow2", ".pid", ".qemu.log"):
         path = os.path.join(RUN_DIR, name + suffix)
         if os.path.exists(path):
             os.unlink(path)
@@ -474,7 +490,10 @@ def up(guests, image, timeout=600.0):
     t0 = time.monotonic()
     for g in guests:
         _plumb(g)
-        if _pid_of(g["name"]) and not [p for p in before[g["name"]] if not p.startswith(("tap ", "ssh "))]:
+        # Reattachable: a tap that lost its bridge (the namespace lab was rebuilt), sshd still booting. A tap
+        # that is gone cannot be given back to a running qemu: that guest restarts.
+        fixable = [p for p in before[g["name"]] if " not on " in p or p.startswith("ssh ")]
+        if _pid_of(g["name"]) and len(fixable) == len(before[g["name"]]):
             kept.append(g["name"])
             continue
         _stop_guest(g["name"])
@@ -484,7 +503,8 @@ def up(guests, image, timeout=600.0):
         serial = os.path.join(RUN_DIR, g["name"] + ".serial.log")
         if os.path.exists(serial):
             os.unlink(serial)
-        sh(qemu_argv(g, image, RUN_DIR, pubkey))
+        _spawn(qemu_argv(g, image, RUN_DIR, pubkey), os.path.join(RUN_DIR, g["name"] + ".qemu.log"),
+               os.path.join(RUN_DIR, g["name"] + ".pid"))
         started.append(g["name"])
         state["guests"][g["name"]] = {"ctl_ip": g["ctl_ip"], "role": g["role"], "started": time.time()}
         _write_state(state)
@@ -516,7 +536,19 @@ def up(guests, image, timeout=600.0):
                 raise GuestError("guest %s: SSH login with the lab key fails: %s" % (g["name"], proc.stderr.strip()))
             time.sleep(2)
         ready[g["name"]] = round(time.monotonic() - t0, 1)
+        if g["role"] == "edge":
+            _install_lab_key(g)
     return bool(started), {"started": started, "kept": kept, "ssh_ready_s": ready, "image": image["hash"]}
+
+
+def _install_lab_key(g):
+    """Namespace edges see the controller's files, so playbooks give the lab key's controller path to modules
+    that run ON an edge (playbooks/migrate_container.yml: the source edge logs in to the destination with it).
+    Guest edges get the same key at the same path: lab only, the guests are reachable from this machine only."""
+    key = open(LAB_KEY).read()
+    guest_ssh(g["ctl_ip"], "umask 077; mkdir -p %s && cat > %s"
+              % (shlex.quote(os.path.dirname(LAB_KEY)), shlex.quote(LAB_KEY)), input=key)
+    guest_ssh(g["ctl_ip"], "cat > %s.pub" % shlex.quote(LAB_KEY), input=open(LAB_KEY + ".pub").read())
 
 
 def down(names=None):
@@ -532,6 +564,7 @@ def down(names=None):
         state.get("guests", {}).pop(name, None)
     removed = list(targets)
     if not state.get("guests"):
+        probe_client_down()
         links = _links()
         if DSW_VETH_HOST in links and os.path.exists("/run/netns/arnab-dsw"):
             sh([LABCTL, "exec", "dsw", "--", "ovs-vsctl", "--if-exists", "del-port", "br-data", DSW_VETH_NS],
@@ -547,6 +580,39 @@ def down(names=None):
     else:
         _write_state(state)
     return removed
+
+
+# ----------------------------------------------------------------------------------------------------------
+# a stand-in data client
+
+PROBE_NS = "arnabg-client"
+PROBE_VETH = "arnabg-cl"
+
+
+def probe_client_up(addr):
+    """A client namespace on the guests' data bridge (ADDR like 10.78.0.130/24), for when the lab's client1 has
+    no air link (the emulated radio decides that). Returns the argv prefix that runs a command in it."""
+    if not os.path.exists("/run/netns/" + PROBE_NS):
+        sh(["ip", "netns", "add", PROBE_NS])
+    if PROBE_VETH not in _links():
+        sh(["ip", "link", "add", PROBE_VETH, "type", "veth", "peer", "name", "eth0", "netns", PROBE_NS])
+    sh(["ip", "link", "set", PROBE_VETH, "master", DATA_BRIDGE, "up"])
+    sh(["ip", "-n", PROBE_NS, "addr", "replace", addr, "dev", "eth0"])
+    sh(["ip", "-n", PROBE_NS, "link", "set", "eth0", "up"])
+    sh(["ip", "-n", PROBE_NS, "link", "set", "lo", "up"])
+    return ["ip", "netns", "exec", PROBE_NS]
+
+
+def probe_client_down():
+    if PROBE_VETH in _links():
+        sh(["ip", "link", "del", PROBE_VETH], check=False)
+    if os.path.exists("/run/netns/" + PROBE_NS):
+        for pid in sh(["ip", "netns", "pids", PROBE_NS], check=False).split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+        sh(["ip", "netns", "del", PROBE_NS], check=False)
 
 
 # ----------------------------------------------------------------------------------------------------------

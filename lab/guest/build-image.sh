@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Build the arnab lab guest image: build-image.sh OUTDIR MIRROR
 # OUTDIR gets base.qcow2 (Debian trixie minbase + tools, the LXC base container inside), vmlinuz, initrd.img,
 # build.json. No loop devices: the disk is made with `mke2fs -d`. Called by `python -m arnab_lab.guest build`,

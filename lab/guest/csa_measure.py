@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Real 802.11 channel switch (CSA) gap, measured inside a Debian guest with mac80211_hwsim (issue #6 c).
 
 Runs as root in the radio guest (stdlib only; python >= 3.12 for os.setns):
