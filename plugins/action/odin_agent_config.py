@@ -68,8 +68,7 @@ class ActionModule(ActionBase):
     @staticmethod
     def _write_command(dest, content):
         """mkdir, here-document into a temp file beside dest, then mv: a reader never sees half a file."""
-        delimiter = "ARNAB_ODIN_EOF_%s" % uuid.uuid4().hex
-        assert delimiter not in content  # a random 128-bit word cannot occur in rendered text
+        delimiter = "ARNAB_ODIN_EOF_%s" % uuid.uuid4().hex  # random: cannot occur in the rendered text
         tmp = "%s.%s.tmp" % (dest, uuid.uuid4().hex[:8])
         return "mkdir -p %s && cat > %s <<'%s'\n%s%s\nmv -f %s %s" % (
             shlex.quote(posixpath.dirname(dest) or "."), shlex.quote(tmp), delimiter, content, delimiter,

@@ -525,7 +525,7 @@ def parse_click_config(text):
     define = re.search(r"\bdefine\s*\((.*?)\)\s*;", text, re.S)
     if define:
         for arg in _split_args(define.group(1)):
-            var, _, value = arg.partition(" ")
+            var, _sep, value = arg.partition(" ")
             variables[var.lstrip("$")] = _unquote(value.strip())
 
     def expand(word):

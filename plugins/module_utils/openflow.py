@@ -236,7 +236,7 @@ def parse_dump_flows(text):
         head = ",".join(head.replace(",", " ").split())
         cookie, table, priority, match = 0, 0, 32768, []
         for word in _split_top(head):
-            key, _, value = word.partition("=")
+            key, _sep, value = word.partition("=")
             if key == "cookie":
                 cookie = int(value, 16)
             elif key == "table":

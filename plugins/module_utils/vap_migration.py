@@ -261,8 +261,8 @@ class VapMigration:
                     except (ClickControlError, openflow.OpenFlowError) as undo_exc:
                         rollback_errors.append("%s: %s" % (undo_step.name, undo_exc))
                 csa_sent = any(d.name == "channel_switch_announcement" for d in done)
-                raise MigrationError("step %s failed: %s%s" % (step.name, exc, "; the client was already told to "
-                                                              "switch channel (a CSA cannot be undone)" if csa_sent else ""),
+                warning = "; the client was already told to switch channel (a CSA cannot be undone)" if csa_sent else ""
+                raise MigrationError("step %s failed: %s%s" % (step.name, exc, warning),
                                      failed_step=step.name, csa_sent=csa_sent,
                                      rolled_back=rolled_back, rollback_errors=rollback_errors,
                                      timeline=self.timeline)

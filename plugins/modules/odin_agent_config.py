@@ -194,13 +194,17 @@ options:
     default: "ap"
 attributes:
   action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
     support: full
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff is the configuration before and after.
   platform:
+    description: Target OS/families that can be operated against.
     platforms: posix
     support: full
     details: Needs only a POSIX shell, C(cat), C(mkdir) and C(mv) on the AP.

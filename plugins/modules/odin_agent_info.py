@@ -29,9 +29,11 @@ options:
     default: [table, channel, interval, rxstats, txstats, subscriptions, sta_rssi, scanning_flags, txpower, debug]
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
-    description: Only reads; behaves the same in check mode.
+    details: Only reads; behaves the same in check mode.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 author:
   - arnab.testbed developers

@@ -107,8 +107,10 @@ options:
     default: ovs-ofctl
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff lists the cookie's flows before and after.
 requirements:
@@ -154,7 +156,9 @@ commands:
   returned: always
   type: list
   elements: str
-  sample: ["ovs-ofctl -O OpenFlow10 add-flows tcp:10.77.0.11:6634 - <<'EOF'\nadd cookie=0x3039,table=0,priority=200,in_port=1,dl_type=0x0800,nw_src=10.78.0.100,actions=output:2\nEOF"]
+  sample:
+    - "ovs-ofctl -O OpenFlow10 add-flows tcp:10.77.0.11:6634 - <<'EOF'\nadd cookie=0x3039,table=0,priority=200,\
+      in_port=1,dl_type=0x0800,nw_src=10.78.0.100,actions=output:2\nEOF"
 added:
   description: Flows added.
   returned: always

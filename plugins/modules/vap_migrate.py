@@ -112,9 +112,11 @@ options:
     default: ovs-ofctl
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: With O(target=auto), agents still scan (a measurement; it changes no vAP or flow).
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The diff shows which AP holds the client's vAP before and after.
 requirements:
