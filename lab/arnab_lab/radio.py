@@ -31,7 +31,8 @@ LOG = logging.getLogger("emulated-radio")
 DEFAULT_SOCKET = "/run/arnab-lab/radio.sock"
 DEFAULT_AIR = "unix:/run/arnab-lab/nodes/air/ovs-run/br-air.mgmt"
 AIR_COOKIE = 0xA1A1  # every br-air flow the radio installs carries this cookie
-TICK = 0.02          # seconds between advances of time (CSA countdowns, traces)
+TICK = 0.01          # seconds between advances of time (CSA countdowns, traces)
+FLOW_LEAD_INITIAL = 0.05  # first guess of one ovs-ofctl run on br-air (measured 50-90 ms on the lab machine)
 MULTICAST = "01:00:00:00:00:00/01:00:00:00:00:00"
 
 
@@ -344,6 +345,9 @@ class Radio:
         self.lock = threading.Lock()
         self.sync_lock = threading.Lock()
         self.t0 = time.monotonic()
+        # Programming br-air takes tens of ms (one ovs-ofctl run). Scheduled events (channel switches)
+        # are applied that much early so the flows change at the nominal time; an EWMA of measured runs.
+        self.lead = FLOW_LEAD_INITIAL
         for client in state.clients.values():
             client.trace_start = 0.0
 
@@ -362,12 +366,16 @@ class Radio:
     def sync(self):
         with self.sync_lock:
             with self.lock:
-                advance(self.state, self.model, self.now())
+                advance(self.state, self.model, self.now() + self.lead)
                 flows = air_flows(self.state, self.model)
+            started = time.monotonic()
             to_add, to_delete = self.air.sync(flows)
             if to_add or to_delete:
+                if self.air.target:
+                    self.lead = 0.7 * self.lead + 0.3 * (time.monotonic() - started)
                 with self.lock:
                     self.state.log(self.now(), "air_flows", added=len(to_add), deleted=len(to_delete),
+                                   lead_ms=round(self.lead * 1000, 1),
                                    links=dict((self.state.clients[m].name, a)
                                               for m, a in links(self.state, self.model).items()))
 

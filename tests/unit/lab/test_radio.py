@@ -129,3 +129,25 @@ def test_air_switch_adapter_commands(lab):
     assert calls[2][1].count("delete_strict cookie=0xa1a1/-1,table=0,priority=100") == 2
     air.sync(radio.air_flows(state, model))
     assert len(calls) == 3   # nothing changed: no ovs-ofctl at all
+
+
+def test_scheduled_switches_are_applied_early_by_the_measured_flow_latency(lab):
+    state, model = lab
+
+    class SlowAir(radio.AirSwitch):
+        def _run(self, argv, stdin=None):
+            radio.time.sleep(0.03)   # as if ovs-ofctl took 30 ms
+
+    the_radio = radio.Radio(state, model, SlowAir("unix:/nowhere"))
+    for n in (1, 2):
+        the_radio.request({"op": "vap_add", "ap_mac": ap_mac(n), "sta_mac": C1})
+    assert 0.03 <= the_radio.lead <= 0.05
+    now = the_radio.now()
+    the_radio.request({"op": "csa", "ap_mac": ap_mac(1), "sta_mac": C1, "channel": 1, "count": 1,
+                       "beacon_interval_ms": 200})
+    # the nominal switch is at now + 0.2 s; the radio starts it `lead` earlier
+    while state.clients[C1].channel == 6:
+        the_radio.sync()
+    started = [e for e in state.events if e["event"] == "channel_switch_start"][0]
+    assert started["t"] == pytest.approx(now + 0.2, abs=0.02)
+    assert the_radio.now() < now + 0.2
