@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import signal
 import socketserver
 import subprocess
 import threading
@@ -404,6 +405,10 @@ def serve(radio, path):
     return Server(path, Handler)
 
 
+def _exit_on_signal(signum, _frame):
+    raise SystemExit(128 + signum)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="arnab_lab.radio", description=__doc__.split("\n\n")[0])
     parser.add_argument("--inventory-json", required=True, help="ansible-inventory --list output")
@@ -420,6 +425,7 @@ def main(argv=None):
     server = serve(radio, args.socket)
     stop = threading.Event()
     threading.Thread(target=radio.tick_forever, args=(stop,), daemon=True).start()
+    signal.signal(signal.SIGTERM, _exit_on_signal)  # labctl stops us with SIGTERM: still remove the socket
     LOG.info("EMULATED radio: %d APs, %d clients, socket %s, air %s, model %s",
              len(state.aps), len(state.clients), args.socket, args.air, model)
     try:
