@@ -48,6 +48,9 @@ from ansible_collections.arnab.testbed.plugins.module_utils.state_transfer impor
 MAX_ITERATIONS = 8
 MIN_PAGES_WRITTEN = 64
 MAX_GROWTH_RATIO = 1.10
+# Ours: stop when an iteration no longer shrinks the dirty set by 10% (the dirty rate has met the transfer rate).
+# Every further iteration would move the same pages again - and in delta mode freeze the container once more.
+PLATEAU_RATIO = 0.90
 TARGET_DOWNTIME_S = 1.0
 # What a final dump + restore of a small container costs regardless of memory (this-machine.md: dump 0.28 s,
 # restore 0.12 s for a systemd container), used when predicting downtime.
@@ -74,7 +77,7 @@ class Knobs(object):
 
     def __init__(self, max_iterations=MAX_ITERATIONS, min_pages=MIN_PAGES_WRITTEN, max_growth=MAX_GROWTH_RATIO,
                  target_downtime_s=TARGET_DOWNTIME_S, link_rate_bps=None, fixed_cost_s=FIXED_COST_S,
-                 precopy_mode="auto"):
+                 precopy_mode="auto", plateau_ratio=PLATEAU_RATIO):
         self.max_iterations = int(max_iterations)
         self.min_pages = int(min_pages)
         self.max_growth = float(max_growth)
@@ -82,6 +85,7 @@ class Knobs(object):
         self.link_rate_bps = link_rate_bps
         self.fixed_cost_s = float(fixed_cost_s)
         self.precopy_mode = precopy_mode
+        self.plateau_ratio = float(plateau_ratio)
 
     def as_dict(self):
         return dict(self.__dict__)
@@ -145,6 +149,9 @@ def should_stop(history, knobs, link_rate_bps=None):
         prev = dirty_pages(history[-2])
         if prev > 0 and cur > prev * knobs.max_growth:
             return True, "not converging: %d pages after %d (> x%.2f)" % (cur, prev, knobs.max_growth)
+        if prev > 0 and cur > prev * knobs.plateau_ratio:
+            return True, "plateau: %d pages after %d (> x%.2f): the dirty rate has met the transfer rate" % (
+                cur, prev, knobs.plateau_ratio)
     if n >= knobs.max_iterations:
         return True, "iteration limit %d reached" % knobs.max_iterations
     return False, None
@@ -433,7 +440,8 @@ class LxcMigrationDriver(object):
     def __init__(self, container, dest, lxcpath="/var/lib/lxc", work_dir=None, dest_work_dir=None, ssh_key=None,
                  ssh_user="root", ssh_port=None, compress=False, bwlimit=None, criu="criu", lazy_port=27100,
                  page_server_address=None, interface="eth0", fs_sync=True, source_cleanup="destroy",
-                 link_rate_bps=None, criu_verbose=False, restore_timeout=120, runner=None, log=None):
+                 link_rate_bps=None, criu_verbose=False, restore_timeout=120, runner=None, log=None,
+                 delta_method="pages"):
         self.name = container
         self.dest = dest
         self.lxcpath = lxcpath
@@ -463,6 +471,9 @@ class LxcMigrationDriver(object):
         self.source_state = "running"
         self._facts = None
         self.rsh = None
+        self.prev_local = None
+        self.delta_method = delta_method
+        self.remote_python = "python3"
 
     # -- helpers -----------------------------------------------------------------------------------
     def ssh(self, command, timeout=None, check=True, what="remote command"):
@@ -493,7 +504,8 @@ class LxcMigrationDriver(object):
         if not feats.get("criu_ok"):
             raise PreflightError("criu (%s) does not run on this edge" % self.criu)
         rc, out, err = self.pusher.ssh("hostname; command -v lxc-checkpoint; %s --version | head -1; "
-                                       "cat /proc/sys/fs/pipe-max-size; lxc-info -n %s -P %s -sH 2>/dev/null; "
+                                       "cat /proc/sys/fs/pipe-max-size; command -v /usr/bin/python3 || command -v python3; "
+                                       "lxc-info -n %s -P %s -sH 2>/dev/null; "
                                        "true" % (_q(self.criu), _q(self.name), _q(self.lxcpath)), timeout=20)
         if rc != 0:
             raise PreflightError("destination %s is not reachable over SSH (rc %s): %s"
@@ -518,6 +530,9 @@ class LxcMigrationDriver(object):
             raise PreflightError("destination %s has no lxc-checkpoint" % self.dest)
         if not any(line.startswith("Version:") for line in lines):
             raise PreflightError("destination %s cannot run criu (%s)" % (self.dest, self.criu))
+        for line in lines:
+            if line.strip().endswith("/python3"):
+                self.remote_python = line.strip()
         dest_pipe = None
         for line in lines:
             if line.strip().isdigit():
@@ -617,10 +632,8 @@ class LxcMigrationDriver(object):
         if mode == "native":
             res = self.lxc.checkpoint(self.name, d, action="pre-dump", parent_dir=parent)
         else:
+            # a full dump; the previous one stays until the transfer has diffed against it
             res = self.lxc.checkpoint(self.name, d, action="dump", leave="running")
-            # keep only the newest full dump locally (the destination holds the basis for the delta)
-            if parent and parent != d:
-                _rm_rf(parent)
         return res
 
     def final_dump(self, parent, mode):
@@ -632,8 +645,6 @@ class LxcMigrationDriver(object):
                                   parent_dir=parent if mode == "native" else None,
                                   track_mem=(mode == "native"))
         self.source_state = "stopped"
-        if mode == "delta" and parent:
-            _rm_rf(parent)
         return res
 
     def lazy_dump(self, ready_timeout=120):
@@ -704,13 +715,41 @@ class LxcMigrationDriver(object):
             names = sorted(n for n in list_files(images_dir) if not n.endswith(".log") and not n.startswith(".criu-"))
             res = self.rsh.put_files(images_dir, names, dest, timeout=120)
             res["plan"] = {"whole": names, "delta": [], "via": "remote shell (tar)"}
+        elif self.dest_files and self.prev_local and self.delta_method == "pages":
+            dest = os.path.join(self.dwork, "images")
+            res = self.push_pages(images_dir, dest)
         else:
             dest = os.path.join(self.dwork, "images")
             res = self.pusher.push_images(images_dir, dest, dest_files=self.dest_files)
-            self.dest_files = res["files"]
+        if mode != "native":
+            self.dest_files = dict((k, v) for k, v in list_files(images_dir).items()
+                                   if not k.endswith(".log") and not k.startswith(".criu-"))
+            if self.prev_local and self.prev_local != images_dir:
+                _rm_rf(self.prev_local)    # the destination now holds images_dir's bytes: diff against those next
+            self.prev_local = images_dir
         self.dest_touched = True
         self.dest_dir = dest
         return res
+
+    def push_pages(self, images_dir, dest):
+        """Delta mode after the first iteration: page images as page-aligned deltas against the previous
+        iteration (one SSH stream), the small metadata images through the open remote shell, stale files
+        removed."""
+        files = dict((k, v) for k, v in list_files(images_dir).items()
+                     if not k.endswith(".log") and not k.startswith(".criu-"))
+        t0 = time.time()
+        pages = self.pusher.push_page_delta(images_dir, self.prev_local, dest, self.dest_files,
+                                            python=self.remote_python)
+        others = sorted(n for n in files if n not in pages["names"])
+        small = self.rsh.put_files(images_dir, others, dest, timeout=120) if others else {"bytes_sent": 0}
+        stale = sorted(set(self.dest_files) - set(files))
+        if stale:
+            self.ssh("cd %s && rm -f %s" % (_q(dest), " ".join(_q(n) for n in stale)), what="remove stale images")
+        return {"bytes_sent": pages["bytes_sent"] + small["bytes_sent"],
+                "literal_bytes": pages["literal_bytes"] + small.get("literal_bytes", 0),
+                "duration_s": time.time() - t0, "page_delta_s": round(pages["duration_s"], 4),
+                "plan": {"delta": pages["delta"], "whole": pages["whole"] + others, "via": "page-aligned delta",
+                         "runs": pages["runs"], "stale_removed": stale}}
 
     # -- restore on the destination ---------------------------------------------------------------
     def restore_script(self, lazy=False):

@@ -25,6 +25,7 @@ import fnmatch
 import io
 import os
 import shlex
+import struct
 import tarfile
 import re
 import select
@@ -250,6 +251,42 @@ class Pusher(object):
                                 result)
         return result
 
+    def push_page_delta(self, src_dir, prev_dir, dest_dir, dest_files, python="python3"):
+        """Send ``src_dir``'s page images as page-aligned deltas against ``prev_dir`` (whose bytes the
+        destination holds), streamed through one SSH session into :data:`PATCHER`. Returns the sent names and
+        the figures. Files the destination lacks go whole inside the same stream."""
+        src_files = list_files(src_dir)
+        pairs = []
+        for name in sorted(src_files):
+            if not fnmatch.fnmatch(name, PAGE_IMAGE_GLOB):
+                continue
+            old = os.path.join(prev_dir, name) if prev_dir else None
+            if old and not (os.path.exists(old) and name in dest_files and dest_files[name] == os.path.getsize(old)):
+                old = None
+            pairs.append((name, old, os.path.join(src_dir, name)))
+        argv = ssh_argv(self.host, user=self.user, key=self.key, port=self.ssh_port,
+                        control_path=self.control_path) + ["--", "%s -c %s %s" % (
+                            python, shlex.quote(PATCHER), shlex.quote(dest_dir))]
+        t0 = time.time()
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            figures = encode_patch(pairs, proc.stdin)
+            proc.stdin.close()
+        except (IOError, OSError) as e:
+            proc.kill()
+            err = proc.stderr.read()
+            proc.wait()
+            raise TransferError("page delta to %s:%s broke: %s %s" % (self.host, dest_dir, e, err.decode()[-300:]))
+        out = proc.stdout.read()
+        err = proc.stderr.read()
+        proc.wait()
+        if proc.returncode != 0 or not out.startswith(b"ok"):
+            raise TransferError("page delta to %s:%s failed (rc %s): %s" % (
+                self.host, dest_dir, proc.returncode, (err or out).decode("utf-8", "replace")[-400:]))
+        figures.update(duration_s=time.time() - t0, names=[p[0] for p in pairs],
+                       delta=[p[0] for p in pairs if p[1]], whole=[p[0] for p in pairs if not p[1]])
+        return figures
+
     def push_images(self, src_dir, dest_dir, dest_files=None, check_mode=False, single_run=True):
         """Push a flat CRIU image dir into ``dest_dir`` choosing delta or whole per file (see the module doc).
 
@@ -282,6 +319,129 @@ class Pusher(object):
                 "literal_bytes": stats.get("literal_bytes", 0),
                 "duration_s": sum(r["duration_s"] for r in results),
                 "changed": any(r["changed"] for r in results), "files": src_files}
+
+
+# --------------------------------------------------------------------------------------------------
+# Page-aligned delta: what rsync's rolling checksum costs for a page image, without the rolling part.
+# --------------------------------------------------------------------------------------------------
+# rsync -B 4096 finds moved data by rolling a checksum over every byte offset of the non-matching regions; for a
+# 256 MiB page image with half its pages rewritten that is ~130 M hash probes (measured here: 10.5 s for 131 MB,
+# against 3.1 s to send the whole 269 MB). CRIU writes a page image in pagemap order, 4 KiB per page, so when the
+# source still holds the previous iteration's image (the destination holds the same bytes), comparing the two at
+# 4 KiB boundaries finds exactly the rewritten pages. Only those go over SSH, as (offset, length, data) records
+# that a few lines of Python at the destination write in place. If the layout shifted (new mappings), more
+# blocks differ, but the result is still byte-identical: correctness never depends on the layout.
+PATCH_MAGIC = b"APD1"
+END_OF_FILE = 0xFFFFFFFFFFFFFFFF
+
+PATCHER = r"""
+import os, struct, sys
+d = sys.argv[1]
+inp = sys.stdin.buffer
+def rd(n):
+    b = inp.read(n)
+    if len(b) != n:
+        raise SystemExit("short read")
+    return b
+assert rd(4) == b"APD1"
+files = total = 0
+while True:
+    (nl,) = struct.unpack("<H", rd(2))
+    if nl == 0:
+        break
+    name = rd(nl).decode()
+    (size,) = struct.unpack("<Q", rd(8))
+    path = os.path.join(d, os.path.basename(name))
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    while True:
+        off, ln = struct.unpack("<QI", rd(12))
+        if off == 0xFFFFFFFFFFFFFFFF:
+            break
+        data = rd(ln)
+        os.pwrite(fd, data, off)
+        total += ln
+    os.ftruncate(fd, size)
+    os.close(fd)
+    files += 1
+print("ok files=%d bytes=%d" % (files, total))
+"""
+
+
+def page_diff(old_path, new_path, block=PAGE_BLOCK, chunk=1 << 20):
+    """Yield ``(offset, data)`` runs of ``new_path`` whose ``block``-sized blocks differ from ``old_path``
+    (everything past the end of the old file counts as changed). Adjacent changed blocks are coalesced."""
+    with open(new_path, "rb") as fn, open(old_path, "rb") as fo:
+        off = 0
+        run_off, run = None, []
+        while True:
+            a = fn.read(chunk)
+            if not a:
+                break
+            b = fo.read(len(a))
+            if a == b:
+                if run:
+                    yield run_off, b"".join(run)
+                    run_off, run = None, []
+                off += len(a)
+                continue
+            for i in range(0, len(a), block):
+                blk = a[i:i + block]
+                if blk != b[i:i + block]:
+                    if not run:
+                        run_off = off + i
+                    run.append(blk)
+                elif run:
+                    yield run_off, b"".join(run)
+                    run_off, run = None, []
+            off += len(a)
+        if run:
+            yield run_off, b"".join(run)
+
+
+def encode_patch(pairs, out):
+    """Write a patch stream for ``pairs`` = [(name, old_path or None, new_path)] to the binary file ``out``.
+    Returns ``{'literal_bytes', 'bytes_sent', 'blocks'}``. A file without an old copy is sent whole."""
+    sent = literal = runs = 0
+
+    def w(data):
+        out.write(data)
+        return len(data)
+
+    sent += w(PATCH_MAGIC)
+    for name, old, new in pairs:
+        nb = name.encode()
+        sent += w(struct.pack("<H", len(nb)) + nb + struct.pack("<Q", os.path.getsize(new)))
+        if old is None:
+            with open(new, "rb") as f:
+                off = 0
+                while True:
+                    data = f.read(1 << 20)
+                    if not data:
+                        break
+                    sent += w(struct.pack("<QI", off, len(data)) + data)
+                    off += len(data)
+                    literal += len(data)
+                    runs += 1
+        else:
+            for off, data in page_diff(old, new):
+                sent += w(struct.pack("<QI", off, len(data)) + data)
+                literal += len(data)
+                runs += 1
+        sent += w(struct.pack("<QI", END_OF_FILE, 0))
+    sent += w(struct.pack("<H", 0))
+    return {"bytes_sent": sent, "literal_bytes": literal, "runs": runs}
+
+
+def apply_patch_locally(stream, dest_dir):
+    """Apply a patch stream here (tests, and the reference for PATCHER)."""
+    rc = subprocess.run([_python(), "-c", PATCHER, dest_dir], input=stream, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE)
+    return rc.returncode, rc.stdout.decode() + rc.stderr.decode()
+
+
+def _python():
+    import sys
+    return sys.executable or "python3"
 
 
 class RemoteShell(object):

@@ -84,6 +84,12 @@ options:
     description: Pre-copy - stop when an iteration dirtied more than this factor times the previous one.
     type: float
     default: 1.1
+  plateau_ratio:
+    description:
+      - Pre-copy - stop when an iteration dirtied more than this factor times the previous one (the dirty set
+        stopped shrinking; in delta mode every further iteration is one more freeze).
+    type: float
+    default: 0.9
   target_downtime:
     description:
       - Seconds. Pre-copy stops once the predicted downtime is below it; V(auto) takes stop-and-copy when that
@@ -270,6 +276,7 @@ def main():
             max_iterations=dict(type="int", default=8),
             min_pages=dict(type="int", default=64),
             max_growth=dict(type="float", default=1.1),
+            plateau_ratio=dict(type="float", default=0.9),
             target_downtime=dict(type="float", default=1.0),
             link_rate=dict(type="str", default="1gbit"),
             compress=dict(type="bool", default=False),
@@ -302,7 +309,8 @@ def main():
             logf.flush()
 
     knobs = Knobs(max_iterations=p["max_iterations"], min_pages=p["min_pages"], max_growth=p["max_growth"],
-                  target_downtime_s=p["target_downtime"], link_rate_bps=rate, precopy_mode=p["precopy_mode"])
+                  target_downtime_s=p["target_downtime"], link_rate_bps=rate, precopy_mode=p["precopy_mode"],
+                  plateau_ratio=p["plateau_ratio"])
     drv = LxcMigrationDriver(p["container"], p["dest"], lxcpath=p["lxcpath"], work_dir=p["work_dir"],
                              dest_work_dir=p["dest_work_dir"], ssh_key=p["ssh_key"], ssh_user=p["ssh_user"],
                              ssh_port=p["ssh_port"], compress=p["compress"], bwlimit=p["bwlimit"], criu=p["criu"],

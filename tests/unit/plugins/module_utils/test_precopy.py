@@ -19,6 +19,7 @@ def it(n, dirty_pages, freeze=0.2, transfer=0.1, mode="delta"):
 
 def test_named_constants_follow_phaul():
     assert (pc.MAX_ITERATIONS, pc.MIN_PAGES_WRITTEN, pc.MAX_GROWTH_RATIO) == (8, 64, 1.10)
+    assert pc.PLATEAU_RATIO == 0.90 and pc.TARGET_DOWNTIME_S == 1.0
 
 
 def test_first_iteration_never_stops():
@@ -37,10 +38,17 @@ def test_predicted_downtime_below_target():
 
 
 def test_growth_stops_from_third_iteration():
-    k = pc.Knobs(target_downtime_s=0.01)
+    k = pc.Knobs(target_downtime_s=0.01, plateau_ratio=2.0)
     assert pc.should_stop([it(1, 50000), it(2, 10000), it(3, 10500)], k) == (False, None)
     stop, why = pc.should_stop([it(1, 50000), it(2, 10000), it(3, 11001)], k)
     assert stop and why.startswith("not converging")
+
+
+def test_plateau_stops_when_the_dirty_set_stops_shrinking():
+    k = pc.Knobs(target_downtime_s=0.01)
+    assert pc.should_stop([it(1, 65637), it(2, 11607), it(3, 5614)], k) == (False, None)
+    stop, why = pc.should_stop([it(1, 65637), it(2, 11607), it(3, 5614), it(4, 5712)], k)
+    assert stop and why.startswith("plateau")
 
 
 def test_iteration_limit():
@@ -278,7 +286,8 @@ def test_impossible_method_fails_before_anything_runs():
 
 def test_iteration_limit_in_flow():
     drv = FakeDriver(dirty=(16384, 9000, 8500, 8400, 8300))
-    rep = pc.migrate(drv, "pre-copy", pc.Knobs(max_iterations=4, max_growth=10.0, target_downtime_s=0.0))
+    rep = pc.migrate(drv, "pre-copy", pc.Knobs(max_iterations=4, max_growth=10.0, plateau_ratio=10.0,
+                                               target_downtime_s=0.0))
     assert len(rep["iterations"]) == 4 and "limit" in rep["stop_reason"]
 
 
