@@ -37,6 +37,9 @@ MaxSessions 100
 """
 
 
+RADIO_DOWN = "the emulated radio is not running"
+
+
 class LabError(RuntimeError):
     """Something the user can act on."""
 
@@ -130,7 +133,7 @@ def problems(topo):
     if state.get("fingerprint") != _fingerprint(topo):
         found.append("the inventory changed since the lab was built")
     if not _alive(topo.run_dir + "/radio.pid"):
-        found.append("the emulated radio is not running")
+        found.append(RADIO_DOWN)
     existing = set(list_netns(topo.prefix))
     for node in topo.nodes.values():
         if topo.netns(node.name) not in existing:
@@ -242,6 +245,10 @@ def up(topo):
     found = problems(topo)
     if not found:
         return False, {"status": "already up"}
+    if found == [RADIO_DOWN]:
+        # The radio holds no state the rest depends on: restart it alone, keep hosts and containers running.
+        _start_radio(topo)
+        return True, {"status": "radio restarted", "reasons": found}
     leftovers = down(topo)
     _check_conflicts(topo)
     try:
@@ -464,6 +471,7 @@ def _lab_python():
 
 def _start_radio(topo):
     """The emulated radio (root namespace) owns br-air's flows: who hears whom, channel switches."""
+    _kill_pidfile(topo.run_dir + "/radio.pid")
     inv = topo.run_dir + "/inventory.json"
     with open(inv, "w") as f:
         json.dump(topo.inventory, f)

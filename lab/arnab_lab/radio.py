@@ -70,6 +70,7 @@ class Client:
     switch_done_at: float = None   # channel-switch delay ends (link up on new channel)
     switch_channel: int = None
     associated: bool = False
+    home_ap: str = None            # inventory client_ap: where it associates as plain WiFi before Odin runs
 
 
 @dataclass
@@ -77,6 +78,7 @@ class State:
     aps: dict = field(default_factory=dict)       # name -> AP
     clients: dict = field(default_factory=dict)   # mac -> Client
     vaps: dict = field(default_factory=dict)      # client mac -> set of AP names holding its vAP
+    agents: set = field(default_factory=set)      # APs whose Odin agent has said hello
     events: list = field(default_factory=list)    # [{"seq", "t", "event", ...}]
 
     def log(self, now, event, **details):
@@ -117,7 +119,11 @@ def link_ap(state, model, client):
     if client.channel is None:   # switching channel: no link
         return None
     candidates = []
-    for name in state.vaps.get(client.mac, ()):
+    # Before an Odin agent runs on its inventory AP (and before any agent held its vAP), the client is on
+    # plain WiFi there: the lab's network works without Odin.
+    plain_wifi = client.mac not in state.vaps and client.home_ap and client.home_ap not in state.agents
+    holders = [client.home_ap] if plain_wifi else state.vaps.get(client.mac, ())
+    for name in holders:
         level = hears(model, state.aps[name], client)
         if level is not None:
             candidates.append((level, name))
@@ -207,7 +213,7 @@ def state_from_inventory(inventory):
         state.clients[odin.normalize_mac(hv["client_mac"])] = Client(
             name, odin.normalize_mac(hv["client_mac"]), tuple(hv.get("client_position", (0, 0))),
             int(hv.get("client_channel", serving.channel if serving else 1)), hv.get("air_port", name),
-            hv.get("client_ssid", ""), trace)
+            hv.get("client_ssid", ""), trace, home_ap=serving.name if serving else None)
     return state, model
 
 
@@ -247,6 +253,7 @@ def handle(state, model, request, now):
         return {"ok": True}
     ap = find_ap(state, request["ap_mac"])
     if op == "hello":
+        state.agents.add(ap.name)
         return {"ok": True, "ap": ap.name, "channel": ap.channel}
     if op == "set_channel":
         ap.channel = odin.validate_channel(request["channel"])

@@ -43,12 +43,22 @@ def test_position_along_trace():
 
 def test_link_needs_vap_and_channel(lab):
     state, model = lab
-    assert radio.links(state, model) == {C1: None}          # no vAP anywhere: no link
+    assert radio.links(state, model) == {C1: "ap1"}         # before Odin: plain WiFi to its inventory AP
+    radio.handle(state, model, {"op": "hello", "ap_mac": ap_mac(1)}, 0)
+    assert radio.links(state, model) == {C1: None}          # ap1 runs an Odin agent now: it needs a vAP
     radio.handle(state, model, {"op": "vap_add", "ap_mac": ap_mac(2), "sta_mac": C1}, 0)
-    assert radio.links(state, model) == {C1: None}          # ap2 holds it, but on channel 1
+    assert radio.links(state, model) == {C1: None}          # Odin manages it: ap2 holds it, but on channel 1
     radio.handle(state, model, {"op": "vap_add", "ap_mac": ap_mac(1), "sta_mac": C1}, 0)
     assert radio.links(state, model) == {C1: "ap1"}
     radio.handle(state, model, {"op": "vap_remove", "ap_mac": ap_mac(1), "sta_mac": C1}, 0)
+    assert radio.links(state, model) == {C1: None}
+
+
+def test_a_client_without_inventory_ap_has_no_link_before_odin():
+    inventory = {"_meta": {"hostvars": dict(INVENTORY["_meta"]["hostvars"])}, "aps": INVENTORY["aps"],
+                 "clients": INVENTORY["clients"]}
+    inventory["_meta"]["hostvars"]["client1"] = {"client_mac": C1, "client_position": [5, 0], "client_channel": 6}
+    state, model = radio.state_from_inventory(inventory)
     assert radio.links(state, model) == {C1: None}
 
 
@@ -103,6 +113,7 @@ def test_air_flows_and_gapless_changes(lab):
 
 def test_rssi_poll_and_scan_requests(lab):
     state, model = lab
+    radio.handle(state, model, {"op": "hello", "ap_mac": ap_mac(1)}, 0)
     r = radio.handle(state, model, {"op": "rssi", "ap_mac": ap_mac(2), "sta_mac": C1, "channel": 6}, 0)
     assert r["rssi"] == pytest.approx(-66.3, abs=0.1)      # ap2's scanning radio on the client's channel
     assert radio.handle(state, model, {"op": "rssi", "ap_mac": ap_mac(2), "sta_mac": C1}, 0)["rssi"] is None
@@ -118,6 +129,7 @@ def test_air_switch_adapter_commands(lab):
     calls = []
     air = radio.AirSwitch("unix:/tmp/br-air.mgmt")
     air._run = lambda argv, stdin=None: calls.append((argv, stdin))
+    state.vaps[C1] = set()   # Odin manages the client and no agent holds its vAP: no link
     air.sync(radio.air_flows(state, model))
     argv, stdin = calls[0]
     assert argv == ["ovs-ofctl", "-O", "OpenFlow13", "add-flows", "unix:/tmp/br-air.mgmt", "-"]
