@@ -15,8 +15,10 @@ Methods
 * ``pre-copy``: iterations before the final dump. ``native`` when the kernel has soft-dirty bits
   (``criu pre-dump --track-mem``; each iteration holds only the pages dirtied since its parent, chained with
   ``--prev-images-dir``). Otherwise ``delta``: full ``--leave-running`` dumps (each freezes the container for its
-  dump; the report shows every freeze) whose page images are rsynced with ``-B 4096 --inplace`` against the
-  previous iteration at the destination, so only changed 4 KiB pages cross the link.
+  dump; the report shows every freeze); the first goes whole, later ones send only the 4 KiB pages that differ
+  from the previous dump (page-aligned comparison on the source, written in place at the destination:
+  ``state_transfer.page_diff``). ``delta_method='rsync'`` uses ``rsync -B 4096 --inplace`` instead (measured
+  here: 10.5 s for 131 MB of changed pages in a 256 MiB image, against 0.6-1.1 s page-aligned).
 * ``post-copy``: CRIU lazy pages: the source dumps everything but memory and serves the pages from a page server;
   the destination restores at once and faults pages in over the network. The source is needed until the last
   page has arrived: the report shows that window.
@@ -281,6 +283,8 @@ def migrate(drv, method="auto", knobs=None, progress=None, clock=time.time):
             rep["fs_sync"].append(drv.sync_fs("pre-freeze"))
 
         # 3. Frozen phase: everything from here to "running on destination" is downtime.
+        if hasattr(drv, "before_freeze"):
+            drv.before_freeze(method, mode)     # open what the frozen window will need (no SSH set-up in it)
         step("freeze: final dump")
         frozen_at = clock()
         if method == "post-copy":
@@ -472,6 +476,7 @@ class LxcMigrationDriver(object):
         self._facts = None
         self.rsh = None
         self.prev_local = None
+        self.final_channel = None
         self.delta_method = delta_method
         self.remote_python = "python3"
 
@@ -599,6 +604,12 @@ class LxcMigrationDriver(object):
             return {"phase": phase, "skipped": True, "bytes_sent": 0, "duration_s": 0.0}
         if phase in ("preliminary", "pre-freeze"):
             mark = time.time()
+            if phase == "pre-freeze":
+                self._prepare_work()
+                self.fs_mark_file = os.path.join(self.work, ".fs-mark")
+                with open(self.fs_mark_file, "w"):
+                    pass
+                os.utime(self.fs_mark_file, (mark - 1.0, mark - 1.0))
             res = self.pusher.push([src], dst, mode="whole", delete=True,
                                    archive_extras=("-H", "-A", "-X", "--numeric-ids"),
                                    excludes=["/.arnab-migrating"])
@@ -607,11 +618,24 @@ class LxcMigrationDriver(object):
             return {"phase": phase, "bytes_sent": res["bytes_sent"], "duration_s": round(time.time() - t0, 4),
                     "files_changed": len(res["changed_items"])}
         # frozen: the container is stopped; send what changed since the pre-freeze sync started.
-        changed = changed_since(src, self.fs_mark or 0)
+        changed = self._changed_files(src)
         scan_s = time.time() - t0
         if not changed:
             return {"phase": phase, "bytes_sent": 0, "duration_s": round(time.time() - t0, 4), "scan_s": round(
                 scan_s, 4), "files_changed": 0}
+        size = 0
+        for rel in changed:
+            try:
+                st = os.lstat(os.path.join(src, rel))
+                size += st.st_size if not os.path.isdir(os.path.join(src, rel)) else 0
+            except OSError:
+                pass
+        if size <= SMALL_IMAGES_BYTES and self.rsh is not None and self.rsh.alive():
+            # a few files: through the open remote shell, no rsync session in the frozen window
+            existing = [rel for rel in changed if os.path.lexists(os.path.join(src, rel))]
+            res = self.rsh.put_files(src, existing, dst, timeout=120)
+            return {"phase": phase, "bytes_sent": res["bytes_sent"], "duration_s": round(time.time() - t0, 4),
+                    "scan_s": round(scan_s, 4), "files_changed": len(changed), "via": "remote shell (tar)"}
         listfile = os.path.join(self.work, "fs-changed.list")
         with open(listfile, "w") as f:
             f.write("\n".join(changed) + "\n")
@@ -619,6 +643,17 @@ class LxcMigrationDriver(object):
                                extra=["--files-from=%s" % listfile])
         return {"phase": phase, "bytes_sent": res["bytes_sent"], "duration_s": round(time.time() - t0, 4),
                 "scan_s": round(scan_s, 4), "files_changed": len(changed)}
+
+    def _changed_files(self, root):
+        """Entries under ``root`` modified (mtime or ctime) since the pre-freeze sync began: find(1) when it
+        can (a C walk, several times faster than Python's over a systemd rootfs), else :func:`changed_since`."""
+        mark = getattr(self, "fs_mark_file", None)
+        if mark and os.path.exists(mark):
+            rc, out, _err = self.run(["find", root.rstrip("/") + "/", "-xdev", "(", "-newer", mark, "-o",
+                                      "-cnewer", mark, ")", "-printf", "%P\n"], timeout=60)
+            if rc == 0:
+                return [line for line in out.splitlines() if line]
+        return changed_since(root, self.fs_mark or 0)
 
     # -- memory ------------------------------------------------------------------------------------
     def _prepare_work(self):
@@ -707,6 +742,22 @@ class LxcMigrationDriver(object):
             res = self.pusher.push([images_dir.rstrip("/") + "/"], dest + "/", mode="whole", ignore_times=True,
                                    excludes=["*.log", ".criu-*.conf"])
             res["literal_bytes"] = res["stats"].get("literal_bytes", 0)
+        elif n == "final" and self.final_channel is not None:
+            # the frozen window: one stream into the patcher opened before the freeze; pages as deltas against
+            # the previous iteration when the destination has it, everything else whole
+            dest = os.path.join(self.dwork, "images")
+            channel, self.final_channel = self.final_channel, None
+            prev = self.prev_local if (self.dest_files and self.delta_method == "pages") else None
+            t0 = time.time()
+            res = self.pusher.push_page_delta(images_dir, prev, dest, self.dest_files, channel=channel,
+                                              all_files=True)
+            keep = set(res["names"])
+            stale = sorted(set(self.dest_files) - keep)
+            if stale:
+                self.ssh("cd %s && rm -f %s" % (_q(dest), " ".join(_q(x) for x in stale)), what="remove stale")
+            res["duration_s"] = time.time() - t0
+            res["plan"] = {"delta": res["delta"], "whole": res["whole"], "stale_removed": stale,
+                           "via": "patch stream opened before the freeze"}
         elif not self.dest_files and self.rsh is not None and self.rsh.alive() and \
                 _dir_bytes(images_dir) <= SMALL_IMAGES_BYTES:
             # a small images dir (post-copy, tiny containers) goes through the open remote shell: an rsync would
@@ -730,6 +781,12 @@ class LxcMigrationDriver(object):
         self.dest_touched = True
         self.dest_dir = dest
         return res
+
+    def before_freeze(self, method, mode):
+        """Open the channel the final transfer will use (not for native pre-copy: its final dir is a chain)."""
+        if mode == "native":
+            return
+        self.final_channel = self.pusher.open_patch_channel(os.path.join(self.dwork, "images"), self.remote_python)
 
     def push_pages(self, images_dir, dest):
         """Delta mode after the first iteration: page images as page-aligned deltas against the previous
@@ -820,6 +877,10 @@ class LxcMigrationDriver(object):
     # -- rollback / cleanup ------------------------------------------------------------------------
     def clean_dest(self):
         """Kill whatever we started on the destination and remove what we copied there."""
+        if self.final_channel is not None:
+            self.final_channel.kill()
+            self.final_channel.wait()
+            self.final_channel = None
         if not self.dest_touched:
             return {"skipped": "nothing on the destination"}
         d = self.dwork
@@ -927,6 +988,10 @@ class LxcMigrationDriver(object):
         return res
 
     def close(self):
+        if self.final_channel is not None:
+            self.final_channel.kill()
+            self.final_channel.wait()
+            self.final_channel = None
         if self.rsh is not None:
             self.rsh.close()
         self.run(["ssh", "-o", "ControlPath=%s" % self.control_path, "-O", "exit", self.dest])

@@ -251,24 +251,35 @@ class Pusher(object):
                                 result)
         return result
 
-    def push_page_delta(self, src_dir, prev_dir, dest_dir, dest_files, python="python3"):
+    def open_patch_channel(self, dest_dir, python="python3"):
+        """Start :data:`PATCHER` on the destination now; it waits on stdin. Opened before the freeze, it lets the
+        frozen window send images without paying for an SSH session."""
+        argv = ssh_argv(self.host, user=self.user, key=self.key, port=self.ssh_port,
+                        control_path=self.control_path) + ["--", "mkdir -p %s && exec %s -c %s %s" % (
+                            shlex.quote(dest_dir), python, shlex.quote(PATCHER), shlex.quote(dest_dir))]
+        return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def push_page_delta(self, src_dir, prev_dir, dest_dir, dest_files, python="python3", channel=None,
+                        all_files=False):
         """Send ``src_dir``'s page images as page-aligned deltas against ``prev_dir`` (whose bytes the
         destination holds), streamed through one SSH session into :data:`PATCHER`. Returns the sent names and
-        the figures. Files the destination lacks go whole inside the same stream."""
+        the figures. Files the destination lacks go whole inside the same stream; with ``all_files`` the
+        metadata images ride along whole too. ``channel``: a process from :meth:`open_patch_channel`."""
         src_files = list_files(src_dir)
         pairs = []
         for name in sorted(src_files):
-            if not fnmatch.fnmatch(name, PAGE_IMAGE_GLOB):
+            if any(fnmatch.fnmatch(name, pat) for pat in IMAGE_EXCLUDES):
                 continue
-            old = os.path.join(prev_dir, name) if prev_dir else None
-            if old and not (os.path.exists(old) and name in dest_files and dest_files[name] == os.path.getsize(old)):
+            is_page = fnmatch.fnmatch(name, PAGE_IMAGE_GLOB)
+            if not is_page and not all_files:
+                continue
+            old = os.path.join(prev_dir, name) if (prev_dir and is_page) else None
+            if old and not (os.path.exists(old) and name in (dest_files or {})
+                            and dest_files[name] == os.path.getsize(old)):
                 old = None
             pairs.append((name, old, os.path.join(src_dir, name)))
-        argv = ssh_argv(self.host, user=self.user, key=self.key, port=self.ssh_port,
-                        control_path=self.control_path) + ["--", "%s -c %s %s" % (
-                            python, shlex.quote(PATCHER), shlex.quote(dest_dir))]
         t0 = time.time()
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = channel or self.open_patch_channel(dest_dir, python)
         try:
             figures = encode_patch(pairs, proc.stdin)
             proc.stdin.close()
@@ -496,16 +507,17 @@ class RemoteShell(object):
             self._buf += chunk
 
     def put_files(self, src_dir, names, dest_dir, timeout=None):
-        """Copy small files through this shell (tar + base64 in a here-document): no new SSH session.
+        """Copy small files (or single tree entries: directories are not recursed, owners are kept by number)
+        through this shell (tar + base64 in a here-document): no new SSH session.
         Returns ``{'bytes_sent', 'duration_s', 'files'}``; raises TransferError on failure."""
         t0 = time.time()
         buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for name in names:
-                tar.add(os.path.join(src_dir, name), arcname=name)
+                tar.add(os.path.join(src_dir, name), arcname=name, recursive=False)
         payload = base64.encodebytes(buf.getvalue()).decode("ascii")
         marker = "ARNAB_TAR_%s" % uuid.uuid4().hex
-        script = "mkdir -p %s && base64 -d <<'%s' | tar -x -C %s\n%s%s" % (
+        script = "mkdir -p %s && base64 -d <<'%s' | tar -x -p --numeric-owner -C %s\n%s%s" % (
             shlex.quote(dest_dir), marker, shlex.quote(dest_dir), payload, marker)
         rc, out = self.run(script, timeout=timeout)
         if rc != 0:

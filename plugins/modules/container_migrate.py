@@ -24,9 +24,10 @@ description:
     it) and the container sends a gratuitous ARP so the data switch relearns where its MAC is.
   - "Methods: V(stop-and-copy) - final dump, whole transfer, restore. V(pre-copy) - iterations first; C(native)
     uses soft-dirty pre-dumps (C(criu pre-dump), chained with C(--prev-images-dir)); C(delta) (kernels without
-    soft-dirty) takes full C(--leave-running) dumps and rsyncs their page images with 4 KiB blocks in place, so
-    only changed pages move - every such dump freezes the container for its duration and the report shows each
-    freeze. V(post-copy) - CRIU lazy pages: the source dumps all but memory and serves pages; the destination
+    soft-dirty) takes full C(--leave-running) dumps and sends only the 4 KiB pages that changed since the previous
+    dump (a page-aligned comparison with the previous image on the source, written in place at the destination;
+    rsync's rolling checksum costs more CPU than it saves on page images) - every such dump freezes the
+    container for its duration and the report shows each freeze. V(post-copy) - CRIU lazy pages: the source dumps all but memory and serves pages; the destination
     restores at once; the source is needed until the last page has arrived (the report shows that window).
     V(auto) chooses from the edge facts and says what it chose and why."
 author:
