@@ -388,7 +388,8 @@ def default_runner(argv, env=None, timeout=None, input_text=None):
         full_env.update(env)
     try:
         p = subprocess.run(argv, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           input=input_text.encode() if input_text is not None else None, timeout=timeout)
+                           input=input_text.encode() if input_text is not None else None, timeout=timeout,
+                           check=False)
     except subprocess.TimeoutExpired as e:
         return 124, (e.stdout or b"").decode("utf-8", "replace"), "timeout after %ss" % timeout
     except OSError as e:
@@ -545,8 +546,8 @@ class LxcCriu(object):
         if rc != 0:
             err = log_tail(outfile) or err
             tail = log_tail(os.path.join(images_dir, "restore.log"))
-            raise CriuError("restore of %s failed (rc %s): %s" % (name, rc,
-                                                                 find_criu_error(tail) or err.strip()[-300:]),
+            why = find_criu_error(tail) or err.strip()[-300:]
+            raise CriuError("restore of %s failed (rc %s): %s" % (name, rc, why),
                             rc=rc, stdout=out, stderr=err, log_tail=tail, argv=argv)
         return {"duration_s": dt, "stats": read_stats(images_dir, "restore"), "argv": argv}
 
@@ -588,7 +589,7 @@ def check_features(run, criu="criu"):
         if rc != 0:
             feats[feature.replace("-", "_")] = False
             continue
-        argv, _ = build_argv("check", feature=feature, criu=criu)
+        argv, _opts = build_argv("check", feature=feature, criu=criu)
         frc, fout, ferr = run(argv)
         feats[feature.replace("-", "_")] = frc == 0
     feats["pipe_max_size"] = read_int("/proc/sys/fs/pipe-max-size")

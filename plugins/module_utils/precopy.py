@@ -39,8 +39,8 @@ import subprocess
 import time
 
 from ansible_collections.arnab.testbed.plugins.module_utils.criu import (
-    PAGE_SIZE, CriuError, LxcCriu, build_argv, check_features, config_text, default_runner, find_criu_error,
-    log_tail, netfix_argv, read_stats, summarize_dump_stats)
+    PAGE_SIZE, CriuError, LxcCriu, build_argv, config_text, default_runner, find_criu_error, log_tail,
+    netfix_argv)
 from ansible_collections.arnab.testbed.plugins.module_utils.state_transfer import (
     Pusher, RemoteShell, list_files, ssh_argv)
 
@@ -544,8 +544,9 @@ class LxcMigrationDriver(object):
                 dest_pipe = int(line.strip())
         if any(line.strip() in ("RUNNING", "FROZEN", "STARTING") for line in lines[1:]):
             raise PreflightError("a container named %s already runs on %s" % (self.name, self.dest))
-        rc, out, _ = self.pusher.ssh("test -e %s/%s/config && ! test -e %s/%s/.arnab-migrating && echo EXISTS; true"
-                                     % (_q(self.lxcpath), _q(self.name), _q(self.lxcpath), _q(self.name)))
+        rc, out, _err = self.pusher.ssh(
+            "test -e %s/%s/config && ! test -e %s/%s/.arnab-migrating && echo EXISTS; true"
+            % (_q(self.lxcpath), _q(self.name), _q(self.lxcpath), _q(self.name)))
         if "EXISTS" in out:
             raise PreflightError("%s already has a container %s (stopped); remove it or pick another name"
                                  % (self.dest, self.name))
@@ -820,8 +821,8 @@ class LxcMigrationDriver(object):
         conf = os.path.join(d, ".criu-restore.conf")
         lines.append("printf %%s %s > %s" % (_q(config_text(opts)), _q(conf)))
         if lazy:
-            largv, _ = build_argv("lazy-pages", images_dir=d, address=self.page_server_address,
-                                  port=self.lazy_port, criu=self.criu, log_file="lazy-pages.log")
+            largv, _opts = build_argv("lazy-pages", images_dir=d, address=self.page_server_address,
+                                      port=self.lazy_port, criu=self.criu, log_file="lazy-pages.log")
             lines += [
                 "rm -f lazy-pages.socket",
                 "setsid %s </dev/null >lazy-pages.out 2>&1 & echo $! > lazy-pages.pid" % " ".join(_q(a) for a in largv),
@@ -955,7 +956,7 @@ class LxcMigrationDriver(object):
                 pass
         out["sigcont"] = len(pids)
         # criu keeps the network locked after a dump that did not leave the tasks running
-        rc, tables, _ = self.run(["nsenter", "-t", str(pid), "-n", "nft", "list", "tables"])
+        rc, tables, _err = self.run(["nsenter", "-t", str(pid), "-n", "nft", "list", "tables"])
         dropped = []
         for line in tables.splitlines():
             parts = line.split()

@@ -24,7 +24,7 @@ description:
   - A pre-dump needs soft-dirty page tracking in the kernel (C(criu check --feature mem_dirty_track)); the module
     fails with a clear message, before touching the container, when the kernel lacks it.
 author:
-  - arnab.testbed developers
+  - arnab.testbed developers (@arnab-testbed)
 options:
   name:
     description: Name of the LXC container.
@@ -84,9 +84,11 @@ options:
     default: 300
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Returns the command lines it would run; the container is not touched.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 notes:
   - Run on the edge that hosts the container, as root.

@@ -27,11 +27,12 @@ description:
     soft-dirty) takes full C(--leave-running) dumps and sends only the 4 KiB pages that changed since the previous
     dump (a page-aligned comparison with the previous image on the source, written in place at the destination;
     rsync's rolling checksum costs more CPU than it saves on page images) - every such dump freezes the
-    container for its duration and the report shows each freeze. V(post-copy) - CRIU lazy pages: the source dumps all but memory and serves pages; the destination
-    restores at once; the source is needed until the last page has arrived (the report shows that window).
+    container for its duration and the report shows each freeze. V(post-copy) - CRIU lazy pages: the source
+    dumps all but memory and serves pages; the destination restores at once; the source is needed until the last
+    page has arrived (the report shows that window).
     V(auto) chooses from the edge facts and says what it chose and why."
 author:
-  - arnab.testbed developers
+  - arnab.testbed developers (@arnab-testbed)
 options:
   container:
     description: Name of the running LXC container on this (source) edge.
@@ -147,9 +148,11 @@ options:
     type: path
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Runs every pre-flight check and reports the method it would use; nothing is frozen or copied.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 notes:
   - Run it on the source edge (C(delegate_to) the container's current edge), as root; the playbook

@@ -23,7 +23,7 @@ description:
     C(--whole-file). rsync's default block for a 1 GiB file is 32 KiB, and scattered 4 KiB page changes then
     touch most blocks (measured 891 MB sent for 20% of pages changed, against 215 MB with C(-B 4096)).
 author:
-  - arnab.testbed developers
+  - arnab.testbed developers (@arnab-testbed)
 options:
   src:
     description: Local directory to push (its contents go into O(dest)).
@@ -81,9 +81,11 @@ options:
     default: []
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Runs rsync with C(--dry-run); reports what would change, sends no file data.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 seealso:
   - module: arnab.testbed.container_migrate
@@ -153,7 +155,7 @@ import shlex
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.arnab.testbed.plugins.module_utils.state_transfer import (
-    Pusher, TransferError, list_files)
+    Pusher, TransferError)
 
 
 def dest_listing(pusher, dest):
