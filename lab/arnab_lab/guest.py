@@ -50,8 +50,10 @@ QEMU = "qemu-system-x86_64"
 # The recipe of /work/shared/reference/tcg-guests.md: TCG with a bounded translation cache (0.7 GB RSS per
 # guest instead of 3 GB), one vCPU (-smp 2 panicked once: cross-modifying code under multi-threaded TCG).
 QEMU_BASE = ["-machine", "q35", "-accel", "tcg,tb-size=256", "-cpu", "max", "-smp", "1", "-m", "2048"]
+# cgroup v1 as on the host (and CI): under cgroup v2 the LXC container's systemd holds a BPF device-control
+# program (anon_inode:bpf-prog) that criu cannot dump. systemd 257 (trixie) boots v1 only with the FORCE flag.
 KERNEL_ARGS = ["root=/dev/vda", "rw", "console=ttyS0", "net.ifnames=0", "apparmor=0", "mitigations=off",
-               "quiet", "loglevel=4"]
+               "quiet", "loglevel=4", "systemd.unified_cgroup_hierarchy=0", "SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1"]
 
 
 class GuestError(RuntimeError):

@@ -147,10 +147,10 @@ def run_probe(up_tx, up_rx, down_tx, down_rx, seconds, interval, action_at=None,
         if now - t0 >= seconds:
             break
         if action and acted is None and now - t0 >= action_at:
-            a0 = time.monotonic()
-            action()
-            acted = (a0, time.monotonic())
-            continue
+            # Started, not waited for: the probe stream must not stall while the command runs.
+            acted = [time.monotonic(), None, action()]
+        if acted and acted[1] is None and acted[2].poll() is not None:
+            acted[1] = time.monotonic()
         if now >= next_send:
             up_tx.sendto(PKT.pack(seq, now, 0), (AP_IP, UP_PORT))
             down_tx.sendto(PKT.pack(seq, now, 1), (CLIENT_IP, DOWN_PORT))
@@ -232,18 +232,20 @@ def main():
             target = 1 if cur != 1 else 6
             wall0 = time.time()
             cmd = ctl + ["chan_switch", str(args.cs_count), str(FREQ[target])]
-            result = {}
 
             def act():
-                result["out"] = nsx("ap1", cmd, check=False).strip()
+                return subprocess.Popen(["ip", "netns", "exec", "ap1"] + cmd, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True)
 
             total = args.baseline_s + args.after_s
             arrivals, sent, acted = run_probe(up_tx, up_rx, down_tx, down_rx, total, interval,
                                               action_at=args.baseline_s, action=act)
-            a0, a1 = acted
+            a0, a1, proc = acted
+            out = proc.communicate()[0].strip()
+            a1 = a1 or time.monotonic()
             t_start = min(t for arr in arrivals.values() for t, _, _ in arr) if any(arrivals.values()) else a0
             end = a0 + args.after_s
-            rep = {"rep": i + 1, "from": cur, "to": target, "cmd_out": result.get("out"),
+            rep = {"rep": i + 1, "from": cur, "to": target, "cmd_out": out,
                    "cmd_ms": round((a1 - a0) * 1000, 1), "sent": sent}
             for d in ("up", "down"):
                 g, at = max_gap(arrivals[d], a0, end)

@@ -9,7 +9,16 @@ import pytest
 
 from arnab_lab import guest
 
-from conftest import INVENTORY, REPO, run
+REPO = guest.REPO
+INVENTORY = os.path.join(REPO, "inventories", "lab-guest")
+
+
+def run(argv, timeout=None, check=True, env=None):
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError("%s failed rc=%d\nstdout: %s\nstderr: %s" % (
+            " ".join(argv), proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
+    return proc
 
 VENV = os.path.join(REPO, ".venv", "bin")
 LABCTL = os.path.join(REPO, "lab", "labctl")
@@ -17,6 +26,7 @@ ENV = dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
            PATH=VENV + ":" + os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), ANSIBLE_FORCE_COLOR="0")
 RAMSIM_IP = "10.78.0.61"
 REPORTS = os.path.join(REPO, "reports")
+os.makedirs(REPORTS, exist_ok=True)
 HAVE_MIGRATE = os.path.exists(os.path.join(REPO, "plugins", "modules", "container_migrate.py"))
 
 
@@ -82,7 +92,7 @@ def provisioned(edge_guests, timings):
 def test_edge_role_provisions_the_guests(provisioned):
     out = ssh(provisioned["edge1"], "lxc-ls --running -1")
     assert "ramsim" in out.split(), out
-    ans = ssh(provisioned["edge1"], "/usr/local/bin/arnab-workload ctl %s 7000 status" % RAMSIM_IP, check=False)
+    ans = ramsim_ctl(provisioned["edge1"], "status")
     assert "ok ramsim" in ans, ans
 
 
@@ -137,8 +147,15 @@ def _stop_stream(proc):
     return json.loads(out.strip().splitlines()[-1]) if out.strip() else {"error": err}
 
 
+def ramsim_ctl(g, command):
+    """One line of ramsim's control protocol, from the guest (the workload binary lives in the container)."""
+    code = ("import socket; s = socket.create_connection(('%s', 7000), timeout=120); s.sendall(b'%s\\n'); "
+            "print(s.makefile().readline().strip())" % (RAMSIM_IP, command))
+    return ssh(g, ["python3", "-c", code], check=False).strip()
+
+
 def _verify(g):
-    return ssh(g, "/usr/local/bin/arnab-workload ctl %s 7000 verify" % RAMSIM_IP, check=False).strip()
+    return ramsim_ctl(g, "verify")
 
 
 @pytest.mark.skipif(not HAVE_MIGRATE, reason="plugins/modules/container_migrate.py not there yet")
