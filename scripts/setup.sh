@@ -9,7 +9,7 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 # --- Debian packages ---------------------------------------------------------------------------------------
 DEBS=(openvswitch-switch lxc lxc-templates debootstrap rsync openssh-server openssh-client iperf3 iproute2
       nftables iptables ethtool bridge-utils python3-venv make gcc libc6-dev iputils-ping iputils-arping psmisc
-      procps kmod curl ca-certificates xz-utils git)
+      procps kmod curl ca-certificates xz-utils git tini)
 missing=()
 for p in "${DEBS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -21,7 +21,7 @@ LAB_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # lab/, 
 # Runtime files (namespace files, pid files, sockets; gone at reboot) live under Topology.run_dir
 # (/run/arnab-lab), persistent ones (keys, per-node state such as edge containers) under Topology.state_dir.
 OVS_SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
-REQUIRED_TOOLS = ["ip", "tc", "ethtool", "unshare", "nsenter", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl",
+REQUIRED_TOOLS = ["ip", "tc", "ethtool", "unshare", "nsenter", "tini", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl",
                   "ovs-ofctl", "ovsdb-tool", "ssh-keygen", "/usr/sbin/sshd"]
 SSHD_CONFIG = """# arnab lab sshd (one per host namespace)
 PermitRootLogin prohibit-password
@@ -348,9 +348,6 @@ def _make_node(topo, node):
     # The mount and UTS namespaces are made here and pinned to files; the shell sets them up once.
     setup = ["hostname %s" % node.name, "mount -t sysfs sysfs /sys"]
     setup += ["mount --bind %s %s" % (src, dst) for src, dst in binds if os.path.isdir(dst) or _mkdir(dst)]
-    if node.kind == "ap":
-        # Python-less like an 8 MB OpenWrt AP: the interpreter Ansible would find is masked.
-        setup.append("mount --bind /dev/null %s" % os.path.realpath("/usr/bin/python3"))
     mnt, uts = ns_files(topo, node.name)
     for f in (mnt, uts):
         open(f, "a").close()
@@ -495,26 +492,30 @@ CLICK_SHIM = """#!/bin/sh
 # which reads the same Click configuration a real OpenWrt AP would run. Made by lab/labctl.
 [ -n "$1" ] || {{ echo "usage: click CONFIG.cli" >&2; exit 64; }}
 [ -r "$1" ] || {{ echo "click: cannot read $1" >&2; exit 66; }}
-cp "$1" {run}/agent.cli
-# The agent runs in this AP's network namespace with the lab's Python (the AP itself has none).
-exec nsenter --mount=/proc/1/ns/mnt -- env PYTHONPATH={lab} {python} -m arnab_lab.odin_agent \
-  --config {run}/agent.cli --bind {ip} --radio {radio} --name {name}
+# The emulation runs with the lab's Python; Ansible on the AP has none (the inventory's interpreter is void).
+exec env PYTHONPATH={lab} {python} -m arnab_lab.odin_agent --config "$1" --bind {ip} --radio {radio} --name {name}
 """
 
 
 def _install_click_shim(topo, node):
-    run = node_dirs(topo, node.name)["run"]
-    path = run + "/bin/click"
+    path = node_dirs(topo, node.name)["run"] + "/bin/click"
     with open(path, "w") as f:
-        f.write(CLICK_SHIM.format(run=run, lab=LAB_DIR, python=_lab_python(), ip=node.ctl_ip,
+        f.write(CLICK_SHIM.format(lab=LAB_DIR, python=_lab_python(), ip=node.ctl_ip,
                                   radio=radio_socket(topo), name=node.name))
     os.chmod(path, 0o755)
 
 
 def _start_sshd(topo, node):
-    pidfile = node_dirs(topo, node.name)["run"] + "/sshd.pid"
+    """sshd under tini as a child subreaper: daemons started over SSH (the AP's agent, say) are reaped when
+    they exit, as a real host's init would do; this machine's init leaves them as zombies that `kill -0`
+    still finds alive."""
+    run = node_dirs(topo, node.name)["run"]
     os.makedirs("/run/sshd", exist_ok=True)
-    sh(in_node(topo, node.name, ["/usr/sbin/sshd", "-f", topo.run_dir + "/sshd_config", "-o", "PidFile=" + pidfile]))
+    with open(run + "/sshd.log", "a") as log:
+        subprocess.Popen(in_node(topo, node.name, ["tini", "-s", "--", "/usr/sbin/sshd", "-D", "-e",
+                                                   "-f", topo.run_dir + "/sshd_config",
+                                                   "-o", "PidFile=" + run + "/sshd.pid"]),
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
 
 
 def _wait_ssh(topo, timeout=15):

@@ -47,7 +47,7 @@ class ActionModule(ActionBase):
         if read["rc"] == ABSENT_RC:
             before = None
         elif read["rc"] == 0:
-            before = read["stdout"]
+            before = read["stdout"].replace("\r\n", "\n")   # a pty (sudoable) turns newlines into CRLF
         else:
             return dict(result, failed=True, msg="cannot read %s on the AP: %s" % (dest, read["stderr"].strip()))
 
