@@ -102,7 +102,7 @@ def probe(host, port, duration, bin_ms, seed, stop):
             "problem": stream.problem, "ok": reset is None and stream.problem is None and stream.seq > 0}
 
 
-def gaps(samples, started, bin_ms, min_ms=50):
+def gaps(samples, started, bin_ms, min_ms=20):
     """Stretches of at least min_ms with no byte received: [start epoch, duration ms]."""
     found, run = [], 0
     for i, count in enumerate(samples + [1]):

@@ -174,7 +174,18 @@ timeline:
   elements: dict
   sample: [{"step": "preflight", "start_ms": 0.1, "duration_ms": 12.3}, {"step": "add_vap", "start_ms": 40.2, "duration_ms": 1.1}]
 control_path_ms:
-  description: From the start of the first change to the end of the last one (0 when nothing changed).
+  description:
+    - The control path, from the start of the move to the new AP serving the vAP with its flows in place (flows at
+      the new AP, CSA, vAP added, data switch steered); the CSA countdown the client sits out and the clean-up at
+      the old AP are not on it. 0 when nothing changed.
+  returned: success
+  type: float
+total_ms:
+  description: From the start of the first change to the end of the last one, countdown and clean-up included.
+  returned: success
+  type: float
+started:
+  description: When the migration started (seconds since the epoch), to line it up with other clocks.
   returned: success
   type: float
 scan:
