@@ -327,7 +327,8 @@ def migrate(drv, method="auto", knobs=None, progress=None, clock=time.time):
             rep["postcopy"] = {
                 "source_needed_s": round(t_done - frozen_at, 4),
                 "source_needed_after_running_s": round(t_done - t_running, 4),
-                "pages_served_bytes": done.get("bytes"),
+                "link_bytes_while_serving": done.get("bytes"),
+                "link_interface": done.get("interface"),
                 "dump_stats": done.get("stats", {}),
             }
             rep["final_dump"]["stats"] = done.get("stats", {}) or rep["final_dump"]["stats"]
@@ -373,7 +374,14 @@ def rollback(drv, was_frozen):
 
 
 def total_bytes(rep):
+    """Bytes sent to the destination over the whole migration. Post-copy: the lazily served pages are counted
+    from the link's TX counter while the source served them (that window also carries the final images and the
+    frozen filesystem sync, so those are not added again)."""
     total = sum(i.get("bytes_sent", 0) for i in rep.get("iterations", []))
+    served = (rep.get("postcopy") or {}).get("link_bytes_while_serving")
+    if served is not None:
+        total += sum(f.get("bytes_sent", 0) for f in rep.get("fs_sync", []) if f.get("phase") != "frozen")
+        return int(total + served)
     total += sum(f.get("bytes_sent", 0) for f in rep.get("fs_sync", []))
     total += (rep.get("final_transfer") or {}).get("bytes_sent") or 0
     return int(total)
@@ -582,6 +590,30 @@ class LxcMigrationDriver(object):
         except (OSError, socket.error):
             return None
 
+    def link_tx_bytes(self):
+        """TX byte counter of the interface that routes to the destination (None if unknown)."""
+        if getattr(self, "route_dev", None) is None:
+            rc, out, _err = self.run(["ip", "-o", "route", "get", self.page_server_dest_ip()])
+            m = re.search(r"\bdev (\S+)", out or "") if rc == 0 else None
+            self.route_dev = m.group(1) if m else ""
+        if not self.route_dev:
+            return None
+        try:
+            with open("/proc/net/dev") as f:
+                for line in f:
+                    name, _sep, rest = line.partition(":")
+                    if name.strip() == self.route_dev:
+                        return int(rest.split()[8])
+        except (IOError, OSError, ValueError, IndexError):
+            return None
+        return None
+
+    def page_server_dest_ip(self):
+        try:
+            return socket.gethostbyname(self.dest)
+        except (OSError, socket.error):
+            return self.dest
+
     def facts(self):
         if self._facts is None:
             self.preflight()
@@ -699,6 +731,7 @@ class LxcMigrationDriver(object):
         env = dict(os.environ)
         env["CRIU_CONFIG_FILE"] = conf
         self.source_state = "dumping"
+        self.lazy_tx0 = self.link_tx_bytes()
         t0 = time.time()
         self.lazy_out = open(os.path.join(self.work, "lazy-dump.out"), "wb")
         self.lazy_proc = subprocess.Popen(argv, env=env, stdout=self.lazy_out, stderr=subprocess.STDOUT)
@@ -730,8 +763,11 @@ class LxcMigrationDriver(object):
                 rc, find_criu_error(log_tail(os.path.join(self.lazy_dir, "dump.log")))),
                 log_tail=log_tail(os.path.join(self.lazy_dir, "dump.log")))
         self.source_state = "stopped"
-        # criu 4.2.1 leaves stats-dump of a lazy dump unfilled (zero counters, a bogus frozen_time): not reported
-        return {"stats": {}, "bytes": None}
+        # criu 4.2.1 leaves stats-dump of a lazy dump unfilled (zero counters, a bogus frozen_time), so the pages
+        # served are measured on the wire: bytes this edge sent towards the destination while serving them
+        tx1 = self.link_tx_bytes()
+        sent = (tx1 - self.lazy_tx0) if (tx1 is not None and self.lazy_tx0 is not None) else None
+        return {"stats": {}, "bytes": sent, "interface": self.route_dev}
 
     # -- transfer ----------------------------------------------------------------------------------
     def transfer(self, images_dir, n, mode):
