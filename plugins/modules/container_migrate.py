@@ -219,7 +219,9 @@ bytes_frozen:
   returned: success
   type: int
 bytes_total:
-  description: Bytes sent over the whole migration (filesystem syncs, iterations, final).
+  description:
+    - Bytes sent over the whole migration (filesystem syncs, iterations, final images; post-copy - the pages
+      served lazily, from the link counter).
   returned: always
   type: int
 total_s:
@@ -240,7 +242,8 @@ stop_reason:
 postcopy:
   description:
     - Post-copy - source_needed_s (freeze to last page served), source_needed_after_running_s (the window in
-      which losing the source loses the container), dump_stats.
+      which losing the source loses the container), link_bytes_while_serving (TX bytes of the interface towards
+      the destination while the pages were served; criu leaves a lazy dump's stats-dump unfilled).
   returned: post-copy
   type: dict
 rolled_back:
