@@ -74,6 +74,13 @@ options:
     type: list
     elements: str
     default: []
+  ignore_times:
+    description:
+      - Send files even when size and modification time match (C(--ignore-times)). Two CRIU dumps taken within
+        one second can have equal size and time but different pages; the migration engine always sets this. Off
+        by default so that a repeated push reports no change.
+    type: bool
+    default: false
   excludes:
     description: rsync C(--exclude) patterns.
     type: list
@@ -185,6 +192,7 @@ def main():
             delete=dict(type="bool", default=False),
             archive_extras=dict(type="list", elements="str", default=[]),
             excludes=dict(type="list", elements="str", default=[]),
+            ignore_times=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -203,14 +211,15 @@ def main():
     try:
         if p["mode"] == "images":
             res = pusher.push_images(p["src"], p["dest"], dest_files=dest_listing(pusher, p["dest"]),
-                                     check_mode=module.check_mode)
+                                     check_mode=module.check_mode, ignore_times=p["ignore_times"])
             module.exit_json(changed=res["changed"], bytes_sent=res["bytes_sent"],
                              literal_bytes=res["literal_bytes"], duration_s=round(res["duration_s"], 4),
                              changed_items=sum([r["changed_items"] for r in res["runs"]], []), plan=res["plan"],
                              stats=res["stats"], cmd=[r["argv"] for r in res["runs"]])
         res = pusher.push([src], p["dest"].rstrip("/") + "/", mode="delta" if p["mode"] == "delta" else "whole",
                           block_size=p["block_size"], delete=p["delete"], excludes=p["excludes"],
-                          archive_extras=p["archive_extras"], check_mode=module.check_mode)
+                          archive_extras=p["archive_extras"], ignore_times=p["ignore_times"],
+                          check_mode=module.check_mode)
     except TransferError as e:
         module.fail_json(msg=str(e), cmd=[e.result.get("argv")], stats=e.result.get("stats", {}))
     module.exit_json(changed=res["changed"], bytes_sent=res["bytes_sent"],
