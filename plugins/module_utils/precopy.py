@@ -520,6 +520,11 @@ class LxcMigrationDriver(object):
                                        "cat /proc/sys/fs/pipe-max-size; command -v /usr/bin/python3 || command -v python3; "
                                        "lxc-info -n %s -P %s -sH 2>/dev/null; "
                                        "true" % (_q(self.criu), _q(self.name), _q(self.lxcpath)), timeout=20)
+        if rc == 126:
+            raise PreflightError("destination %s refuses this key's commands (rc 126: %s): the engine runs sh and "
+                                 "python3 there (restore script, page patcher, an open shell for the frozen window), "
+                                 "so it needs a key without a forced command such as arnab-migrate-allow"
+                                 % (self.dest, err.strip()[-200:]))
         if rc != 0:
             raise PreflightError("destination %s is not reachable over SSH (rc %s): %s"
                                  % (self.dest, rc, err.strip()[-300:]))
@@ -1018,8 +1023,12 @@ class LxcMigrationDriver(object):
             if rc != 0:
                 raise RuntimeError("lxc-destroy %s failed: %s" % (self.name, err.strip()[-300:]))
         _rm_rf(self.work)
-        self.ssh("rm -rf %s %s/%s/.arnab-migrating" % (_q(self.dwork), _q(self.lxcpath), _q(self.name)),
-                 check=False)
+        try:
+            os.rmdir(os.path.dirname(self.work))      # <lxcpath>/.arnab-migrate when nothing else migrates
+        except OSError:
+            pass
+        self.ssh("rm -rf %s %s/%s/.arnab-migrating; rmdir %s 2>/dev/null; true" % (
+            _q(self.dwork), _q(self.lxcpath), _q(self.name), _q(os.path.dirname(self.dwork))), check=False)
         self.source_state = "gone"
         res["ok"] = True
         return res
