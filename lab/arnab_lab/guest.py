@@ -435,6 +435,20 @@ def _spawn(argv, logfile, pidfile, wait=10.0):
     return proc.pid
 
 
+def _gone(pid):
+    """Exited (a zombie child of this process counts: it is reaped here)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    except ChildProcessError:
+        pass
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
 def _kill(pid, wait=10.0):
     try:
         os.kill(pid, signal.SIGTERM)
@@ -442,7 +456,7 @@ def _kill(pid, wait=10.0):
         return
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        if not os.path.exists("/proc/%d" % pid):
+        if _gone(pid):
             return
         time.sleep(0.1)
     try:

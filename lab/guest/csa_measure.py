@@ -213,8 +213,9 @@ def main():
     report = {"tool": "lab/guest/csa_measure.py", "kernel": os.uname().release, "reps": args.reps,
               "cs_count": args.cs_count, "interval_ms": args.interval_ms, "beacon_int_tu": 100}
     try:
-        report["hostapd"] = sh(["hostapd", "-v"], check=False).strip() or None
-    except OSError:
+        proc = subprocess.run(["hostapd", "-v"], capture_output=True, text=True)
+        report["hostapd"] = (proc.stdout + proc.stderr).strip().splitlines()[0]
+    except (OSError, IndexError):
         pass
     ifs, assoc_s = setup()
     report["associate_s"] = round(assoc_s, 2)
@@ -238,6 +239,7 @@ def main():
                                         stderr=subprocess.STDOUT, text=True)
 
             total = args.baseline_s + args.after_s
+            off = time.time() - time.monotonic()     # wall clock (daemon logs) -> monotonic (probe arrivals)
             arrivals, sent, acted = run_probe(up_tx, up_rx, down_tx, down_rx, total, interval,
                                               action_at=args.baseline_s, action=act)
             a0, a1, proc = acted
@@ -263,6 +265,16 @@ def main():
             rep["ap_events"] = [[round((t - wall0) * 1000 - args.baseline_s * 1000, 1), e[:90]] for t, e in ap_ev]
             rep["client_events"] = [[round((t - wall0) * 1000 - args.baseline_s * 1000, 1), e[:90]] for t, e in cl_ev]
             rep["client_disconnected"] = any("DISCONNECTED" in e for _, e in cl_ev)
+            # The gap AT the switch: the longest silence between just before the first of AP and client to report
+            # the completed switch and just after the last (the other maxima can be emulation jitter anywhere).
+            done = [t - off for t, e in ap_ev + cl_ev if "CHANNEL-SWITCH" in e and "STARTED" not in e]
+            started = [t - off for t, e in ap_ev if "STARTED-CHANNEL-SWITCH" in e]
+            if done:
+                w0, w1 = min(done) - 0.15, max(done) + 0.15
+                rep["gap_switch_ms"] = round(max(max_gap(arrivals[d], w0, w1)[0] for d in ("up", "down")) * 1000, 1)
+                rep["switch_skew_ms"] = round((max(done) - min(done)) * 1000, 1)
+                if started:
+                    rep["announce_to_switch_ms"] = round((min(done) - min(started)) * 1000, 1)
             reps.append(rep)
             print(json.dumps(rep), file=sys.stderr, flush=True)
     finally:
@@ -270,7 +282,13 @@ def main():
             teardown()
     ok = [r for r in reps if r["ap_channel"] == r["to"] and r["client_channel"] == r["to"]]
     gaps = [r["gap_ms"] for r in ok]
+    at_switch = [r["gap_switch_ms"] for r in ok if "gap_switch_ms" in r]
+    announce = [r["announce_to_switch_ms"] for r in ok if "announce_to_switch_ms" in r]
     report.update({
+        "gap_switch_ms_median": round(statistics.median(at_switch), 1) if at_switch else None,
+        "gap_switch_ms_p90": round(pct(at_switch, 90), 1) if at_switch else None,
+        "gap_switch_ms_max": max(at_switch) if at_switch else None,
+        "announce_to_switch_ms_median": round(statistics.median(announce), 1) if announce else None,
         "switched_ok": len(ok), "disconnects": sum(r["client_disconnected"] for r in reps),
         "gap_ms_median": round(statistics.median(gaps), 1) if gaps else None,
         "gap_ms_p90": round(pct(gaps, 90), 1) if gaps else None,
