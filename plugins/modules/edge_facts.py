@@ -15,7 +15,7 @@ version_added: "0.1.0"
 description:
   - Reads the migration-relevant facts of an edge server without changing anything - the kernel, which C(criu)
     LXC will run (the one on C(PATH), resolving wrappers to the real binary), its version, whether
-    C(criu check) passes, whether the kernel tracks dirty memory (soft-dirty, needed for iterative pre-copy:
+    C(criu check) passes, whether the kernel tracks dirty memory (soft-dirty, needed for iterative pre-copy,
     C(criu check --feature mem_dirty_track)) and supports userfaultfd for post-copy
     (C(criu check --feature uffd-noncoop)), the LXC version, C(fs.pipe-max-size) (lazy pages need it raised),
     the cgroup layout and the LXC cgroup directory set by the edge role.
