@@ -485,6 +485,7 @@ class LxcMigrationDriver(object):
         self.rsh = None
         self.prev_local = None
         self.final_channel = None
+        self.frozen_once = False
         self.delta_method = delta_method
         self.remote_python = "python3"
 
@@ -711,6 +712,7 @@ class LxcMigrationDriver(object):
 
     def final_dump(self, parent, mode):
         self._prepare_work()
+        self.frozen_once = True
         d = os.path.join(self.work, "final")
         _rm_rf(d)
         self.source_state = "dumping"
@@ -736,6 +738,7 @@ class LxcMigrationDriver(object):
         env = dict(os.environ)
         env["CRIU_CONFIG_FILE"] = conf
         self.source_state = "dumping"
+        self.frozen_once = True
         self.lazy_tx0 = self.link_tx_bytes()
         t0 = time.time()
         self.lazy_out = open(os.path.join(self.work, "lazy-dump.out"), "wb")
@@ -768,6 +771,21 @@ class LxcMigrationDriver(object):
                 rc, find_criu_error(log_tail(os.path.join(self.lazy_dir, "dump.log")))),
                 log_tail=log_tail(os.path.join(self.lazy_dir, "dump.log")))
         self.source_state = "stopped"
+        # the source's page server exits 0 even when its client went away: ask the destination's daemon
+        deadline = time.time() + 60
+        while True:
+            rc_dest, out, _err = self.ssh(
+                "cd %s && if [ -f lazy-pages.rc ]; then cat lazy-pages.rc; elif kill -0 $(cat lazy-pages.pid) "
+                "2>/dev/null; then echo PENDING; else echo LOST; fi" % _q(self.dest_dir), check=False, timeout=30)
+            text = out.strip().splitlines()[-1] if out.strip() else "PENDING"
+            if text != "PENDING" or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        if text != "0":
+            _r, logtxt, _e = self.ssh("tail -n 20 %s/lazy-pages.log 2>/dev/null; true" % _q(self.dest_dir),
+                                      check=False)
+            raise CriuError("lazy page transfer failed at the destination (criu lazy-pages exit status %s): %s" % (
+                text, find_criu_error(logtxt) or "daemon killed or lost"), log_tail=logtxt)
         # criu 4.2.1 leaves stats-dump of a lazy dump unfilled (zero counters, a bogus frozen_time), so the pages
         # served are measured on the wire: bytes this edge sent towards the destination while serving them
         tx1 = self.link_tx_bytes()
@@ -865,8 +883,11 @@ class LxcMigrationDriver(object):
             largv, _opts = build_argv("lazy-pages", images_dir=d, address=self.page_server_address,
                                       port=self.lazy_port, criu=self.criu, log_file="lazy-pages.log")
             lines += [
-                "rm -f lazy-pages.socket",
-                "setsid %s </dev/null >lazy-pages.out 2>&1 & echo $! > lazy-pages.pid" % " ".join(_q(a) for a in largv),
+                "rm -f lazy-pages.socket lazy-pages.rc",
+                # the daemon's exit status is the only sign that every page arrived: a source page server whose
+                # client vanished still exits 0, and the restored tasks then get zero-filled pages
+                "setsid sh -c %s </dev/null >lazy-pages.out 2>&1 & echo $! > lazy-pages.pid" % _q(
+                    "%s; echo $? > lazy-pages.rc" % " ".join(_q(a) for a in largv)),
                 "i=0; while [ ! -S lazy-pages.socket ]; do i=$((i+1)); [ $i -gt 3000 ] && "
                 "{ echo 'lazy-pages daemon did not start' >&2; cat lazy-pages.out >&2; exit 3; }; sleep 0.01; done",
                 "echo T lazyd $(now)",
@@ -929,6 +950,10 @@ class LxcMigrationDriver(object):
         cdir = os.path.join(self.lxcpath, self.name)
         script = "\n".join([
             "for f in %s/images/lazy-pages.pid; do [ -f \"$f\" ] && kill -9 $(cat \"$f\") 2>/dev/null; done" % _q(d),
+            # cut the restored copy off the network first: killing it would otherwise reset (RST) the client
+            # connections it took over, which the resumed source still holds
+            "pid=$(lxc-info -n %s -P %s -pH 2>/dev/null); [ -n \"$pid\" ] && nsenter -t $pid -n ip link set %s down "
+            "2>/dev/null; true" % (_q(self.name), _q(self.lxcpath), _q(self.ifname)),
             "timeout 30 lxc-stop -k -n %s -P %s >/dev/null 2>&1 || true" % (_q(self.name), _q(self.lxcpath)),
             # a hung lazy restore: SIGKILL processes that have OUR images dir as one whole argument (criu
             # restore / lazy-pages get "-D DIR"); shells and ssh carrying this script have it only inside a
@@ -948,8 +973,11 @@ class LxcMigrationDriver(object):
     def resume_source(self):
         """Bring the source container back: stop the lazy dump, thaw, SIGCONT, drop criu's network lock."""
         out = {}
-        if self.source_state == "running":
-            return {"noop": "source was not frozen", "ok": True}
+        if not self.frozen_once:
+            return {"noop": "source was never frozen", "ok": True}
+        # Even when criu resumed the tasks itself (a failed dump), it can leave its nftables lock behind (seen
+        # with a lazy dump whose client vanished), and the data switch may have learnt the container's MAC at
+        # the destination: always unlock and announce.
         if self.lazy_proc is not None and self.lazy_proc.poll() is None:
             # an interrupted lazy dump resumes its tasks: stop criu (lxc-checkpoint's child) first
             kill_tree(self.lazy_proc.pid, signal.SIGTERM)
