@@ -23,7 +23,7 @@ description:
   - Derived flags tell the migration engine which strategies fit this edge - C(stop_and_copy) (criu works),
     C(pre_copy) (plus soft-dirty), C(post_copy) (plus userfaultfd and a large enough C(fs.pipe-max-size)).
 author:
-  - arnab.testbed developers
+  - arnab.testbed developers (@arnab-testbed)
 options:
   criu:
     description:
@@ -47,10 +47,14 @@ options:
     default: 16777216
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
+    details: The module only reads; check mode runs the same checks.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   facts:
+    description: Action returns an C(ansible_facts) dictionary that will update existing host facts.
     support: full
 notes:
   - Runs C(criu check), which needs root.
