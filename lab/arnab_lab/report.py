@@ -48,6 +48,11 @@ def summary(report):
     return lines
 
 
+# Events worth a label on the throughput plot (the others are drawn as thin lines).
+KEY_EVENTS = ("tier 1 start", "channel_switch_announcement", "flows_data_switch", "tier 2 start", "freeze",
+              "running on destination")
+
+
 def plot_throughput(report, path, smooth_bins=10):
     """Fig. 3: client throughput (Mbit/s) over time with the migration events of both tiers."""
     stream = report["client_stream"]
@@ -66,10 +71,13 @@ def plot_throughput(report, path, smooth_bins=10):
     end = t[-1] if t else 0
     for event in report.get("timeline", []):
         x = event["t"] - stream["started"]
-        if 0 <= x <= end:
-            color = colors.get(event.get("tier"), "k")
-            ax.axvline(x, color=color, linestyle="--", linewidth=0.8)
-            ax.annotate(event["event"], (x, label_y), rotation=90, fontsize=7, va="top", ha="right", color=color)
+        if not 0 <= x <= end:
+            continue
+        color = colors.get(event.get("tier"), "k")
+        key = any(word in event["event"] for word in KEY_EVENTS)
+        ax.axvline(x, color=color, linestyle="--" if key else ":", linewidth=0.9 if key else 0.5)
+        if key:
+            ax.annotate(event["event"][:40], (x, label_y), rotation=90, fontsize=7, va="top", ha="right", color=color)
     for start, duration in stream.get("gaps", []):
         ax.axvspan(start - stream["started"], start - stream["started"] + duration / 1000.0, color="tab:red",
                    alpha=0.15)
