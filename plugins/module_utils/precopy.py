@@ -238,7 +238,8 @@ def migrate(drv, method="auto", knobs=None, progress=None, clock=time.time):
     say = progress or (lambda msg: None)
     t0 = clock()
     rep = {"ok": False, "method_requested": method, "iterations": [], "fs_sync": [], "frozen": {},
-           "knobs": knobs.as_dict(), "rolled_back": False, "steps": []}
+           "knobs": knobs.as_dict(), "rolled_back": False, "steps": [],
+           "started": round(t0, 4)}   # steps' "t" count from here: lines them up with other clocks
 
     def step(name):
         rep["steps"].append({"t": round(clock() - t0, 4), "step": name})
@@ -946,9 +947,16 @@ class LxcMigrationDriver(object):
             self.final_channel = None
         if not self.dest_touched:
             return {"skipped": "nothing on the destination"}
+        rc, out, err = self.ssh(self.clean_script(), timeout=90, check=False)
+        if rc != 0 or "cleaned" not in out:
+            raise RuntimeError("cleaning %s failed (rc %s): %s" % (self.dest, rc, err.strip()[-300:]))
+        return {"ok": True}
+
+    def clean_script(self):
+        """Shell script for the destination: stop and remove everything this migration put there."""
         d = self.dwork
         cdir = os.path.join(self.lxcpath, self.name)
-        script = "\n".join([
+        return "\n".join([
             "for f in %s/images/lazy-pages.pid; do [ -f \"$f\" ] && kill -9 $(cat \"$f\") 2>/dev/null; done" % _q(d),
             # cut the restored copy off the network first: killing it would otherwise reset (RST) the client
             # connections it took over, which the resumed source still holds
@@ -965,10 +973,6 @@ class LxcMigrationDriver(object):
             "if [ -e %s/.arnab-migrating ]; then rm -rf %s; fi" % (_q(cdir), _q(cdir)),
             "echo cleaned",
         ])
-        rc, out, err = self.ssh(script, timeout=90, check=False)
-        if rc != 0 or "cleaned" not in out:
-            raise RuntimeError("cleaning %s failed (rc %s): %s" % (self.dest, rc, err.strip()[-300:]))
-        return {"ok": True}
 
     def resume_source(self):
         """Bring the source container back: stop the lazy dump, thaw, SIGCONT, drop criu's network lock."""

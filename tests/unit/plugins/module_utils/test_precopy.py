@@ -315,3 +315,69 @@ def test_listening_parses_proc_net_tcp(tmp_path):
                  "   0: 0100004F:6A0C 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0\n")
     assert pc.listening(0x6A0C, proc_net=(str(f),)) is True
     assert pc.listening(80, proc_net=(str(f),)) is False
+
+
+# ---- the real driver's destination scripts ---------------------------------------------------------
+
+def _driver(tmp_path):
+    drv = pc.LxcMigrationDriver("t2b-unit-none", "10.79.0.2", lxcpath=str(tmp_path / "lxc"),
+                                work_dir=str(tmp_path / "src-work"), dest_work_dir=str(tmp_path / "dst-work"),
+                                runner=lambda argv, env=None, timeout=None: (0, "", ""))
+    drv.dest_dir = str(tmp_path / "dst-work" / "images")
+    drv.page_server_address = "10.79.0.1"
+    return drv
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_restore_script_is_valid_shell(tmp_path, lazy):
+    import subprocess
+    script = _driver(tmp_path).restore_script(lazy=lazy)
+    assert subprocess.run(["sh", "-n", "-c", script]).returncode == 0
+    assert "lxc-checkpoint -n t2b-unit-none" in script and "-r -d" in script
+    assert "</dev/null >restore.out 2>&1" in script            # the monitor must not hold the session
+    assert "ethtool -K eth0 tx off" in script and "echo T garp" in script
+    if lazy:
+        assert "criu lazy-pages -D" in script and "--page-server --address 10.79.0.1 --port 27100" in script
+        assert "lazy-pages.rc" in script and "lazy-pages.socket" in script
+        assert "lazy-pages" in script.split("printf %s ")[1].split(">")[0]   # restore config asks for lazy pages
+
+
+def test_clean_script_kills_only_processes_with_the_images_dir_as_an_argument(tmp_path):
+    import subprocess
+    import sys
+    import time
+    drv = _driver(tmp_path)
+    images = str(tmp_path / "dst-work" / "images")
+    os_makedirs = __import__("os").makedirs
+    os_makedirs(images)
+    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-D", images])
+    decoy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "x %s y" % images])
+    try:
+        script = drv.clean_script()
+        assert subprocess.run(["sh", "-n", "-c", script]).returncode == 0
+        out = subprocess.run(["sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        assert b"cleaned" in out.stdout
+        for _ in range(50):
+            if victim.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert victim.poll() is not None and decoy.poll() is None
+        assert not (tmp_path / "dst-work").exists()
+    finally:
+        for p in (victim, decoy):
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+
+
+def test_clean_script_keeps_a_container_dir_it_did_not_create(tmp_path):
+    import subprocess
+    drv = _driver(tmp_path)
+    cdir = tmp_path / "lxc" / "t2b-unit-none"
+    cdir.mkdir(parents=True)
+    (cdir / "config").write_text("lxc.uts.name = x\n")
+    subprocess.run(["sh", "-c", drv.clean_script()], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert (cdir / "config").exists()
+    (cdir / ".arnab-migrating").write_text("")
+    subprocess.run(["sh", "-c", drv.clean_script()], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert not cdir.exists()
