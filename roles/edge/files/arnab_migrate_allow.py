@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # -*- coding: utf-8 -*-
 # arnab.testbed: forced command for the edge-to-edge migration key (authorized_keys: restrict,command="...").
 #
@@ -120,7 +119,7 @@ def run(parts):
             except OSError as e:
                 print("arnab-migrate-allow: %s: %s" % (argv[0], e), file=sys.stderr)
                 os._exit(127)
-        _, status = os.waitpid(pid, 0)
+        status = os.waitpid(pid, 0)[1]
         rc = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
     return rc
 

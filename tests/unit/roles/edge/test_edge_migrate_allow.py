@@ -1,4 +1,4 @@
-"""roles/edge/files/arnab-migrate-allow: the forced command of the allow-list migration key."""
+"""roles/edge/files/arnab_migrate_allow.py (installed as arnab-migrate-allow): the forced command of the allow-list migration key."""
 import importlib.machinery
 import importlib.util
 import json
@@ -8,7 +8,7 @@ import sys
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPT = os.path.join(HERE, "..", "..", "..", "..", "roles", "edge", "files", "arnab-migrate-allow")
+SCRIPT = os.path.join(HERE, "..", "..", "..", "..", "roles", "edge", "files", "arnab_migrate_allow.py")
 
 
 def load():
