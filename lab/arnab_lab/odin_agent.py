@@ -511,7 +511,7 @@ def stop(server):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="arnab_lab.odin_agent", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="arnab_lab.odin_agent", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--config", required=True, help="agent Click configuration (.cli) rendered by odin.py")
     parser.add_argument("--bind", required=True, help="IP address to serve the ControlSocket on and ping from")
     parser.add_argument("--radio", default=None, help="emulated radio socket (e.g. /run/arnab-lab/radio.sock)")

@@ -326,7 +326,7 @@ class AirSwitch:
         self.target, self.version, self.installed = target, version, []
 
     def _run(self, argv, stdin=None):
-        result = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=10)
+        result = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=10, check=False)
         if result.returncode != 0:
             LOG.error("%s: %s", openflow.command_text(argv), result.stderr.strip())
 
@@ -417,7 +417,7 @@ def _exit_on_signal(signum, _frame):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="arnab_lab.radio", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="arnab_lab.radio", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--inventory-json", required=True, help="ansible-inventory --list output")
     parser.add_argument("--socket", default=DEFAULT_SOCKET)
     parser.add_argument("--air", default=DEFAULT_AIR, help="br-air OpenFlow target, or 'none' (no OVS)")

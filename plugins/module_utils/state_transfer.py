@@ -354,7 +354,8 @@ def rd(n):
     if len(b) != n:
         raise SystemExit("short read")
     return b
-assert rd(4) == b"APD1"
+if rd(4) != b"APD1":
+    raise SystemExit("not a page patch stream")
 files = total = 0
 while True:
     (nl,) = struct.unpack("<H", rd(2))

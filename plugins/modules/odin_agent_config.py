@@ -211,7 +211,7 @@ attributes:
 notes:
   - Restart the agent (C(click agent.cli)) after a change; the C(ap) role does it with a handler.
 author:
-  - arnab.testbed developers
+  - arnab.testbed developers (@arnab-testbed)
 """
 
 EXAMPLES = r"""

@@ -36,7 +36,7 @@ attributes:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 author:
-  - arnab.testbed developers
+  - arnab.testbed developers (@arnab-testbed)
 """
 
 EXAMPLES = r"""

@@ -47,7 +47,7 @@ attributes:
     support: full
     details: The diff shows the vAP's table line before and after.
 author:
-  - arnab.testbed developers
+  - arnab.testbed developers (@arnab-testbed)
 """
 
 EXAMPLES = r"""

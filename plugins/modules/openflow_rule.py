@@ -116,7 +116,7 @@ attributes:
 requirements:
   - C(ovs-ofctl) where the module runs.
 author:
-  - arnab.testbed developers
+  - arnab.testbed developers (@arnab-testbed)
 """
 
 EXAMPLES = r"""

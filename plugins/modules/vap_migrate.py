@@ -122,7 +122,7 @@ attributes:
 requirements:
   - C(ovs-ofctl) where the module runs, when switches are given.
 author:
-  - arnab.testbed developers
+  - arnab.testbed developers (@arnab-testbed)
 """
 
 EXAMPLES = r"""

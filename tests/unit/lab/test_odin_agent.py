@@ -103,7 +103,7 @@ def test_subscriptions_scan_and_stats(lab):
         assert agent.read("odinagent.scanning_flags") == "1 0 0"
         assert odin.parse_scan_client(agent.read("odinagent.scan_client")) == -41
         agent.write("odinagent.add_vap", odin.Vap.build(C1, "10.78.0.100", "arnab").to_line())
-        text, _ = receive_until(master, "publish")
+        text, dummy = receive_until(master, "publish")
         assert text.startswith("publish %s 1 7:-41" % C1)
         stats = odin.parse_station_stats(agent.read("odinagent.rxstats"))
         assert stats[C1]["packets"] >= 1

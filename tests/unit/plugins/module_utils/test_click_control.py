@@ -27,7 +27,7 @@ class ScriptedServer:
             conn.sendall(data[i:i + self.chunk])
 
     def _serve(self):
-        conn, _ = self.listener.accept()
+        conn, dummy = self.listener.accept()
         with conn:
             self._send(conn, self.banner)
             buffer = b""

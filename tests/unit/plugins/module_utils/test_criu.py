@@ -125,19 +125,18 @@ def test_criu_backend_argv():
     assert argv[argv.index("--prev-images-dir") + 1] == "../1"
     assert "--leave-running" in argv and "--tcp-established" in argv
     assert argv[-5:] == ["--page-server", "--address", "10.0.0.2", "--port", "9000"]
-    argv, _ = criu.build_argv("pre-dump", images_dir="/w/1", pid=42, backend="criu", track_mem=True)
+    argv, dummy = criu.build_argv("pre-dump", images_dir="/w/1", pid=42, backend="criu", track_mem=True)
     assert "--track-mem" in argv
 
 
 def test_standalone_commands():
-    argv, _ = criu.build_argv("lazy-pages", images_dir="/d", address="10.79.0.1", port=27100, criu="/x/criu",
-                              log_file="lazy-pages.log")
+    argv, dummy = criu.build_argv("lazy-pages", images_dir="/d", address="10.79.0.1", port=27100, criu="/x/criu",
+                                  log_file="lazy-pages.log")
     assert argv == ["/x/criu", "lazy-pages", "-D", "/d", "--page-server", "--address", "10.79.0.1", "--port",
                     "27100", "-o", "lazy-pages.log"]
-    assert criu.build_argv("page-server", images_dir="/d", port=1234)[0] == ["criu", "page-server", "-D", "/d",
-                                                                              "--port", "1234"]
-    assert criu.build_argv("check", feature="mem_dirty_track")[0] == ["criu", "check", "--feature",
-                                                                       "mem_dirty_track"]
+    assert criu.build_argv("page-server", images_dir="/d", port=1234)[0] == [
+        "criu", "page-server", "-D", "/d", "--port", "1234"]
+    assert criu.build_argv("check", feature="mem_dirty_track")[0] == ["criu", "check", "--feature", "mem_dirty_track"]
 
 
 @pytest.mark.parametrize("kw", [dict(action="bogus"), dict(action="dump", leave="frozen", images_dir="/d"),

@@ -89,7 +89,7 @@ def test_auto_small_container_stop_and_copy():
 
 
 def test_auto_big_with_soft_dirty_precopy_native():
-    m, mode, _ = pc.choose_method({"memory_bytes": 1024 * MiB, "mem_dirty_track": True}, pc.Knobs())
+    m, mode, dummy = pc.choose_method({"memory_bytes": 1024 * MiB, "mem_dirty_track": True}, pc.Knobs())
     assert (m, mode) == ("pre-copy", "native")
 
 
@@ -332,7 +332,7 @@ def _driver(tmp_path):
 def test_restore_script_is_valid_shell(tmp_path, lazy):
     import subprocess
     script = _driver(tmp_path).restore_script(lazy=lazy)
-    assert subprocess.run(["sh", "-n", "-c", script]).returncode == 0
+    assert subprocess.run(["sh", "-n", "-c", script], check=False).returncode == 0
     assert "lxc-checkpoint -n t2b-unit-none" in script and "-r -d" in script
     assert "</dev/null >restore.out 2>&1" in script            # the monitor must not hold the session
     assert "ethtool -K eth0 tx off" in script and "echo T garp" in script
@@ -354,10 +354,10 @@ def test_clean_script_kills_only_processes_with_the_images_dir_as_an_argument(tm
     decoy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "x %s y" % images])
     try:
         script = drv.clean_script()
-        assert subprocess.run(["sh", "-n", "-c", script]).returncode == 0
-        out = subprocess.run(["sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        assert subprocess.run(["sh", "-n", "-c", script], check=False).returncode == 0
+        out = subprocess.run(["sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, check=False)
         assert b"cleaned" in out.stdout
-        for _ in range(50):
+        for dummy in range(50):
             if victim.poll() is not None:
                 break
             time.sleep(0.05)
@@ -376,8 +376,8 @@ def test_clean_script_keeps_a_container_dir_it_did_not_create(tmp_path):
     cdir = tmp_path / "lxc" / "t2b-unit-none"
     cdir.mkdir(parents=True)
     (cdir / "config").write_text("lxc.uts.name = x\n")
-    subprocess.run(["sh", "-c", drv.clean_script()], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    subprocess.run(["sh", "-c", drv.clean_script()], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, check=False)
     assert (cdir / "config").exists()
     (cdir / ".arnab-migrating").write_text("")
-    subprocess.run(["sh", "-c", drv.clean_script()], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    subprocess.run(["sh", "-c", drv.clean_script()], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, check=False)
     assert not cdir.exists()

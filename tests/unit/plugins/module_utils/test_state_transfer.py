@@ -167,7 +167,7 @@ def test_remote_shell_put_files(tmp_path):
 def _pages(n, seed):
     import random
     r = random.Random(seed)
-    return bytearray(r.getrandbits(8) for _ in range(n * 4096))
+    return bytearray(r.getrandbits(8) for dummy in range(n * 4096))
 
 
 def test_page_diff_finds_exactly_the_rewritten_pages(tmp_path):

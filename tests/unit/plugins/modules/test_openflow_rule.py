@@ -51,7 +51,6 @@ def test_failures_are_clear():
     assert not ok and "cookie is required" in result["msg"]
     ok, result = run_module(openflow_rule.main, dict(target="tcp:10.77.0.99:6634", cookie=1), run_command=fake())
     assert not ok and "Connection refused" in result["msg"]
-    ok, result = run_module(openflow_rule.main, dict(target=AP1, odin_client_pair=dict(sta_ip="10.78.0.100",
-                                                                                      uplink_port="wan"),
-                                                     ), run_command=fake())
+    pair = dict(sta_ip="10.78.0.100", uplink_port="wan")
+    ok, result = run_module(openflow_rule.main, dict(target=AP1, odin_client_pair=pair), run_command=fake())
     assert not ok and "no port named wan" in result["msg"]
