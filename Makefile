@@ -5,7 +5,8 @@ export PATH := $(CURDIR)/$(VENV):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PLAYBOOK := $(VENV)/ansible-playbook -i inventories/lab
 
-.PHONY: demo test setup lab-up lab-down unit integration sanity lint molecule bench bench-quick bench-tier1 bench-tier2 clean
+.PHONY: demo test setup lab-up lab-down unit integration sanity lint molecule bench bench-quick bench-tier1 bench-tier2 \
+	test-guest clean
 
 ## The main job: set up, bring the emulated lab up, run it and print its report.
 demo: setup lab-up
@@ -39,6 +40,23 @@ lint: setup
 
 molecule: setup
 	bash scripts/molecule.sh
+
+## Benchmarks (ratios measured side by side in one run; see docs/benchmarks.md).
+bench-tier1: setup lab-up
+	PYTHONPATH=lab $(VENV)/python -m arnab_lab.bench_tier1
+
+bench-tier2: setup lab-up
+	PYTHONPATH=lab $(VENV)/python -m arnab_lab.bench tier2
+
+bench: bench-tier1 bench-tier2
+
+bench-quick: setup lab-up
+	PYTHONPATH=lab $(VENV)/python -m arnab_lab.bench_tier1 --quick
+	PYTHONPATH=lab $(VENV)/python -m arnab_lab.bench tier2 --quick
+
+## Faithful mode: TCG guests with soft-dirty (native pre-copy) and mac80211_hwsim (real 802.11 CSA).
+test-guest: setup lab-up
+	$(VENV)/pytest tests/guest
 
 clean: lab-down
 	rm -rf build reports .pytest_cache
