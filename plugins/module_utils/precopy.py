@@ -62,6 +62,15 @@ DEFAULT_LINK_RATE_BPS = 125000000  # 1 Gbit/s in bytes/s (the lab's backhaul)
 # Image dirs up to this size go through the open remote shell instead of an rsync session.
 SMALL_IMAGES_BYTES = 8 * 1024 * 1024
 
+# A cut backhaul must fail the migration (and roll it back) within seconds, not after TCP's ~15 minutes of
+# retransmissions: the SSH master connection that every transfer and remote command shares sends keepalives
+# and gives up after SSH_ALIVE_COUNT unanswered ones (the transfer on it then breaks and the engine rolls back).
+SSH_ALIVE_INTERVAL_S = 2
+SSH_ALIVE_COUNT = 4
+# After a failure the destination may stay unreachable for a while (a link flap): keep trying to clean it for
+# this long (only while SSH cannot connect, rc 255) before reporting it unclean and resuming the source anyway.
+DEST_CLEAN_RETRY_S = 30
+
 METHODS = ("stop-and-copy", "pre-copy", "post-copy", "auto")
 PRECOPY_MODES = ("auto", "native", "delta")
 
@@ -502,6 +511,14 @@ class LxcMigrationDriver(object):
             raise RuntimeError("%s on %s failed (rc %s): %s" % (what, self.dest, rc, (err or out).strip()[-600:]))
         return rc, out, err
 
+    def master_argv(self, command):
+        """ssh argv for the first session to the destination: it starts the shared master connection
+        (ControlMaster=auto, ControlPersist), which keeps the keepalive options for every later session."""
+        return ssh_argv(self.dest, user=self.pusher.user, key=self.pusher.key, port=self.pusher.ssh_port,
+                        control_path=self.control_path,
+                        extra=("-o", "ServerAliveInterval=%d" % SSH_ALIVE_INTERVAL_S,
+                               "-o", "ServerAliveCountMax=%d" % SSH_ALIVE_COUNT)) + ["--", command]
+
     def rootfs_dir(self):
         return os.path.join(self.lxcpath, self.name)
 
@@ -518,10 +535,11 @@ class LxcMigrationDriver(object):
         feats = self.lxc.features()
         if not feats.get("criu_ok"):
             raise PreflightError("criu (%s) does not run on this edge" % self.criu)
-        rc, out, err = self.pusher.ssh("hostname; command -v lxc-checkpoint; %s --version | head -1; "
-                                       "cat /proc/sys/fs/pipe-max-size; command -v /usr/bin/python3 || command -v python3; "
-                                       "lxc-info -n %s -P %s -sH 2>/dev/null; "
-                                       "true" % (_q(self.criu), _q(self.name), _q(self.lxcpath)), timeout=20)
+        # the first SSH session becomes the shared master: it carries the keepalives (see SSH_ALIVE_*)
+        rc, out, err = self.run(self.master_argv("hostname; command -v lxc-checkpoint; %s --version | head -1; "
+                                                 "cat /proc/sys/fs/pipe-max-size; command -v /usr/bin/python3 || "
+                                                 "command -v python3; lxc-info -n %s -P %s -sH 2>/dev/null; true"
+                                                 % (_q(self.criu), _q(self.name), _q(self.lxcpath))), timeout=20)
         if rc == 126:
             raise PreflightError("destination %s refuses this key's commands (rc 126: %s): the engine runs sh and "
                                  "python3 there (restore script, page patcher, an open shell for the frozen window), "
@@ -939,18 +957,27 @@ class LxcMigrationDriver(object):
         return res
 
     # -- rollback / cleanup ------------------------------------------------------------------------
-    def clean_dest(self):
-        """Kill whatever we started on the destination and remove what we copied there."""
+    def clean_dest(self, retry_s=DEST_CLEAN_RETRY_S):
+        """Kill whatever we started on the destination and remove what we copied there (retrying for ``retry_s``
+        while the destination cannot be reached)."""
         if self.final_channel is not None:
             self.final_channel.kill()
             self.final_channel.wait()
             self.final_channel = None
         if not self.dest_touched:
             return {"skipped": "nothing on the destination"}
-        rc, out, err = self.ssh(self.clean_script(), timeout=90, check=False)
+        deadline = time.time() + retry_s
+        attempts = 0
+        while True:
+            attempts += 1
+            rc, out, err = self.ssh(self.clean_script(), timeout=90, check=False)
+            if rc != 255 or time.time() >= deadline:
+                break
+            time.sleep(1.0)     # unreachable (the backhaul is down?): try again until the deadline
         if rc != 0 or "cleaned" not in out:
-            raise RuntimeError("cleaning %s failed (rc %s): %s" % (self.dest, rc, err.strip()[-300:]))
-        return {"ok": True}
+            raise RuntimeError("cleaning %s failed (rc %s%s): %s" % (
+                self.dest, rc, ", unreachable for %ss" % retry_s if rc == 255 else "", err.strip()[-300:]))
+        return {"ok": True, "attempts": attempts}
 
     def clean_script(self):
         """Shell script for the destination: stop and remove everything this migration put there."""

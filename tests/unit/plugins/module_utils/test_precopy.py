@@ -381,3 +381,48 @@ def test_clean_script_keeps_a_container_dir_it_did_not_create(tmp_path):
     (cdir / ".arnab-migrating").write_text("")
     subprocess.run(["sh", "-c", drv.clean_script()], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, check=False)
     assert not cdir.exists()
+
+
+def test_the_first_ssh_session_carries_keepalives_for_the_shared_master(tmp_path):
+    """A cut backhaul must break the transfer in seconds: the master connection (the first session, which every
+    later rsync, patch stream and remote shell shares through ControlPath) has ServerAlive options."""
+    drv = _driver(tmp_path)
+    argv = drv.master_argv("hostname")
+    assert argv[0] == "ssh" and argv[-2:] == ["--", "hostname"]
+    assert "ServerAliveInterval=%d" % pc.SSH_ALIVE_INTERVAL_S in argv
+    assert "ServerAliveCountMax=%d" % pc.SSH_ALIVE_COUNT in argv
+    assert "ControlMaster=auto" in argv and "ControlPath=%s" % drv.control_path in argv
+    assert pc.SSH_ALIVE_INTERVAL_S * pc.SSH_ALIVE_COUNT <= 10     # a frozen container waits at most that long
+
+
+def test_clean_dest_retries_while_the_destination_is_unreachable(tmp_path, monkeypatch):
+    drv = _driver(tmp_path)
+    drv.dest_touched = True
+    answers = [(255, "", "ssh: connect to host: Network is unreachable")] * 2 + [(0, "cleaned", "")]
+    calls = []
+
+    def fake_ssh(command, timeout=None, check=True, what=""):
+        calls.append(command)
+        return answers[len(calls) - 1]
+    monkeypatch.setattr(drv, "ssh", fake_ssh)
+    monkeypatch.setattr(pc.time, "sleep", lambda s: None)
+    assert drv.clean_dest(retry_s=60) == {"ok": True, "attempts": 3}
+
+
+def test_clean_dest_gives_up_after_the_retry_window_and_says_why(tmp_path, monkeypatch):
+    drv = _driver(tmp_path)
+    drv.dest_touched = True
+    monkeypatch.setattr(drv, "ssh", lambda *a, **k: (255, "", "Network is unreachable"))
+    monkeypatch.setattr(pc.time, "sleep", lambda s: None)
+    with pytest.raises(RuntimeError, match="unreachable for 0s"):
+        drv.clean_dest(retry_s=0)
+
+
+def test_clean_dest_does_not_retry_a_script_that_failed(tmp_path, monkeypatch):
+    drv = _driver(tmp_path)
+    drv.dest_touched = True
+    calls = []
+    monkeypatch.setattr(drv, "ssh", lambda *a, **k: calls.append(1) or (1, "", "rm: cannot remove"))
+    with pytest.raises(RuntimeError, match="rc 1"):
+        drv.clean_dest(retry_s=60)
+    assert len(calls) == 1
