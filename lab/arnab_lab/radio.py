@@ -8,15 +8,22 @@ INV.json is `ansible-inventory -i inventories/lab --list` output: APs are the ho
 client_ap, optional client_trace [[t_s, x, y], ...], client_ssid); `lab.radio` (optional) overrides Model.
 
 Rule enforced on the real data path (OpenFlow on br-air): a client's frames reach only an AP that holds its
-vAP, is on the channel the client is tuned to and hears it above the sensitivity; during a channel switch
-the client has no link. Everything but `AirSwitch` and `serve` is pure and unit-tested.
+vAP, is on the channel the client is tuned to and hears it above the sensitivity. During a channel switch
+the client's frames are held, not dropped (Model.hold_during_switch): a real station stops its TX queues for
+the switch and the AP buffers for an absent station, so the frames go out when the client arrives on the new
+channel. The air flows already point at the new channel's AP; tc queues on the client's two ends (its own
+`wlan0` and its air port) hold the frames (`tbf` at a crawl, then released and kicked). Without a hold the
+frames are dropped and TCP waits for a retransmission timeout (200 ms at least) after every switch.
+Everything but `AirSwitch` and `serve` is pure and unit-tested.
 """
 import argparse
+import ctypes
 import json
 import logging
 import math
 import os
 import signal
+import socket
 import socketserver
 import subprocess
 import threading
@@ -34,7 +41,13 @@ DEFAULT_AIR = "unix:/run/arnab-lab/nodes/air/ovs-run/br-air.mgmt"
 AIR_COOKIE = 0xA1A1  # every br-air flow the radio installs carries this cookie
 TICK = 0.01          # seconds between advances of time (CSA countdowns, traces)
 FLOW_LEAD_INITIAL = 0.05  # first guess of one ovs-ofctl run on br-air (measured 50-90 ms on the lab machine)
+HOLD_LEAD_INITIAL = 0.01  # first guess of one `tc` run (hold or release)
 MULTICAST = "01:00:00:00:00:00/01:00:00:00:00:00"
+# A held queue: tbf at a crawl (one frame fits the burst, the rest wait); released: tbf wide open, queue kept.
+HOLD_TBF = ["rate", "8kbit", "burst", "1600", "limit", "8000000"]
+OPEN_TBF = ["rate", "10gbit", "burst", "8000000", "limit", "8000000"]
+KICK_ETHERTYPE = 0x88B5   # IEEE 802 local experimental: every receiver drops it
+CLONE_NEWNET = 0x40000000
 
 
 @dataclass
@@ -45,6 +58,7 @@ class Model:
     exponent: float = 3.0              # indoor path-loss exponent
     sensitivity_dbm: float = -85.0     # below this nothing is heard
     channel_switch_delay_ms: float = 100.0
+    hold_during_switch: bool = True    # frames wait for the switch's end (real hardware) instead of being lost
 
 
 @dataclass
@@ -106,25 +120,37 @@ def position_at(trace, elapsed, default):
     return (trace[-1][1], trace[-1][2])
 
 
-def hears(model, ap, client, channel=None):
-    """RSSI at which `ap` (its radio on `channel`, default its own) hears `client`, or None."""
-    if client.channel is None or client.channel != (ap.channel if channel is None else channel):
+def hears(model, ap, client, channel=None, client_channel=None):
+    """RSSI at which `ap` (its radio on `channel`, default its own) hears `client` (tuned to
+    `client_channel`, default its current channel), or None."""
+    tuned = client.channel if client_channel is None else client_channel
+    if tuned is None or tuned != (ap.channel if channel is None else channel):
         return None
     level = rssi(model, ap.position, client.position)
     return level if level >= model.sensitivity_dbm else None
 
 
+def switching(client):
+    """In the channel-switch delay: off the old channel, not yet on the new one."""
+    return client.channel is None and client.switch_channel is not None
+
+
 def link_ap(state, model, client):
-    """The AP that carries the client's frames now: holds its vAP, same channel, in range; best RSSI."""
-    if client.channel is None:   # switching channel: no link
-        return None
+    """The AP that carries the client's frames now: holds its vAP, same channel, in range; best RSSI.
+    During a channel switch: none if frames are dropped, else the AP the held frames will go to (the one
+    serving the client on the channel it is switching to)."""
+    tuned = client.channel
+    if tuned is None:
+        if not (model.hold_during_switch and switching(client)):
+            return None
+        tuned = client.switch_channel
     candidates = []
     # Before an Odin agent runs on its inventory AP (and before any agent held its vAP), the client is on
     # plain WiFi there: the lab's network works without Odin.
     plain_wifi = client.mac not in state.vaps and client.home_ap and client.home_ap not in state.agents
     holders = [client.home_ap] if plain_wifi else state.vaps.get(client.mac, ())
     for name in holders:
-        level = hears(model, state.aps[name], client)
+        level = hears(model, state.aps[name], client, client_channel=tuned)
         if level is not None:
             candidates.append((level, name))
     return max(candidates)[1] if candidates else None
@@ -166,6 +192,13 @@ def links(state, model):
     return dict((mac, link_ap(state, model, c)) for mac, c in state.clients.items())
 
 
+def held(state, model):
+    """Clients whose frames are held now (in a channel switch, with holding on): sorted MACs."""
+    if not model.hold_during_switch:
+        return []
+    return sorted(mac for mac, client in state.clients.items() if switching(client))
+
+
 def air_flows(state, model):
     """The complete br-air flow table the radio wants, as openflow.Flow objects (ports by name)."""
     flows = [openflow.Flow("", "drop", AIR_COOKIE, 0)]   # unheard frames go nowhere
@@ -188,6 +221,38 @@ def air_flows(state, model):
 def flow_changes(old, new):
     """-> (to_add, to_delete) from flow list `old` to `new` without a gap (see openflow.diff_flows)."""
     return openflow.diff_flows(new, old)
+
+
+def hold_devices(inventory):
+    """{client mac: [(netns, device)]}: where a client's frames queue in the lab (its own `wlan0`, the TX
+    queue a real station stops during a switch, and its port on the air, where the AP's frames wait)."""
+    hostvars = inventory.get("_meta", {}).get("hostvars", {})
+    prefix = None
+    for name in hostvars:
+        prefix = prefix or (hostvars[name].get("lab") or {}).get("prefix")
+    if not prefix:
+        return {}
+    devices = {}
+    for name in inventory.get("clients", {}).get("hosts", []):
+        hv = hostvars[name]
+        devices[odin.normalize_mac(hv["client_mac"])] = [("%s-%s" % (prefix, name), "wlan0"),
+                                                        ("%s-air" % prefix, hv.get("air_port", name))]
+    return devices
+
+
+def hold_commands(devices, hold):
+    """tc argvs (one per network namespace, in batch mode) that hold or release the given devices ->
+    [(argv, stdin)]."""
+    per_ns = {}
+    for netns, dev in devices:
+        per_ns.setdefault(netns, []).append("qdisc replace dev %s root tbf %s\n"
+                                            % (dev, " ".join(HOLD_TBF if hold else OPEN_TBF)))
+    return [(["tc", "-n", netns, "-force", "-batch", "-"], "".join(lines)) for netns, lines in sorted(per_ns.items())]
+
+
+def kick_frame():
+    """A minimal frame that gets a released queue moving (a queue only runs when something is sent)."""
+    return b"\x02\x00\x00\x00\x00\x00" * 2 + KICK_ETHERTYPE.to_bytes(2, "big") + bytes(46)
 
 
 def state_from_inventory(inventory):
@@ -312,18 +377,79 @@ def snapshot(state, model):
                                   "link": linked[m], "vaps": sorted(state.vaps.get(m, ())),
                                   "rssi": dict((n, rssi(model, a.position, c.position))
                                                for n, a in state.aps.items()),
-                                  "switching": c.channel is None or c.switch_at is not None})
+                                  "switching": c.channel is None or c.switch_at is not None,
+                                  "held": m in held(state, model)})
                         for m, c in state.clients.items()),
     }
 
 
 # -- OVS adapter and server (thin) ------------------------------------------------------------------------------
 
-class AirSwitch:
-    """Keeps br-air's radio-cookie flows equal to air_flows(): one ovs-ofctl per change, adds first."""
+def _packet_socket(netns, dev):
+    """An AF_PACKET socket on `dev` inside network namespace `netns` (made in a thread that enters it)."""
+    made = {}
 
-    def __init__(self, target, version="1.3"):
+    def enter_and_open():
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            with open("/run/netns/" + netns) as handle:
+                if libc.setns(handle.fileno(), CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns %s" % netns)
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+            sock.bind((dev, 0))
+            made["sock"] = sock
+        except OSError as exc:
+            made["error"] = exc
+
+    thread = threading.Thread(target=enter_and_open)
+    thread.start()
+    thread.join()
+    if "error" in made:
+        raise made["error"]
+    return made["sock"]
+
+
+class AirSwitch:
+    """Keeps br-air's radio-cookie flows equal to air_flows(): one ovs-ofctl per change, adds first; and
+    the queues of switching clients held (tc), when hold devices are given."""
+
+    def __init__(self, target, version="1.3", hold_devices=None):
         self.target, self.version, self.installed = target, version, []
+        self.hold_devices = hold_devices or {}
+        self.holding = set()
+        self.sockets = {}
+
+    def _tc(self, argv, stdin):
+        result = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=10, check=False)
+        if result.returncode != 0:
+            LOG.error("%s: %s", openflow.command_text(argv), result.stderr.strip())
+
+    def _kick(self, netns, dev):
+        try:
+            if (netns, dev) not in self.sockets:
+                self.sockets[(netns, dev)] = _packet_socket(netns, dev)
+            self.sockets[(netns, dev)].send(kick_frame())
+        except OSError as exc:
+            LOG.warning("kick %s/%s: %s", netns, dev, exc)
+
+    def set_holds(self, macs, hold):
+        """Hold (True) or release (False) the queues of these clients; a release kicks each queue."""
+        devices = [d for mac in macs for d in self.hold_devices.get(mac, [])]
+        if not devices:
+            return None
+        started = time.monotonic()
+        commands = hold_commands(devices, hold)
+        # one tc per namespace, all at once
+        procs = [subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True) for argv, dummy in commands]
+        for proc, (argv, stdin) in zip(procs, commands):
+            dummy, err = proc.communicate(stdin, timeout=10)
+            if proc.returncode != 0:
+                LOG.error("%s: %s", openflow.command_text(argv), err.strip())
+        if not hold:
+            for netns, dev in devices:
+                self._kick(netns, dev)
+        return time.monotonic() - started
 
     def _run(self, argv, stdin=None):
         result = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=10, check=False)
@@ -335,13 +461,21 @@ class AirSwitch:
             self._run(openflow.delete_cookie_command(self.target, AIR_COOKIE, self.version).argv)
         self.installed = []
 
-    def sync(self, flows):
+    def sync(self, flows, holds=()):
+        """Holds first (frames wait before the flows move), flows, releases last. -> (to_add, to_delete)."""
+        holds = set(holds) & set(self.hold_devices)
+        self.timings = {"hold": self.set_holds(sorted(holds - self.holding), True), "flows": None}
         to_add, to_delete = flow_changes(self.installed, flows)
         if self.target and (to_add or to_delete):
             # one process, flow-mods applied in order: the link moves without a window of no flows
+            started = time.monotonic()
             command = openflow.batch_command(self.target, to_add, to_delete, self.version)
             self._run(command.argv, command.stdin)
+            self.timings["flows"] = time.monotonic() - started
         self.installed = list(flows)
+        self.timings["release"] = self.set_holds(sorted(self.holding - holds), False)
+        self.changed_holds = (sorted(holds - self.holding), sorted(self.holding - holds))
+        self.holding = holds
         return to_add, to_delete
 
 
@@ -356,6 +490,9 @@ class Radio:
         # Programming br-air takes tens of ms (one ovs-ofctl run). Scheduled events (channel switches)
         # are applied that much early so the flows change at the nominal time; an EWMA of measured runs.
         self.lead = FLOW_LEAD_INITIAL
+        # With frames held during a switch, only the holds have to be on time (frames wait while the flows
+        # move): the switch is applied early by the measured latency of one `tc` run instead.
+        self.hold_lead = HOLD_LEAD_INITIAL
         for client in state.clients.values():
             client.trace_start = 0.0
 
@@ -368,19 +505,34 @@ class Radio:
                 reply = handle(self.state, self.model, request, self.now())
             except (KeyError, ValueError, TypeError) as exc:
                 reply = {"ok": False, "error": str(exc)}
+            if request.get("op") == "events":
+                # to line the radio's clock up with others: t (seconds since the radio started) <-> epoch
+                reply["clock"] = {"t": self.now(), "epoch": time.time()}
         self.sync()
         return reply
+
+    def holding(self):
+        return bool(self.model.hold_during_switch and getattr(self.air, "hold_devices", None))
 
     def sync(self):
         with self.sync_lock:
             with self.lock:
-                advance(self.state, self.model, self.now() + self.lead)
+                advance(self.state, self.model, self.now() + (self.hold_lead if self.holding() else self.lead))
                 flows = air_flows(self.state, self.model)
-            started = time.monotonic()
-            to_add, to_delete = self.air.sync(flows)
+                holds = held(self.state, self.model)
+            to_add, to_delete = self.air.sync(flows, holds)
+            timings = getattr(self.air, "timings", {})
+            for key in ("hold", "release"):
+                if timings.get(key) is not None:
+                    self.hold_lead = 0.7 * self.hold_lead + 0.3 * timings[key]
+                    with self.lock:
+                        self.state.log(self.now(), "frames_held" if key == "hold" else "frames_released",
+                                       clients=[self.state.clients[m].name
+                                                for m in self.air.changed_holds[0 if key == "hold" else 1]],
+                                       tc_ms=round(timings[key] * 1000, 1))
             if to_add or to_delete:
-                if self.air.target:
-                    self.lead = 0.7 * self.lead + 0.3 * (time.monotonic() - started)
+                if self.air.target and timings.get("flows") is not None:
+                    self.lead = 0.7 * self.lead + 0.3 * timings["flows"]
                 with self.lock:
                     self.state.log(self.now(), "air_flows", added=len(to_add), deleted=len(to_delete),
                                    lead_ms=round(self.lead * 1000, 1),
@@ -422,12 +574,21 @@ def main(argv=None):
     parser.add_argument("--socket", default=DEFAULT_SOCKET)
     parser.add_argument("--air", default=DEFAULT_AIR, help="br-air OpenFlow target, or 'none' (no OVS)")
     parser.add_argument("--openflow-version", default="1.3", choices=sorted(openflow.PROTOCOLS))
+    parser.add_argument("--hold", default="auto", choices=("auto", "off"),
+                        help="hold a switching client's frames with tc in the lab's namespaces (auto: when they exist)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s emulated-radio %(message)s")
     with open(args.inventory_json) as handle:
-        state, model = state_from_inventory(json.load(handle))
-    air = AirSwitch(None if args.air == "none" else args.air, args.openflow_version)
+        inventory = json.load(handle)
+    state, model = state_from_inventory(inventory)
+    devices = {} if args.air == "none" or args.hold == "off" else dict(
+        (mac, found) for mac, found in hold_devices(inventory).items()
+        if all(os.path.exists("/run/netns/" + netns) for netns, dummy in found))
+    if not devices:
+        model.hold_during_switch = False   # nowhere to hold frames: a switch drops them
+    air = AirSwitch(None if args.air == "none" else args.air, args.openflow_version, devices)
     air.reset()
+    air.set_holds(sorted(devices), False)   # every client's queues open, whatever a previous radio left
     radio = Radio(state, model, air)
     server = serve(radio, args.socket)
     stop = threading.Event()

@@ -69,8 +69,7 @@ def test_out_of_range_means_no_link(lab):
     assert radio.links(state, model) == {C1: None}
 
 
-def test_csa_countdown_then_switch_delay_without_link(lab):
-    state, model = lab
+def _switch_to_ap2(state, model):
     for n in (1, 2):
         radio.handle(state, model, {"op": "vap_add", "ap_mac": ap_mac(n), "sta_mac": C1}, 0)
     reply = radio.handle(state, model, {"op": "csa", "ap_mac": ap_mac(1), "sta_mac": C1, "channel": 1,
@@ -78,14 +77,47 @@ def test_csa_countdown_then_switch_delay_without_link(lab):
     assert reply["ok"]
     radio.advance(state, model, 10.39)
     assert radio.links(state, model) == {C1: "ap1"}          # countdown: still on channel 6
+    assert radio.held(state, model) == []
+
+
+def test_csa_countdown_then_switch_delay_without_link_when_frames_are_dropped(lab):
+    state, model = lab
+    model.hold_during_switch = False
+    _switch_to_ap2(state, model)
     radio.advance(state, model, 10.41)
     assert radio.links(state, model) == {C1: None}           # switching: link down
+    assert radio.held(state, model) == []
     assert radio.air_flows(state, model) == [radio.openflow.Flow("", "drop", radio.AIR_COOKIE, 0)]
     radio.advance(state, model, 10.51)
     assert state.clients[C1].channel == 1
     assert radio.links(state, model) == {C1: "ap2"}
     events = [e["event"] for e in state.events]
     assert events[-3:] == ["csa_received", "channel_switch_start", "channel_switch_done"]
+
+
+def test_csa_countdown_then_switch_delay_with_frames_held(lab):
+    """By default a switching client's frames wait (its TX queue stopped, the AP buffering) and the air
+    already leads to the AP of the new channel, where they go when the switch ends."""
+    state, model = lab
+    _switch_to_ap2(state, model)
+    radio.advance(state, model, 10.41)
+    assert state.clients[C1].channel is None
+    assert radio.links(state, model) == {C1: "ap2"}
+    assert radio.held(state, model) == [C1]
+    assert radio.snapshot(state, model)["clients"]["client1"]["held"] is True
+    assert any(f.match == {"in_port": "client1"} and f.actions == "output:ap2" for f in radio.air_flows(state, model))
+    radio.advance(state, model, 10.51)
+    assert state.clients[C1].channel == 1
+    assert radio.held(state, model) == [] and radio.links(state, model) == {C1: "ap2"}
+
+
+def test_a_switch_toward_a_channel_without_the_vap_holds_frames_without_a_link(lab):
+    state, model = lab
+    radio.handle(state, model, {"op": "vap_add", "ap_mac": ap_mac(1), "sta_mac": C1}, 0)
+    radio.handle(state, model, {"op": "csa", "ap_mac": ap_mac(1), "sta_mac": C1, "channel": 1, "count": 1,
+                                "beacon_interval_ms": 100}, 0)
+    radio.advance(state, model, 0.15)
+    assert radio.links(state, model) == {C1: None} and radio.held(state, model) == [C1]
 
 
 def test_csa_from_an_ap_the_client_does_not_hear_is_refused(lab):
@@ -163,3 +195,48 @@ def test_scheduled_switches_are_applied_early_by_the_measured_flow_latency(lab):
     started = [e for e in state.events if e["event"] == "channel_switch_start"][0]
     assert started["t"] == pytest.approx(now + 0.2, abs=0.02)
     assert the_radio.now() < now + 0.2
+
+
+def test_hold_devices_and_commands():
+    inventory = dict(INVENTORY)
+    inventory["_meta"] = {"hostvars": dict(INVENTORY["_meta"]["hostvars"])}
+    inventory["_meta"]["hostvars"]["client1"] = dict(inventory["_meta"]["hostvars"]["client1"],
+                                                     lab={"prefix": "arnabq"})
+    devices = radio.hold_devices(inventory)
+    assert devices == {C1: [("arnabq-client1", "wlan0"), ("arnabq-air", "client1")]}
+    assert radio.hold_devices(INVENTORY) == {}      # no lab prefix: nowhere to hold
+    held = radio.hold_commands(devices[C1], True)
+    assert held[0] == (["tc", "-n", "arnabq-air", "-force", "-batch", "-"],
+                       "qdisc replace dev client1 root tbf rate 8kbit burst 1600 limit 8000000\n")
+    assert held[1][0][2] == "arnabq-client1" and "dev wlan0" in held[1][1]
+    assert "rate 10gbit" in radio.hold_commands(devices[C1], False)[0][1]
+    frame = radio.kick_frame()
+    assert len(frame) == 60 and frame[12:14] == b"\x88\xb5"
+
+
+def test_air_switch_holds_before_flows_and_releases_after(lab):
+    state, model = lab
+    calls = []
+
+    class Recorder(radio.AirSwitch):
+        def _run(self, argv, stdin=None):
+            calls.append("flows")
+
+        def set_holds(self, macs, hold):
+            if macs:
+                calls.append(("hold" if hold else "release", macs))
+                return 0.001
+            return None
+
+    air = Recorder("unix:/tmp/br-air.mgmt", hold_devices={C1: [("ns", "wlan0")]})
+    _switch_to_ap2(state, model)
+    air.sync(radio.air_flows(state, model), radio.held(state, model))
+    calls.clear()
+    radio.advance(state, model, 10.41)
+    air.sync(radio.air_flows(state, model), radio.held(state, model))
+    assert calls == [("hold", [C1]), "flows"]
+    radio.advance(state, model, 10.51)
+    calls.clear()
+    air.sync(radio.air_flows(state, model), radio.held(state, model))
+    assert calls == [("release", [C1])]             # the flows already lead to ap2
+    assert air.timings["release"] == 0.001 and air.changed_holds == ([], [C1])
