@@ -71,7 +71,12 @@ def test_lab_data_switch_reaches_the_guest_data_network(edge_guests, timings):
         client = run([LABCTL, "exec", "client1", "--", "ping", "-c", "2", "-W", "3", ip], check=False)
         via[g["name"]] = "client1" if client.returncode == 0 else None
         if client.returncode != 0:
-            proc = run([LABCTL, "exec", "edge1", "--", "ping", "-c", "3", "-W", "5", ip], check=False)
+            deadline = time.monotonic() + 60       # a fresh port: the switches may still be learning
+            while True:
+                proc = run([LABCTL, "exec", "edge1", "--", "ping", "-c", "3", "-W", "5", ip], check=False)
+                if proc.returncode == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(3)
             assert proc.returncode == 0, proc.stdout + proc.stderr
             via[g["name"]] = "namespace edge1 on the data switch (client1 has no air link now)"
     timings["data_path_via"] = via

@@ -119,7 +119,7 @@ def test_qemu_argv_follows_the_recipe():
     argv = guest.qemu_argv(g, image, "/run/x", pubkey="ssh-ed25519 AAAA c")
     joined = " ".join(argv)
     assert argv[0] == "qemu-system-x86_64"
-    for part in ("-accel tcg,tb-size=256", "-cpu max", "-smp 1", "-m 2048", "-machine q35", "-nographic",
+    for part in ("-accel tcg,tb-size=256", "-cpu max,la57=off", "-smp 1", "-m 2048", "-machine q35", "-nographic",
                  "-serial file:/run/x/edge1.serial.log", "-kernel /img/vmlinuz", "-initrd /img/initrd.img",
                  "file=/run/x/edge1.qcow2,if=virtio,format=qcow2"):
         assert part in joined
