@@ -79,7 +79,10 @@ options:
     description: OpenFlow target of the data switch joining the APs' uplinks (e.g. C(tcp:10.77.0.5:6634)).
     type: str
   openflow_version:
-    description: OpenFlow version for every switch.
+    description:
+      - OpenFlow version for every switch.
+      - With V(1.3), the flow changes of the move go over one OpenFlow connection per C(tcp:)/C(unix:) switch,
+        opened before the move starts, instead of one C(ovs-ofctl) run each (reads still use C(ovs-ofctl)).
     type: str
     choices: ['1.0', '1.3']
     default: '1.0'
@@ -204,7 +207,7 @@ cookie:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.arnab.testbed.plugins.module_utils import openflow
+from ansible_collections.arnab.testbed.plugins.module_utils import ofp13, openflow
 from ansible_collections.arnab.testbed.plugins.module_utils.odin import OdinValueError
 from ansible_collections.arnab.testbed.plugins.module_utils.odin_client import OdinAgentClient
 from ansible_collections.arnab.testbed.plugins.module_utils.vap_migration import ApSpec, MigrationError, VapMigration
@@ -241,7 +244,7 @@ def main():
         migration = VapMigration(
             p["sta_mac"], [ApSpec(**ap) for ap in p["aps"]], p["target"],
             agent_factory=OdinAgentClient,
-            flow_table_factory=lambda target: openflow.FlowTable(run, target, p["openflow_version"]),
+            flow_table_factory=lambda target: openflow.FlowTable(run, target, p["openflow_version"], wire=ofp13),
             data_switch=p["data_switch"], sta_ip=p["sta_ip"], ssids=p["ssids"], cookie=p["cookie"],
             arp=p["arp"], scan_time=p["scan_time"], timeout=p["timeout"],
             wait_for_channel_switch=p["wait_for_channel_switch"])
