@@ -172,6 +172,47 @@ def switch_view(events, started, until):
     return view
 
 
+def plot(full, path, window=(-0.5, 1.0)):
+    """Fig. 3 analogue: (top) the client's throughput over the whole run, each move's channel switch marked;
+    (bottom) every move overlaid, aligned on the start of its channel switch (10 ms bins)."""
+    plt = report.plt
+    stream = full["client_stream"]
+    bin_s = stream["bin_ms"] / 1000.0
+    rate = [8 * b / bin_s / 1e6 for b in stream["samples"]]
+    smooth = [sum(rate[max(0, i - 9):i + 1]) / len(rate[max(0, i - 9):i + 1]) for i in range(len(rate))]
+    t = [i * bin_s for i in range(len(rate))]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7))
+    top.plot(t, rate, color="0.8", linewidth=0.5, label="per %d ms" % stream["bin_ms"])
+    top.plot(t, smooth, color="tab:blue", linewidth=1.0, label="moving average (100 ms)")
+    for row in full["migrations"]:
+        if row.get("switch_start_ms") is not None:
+            top.axvline(row["started"] + row["switch_start_ms"] / 1000.0 - stream["started"], color="tab:orange",
+                        linewidth=0.8, linestyle="--")
+    top.set_xlabel("time (s); dashed: a vAP move's channel switch")
+    top.set_ylabel("Mbit/s")
+    top.set_ylim(bottom=0)
+    top.legend(loc="lower left", fontsize=8)
+    top.set_title("Client TCP throughput across %d vAP migrations ap1 <-> ap2 (channels 6 <-> 1)"
+                  % len(full["migrations"]))
+    for row in full["migrations"]:
+        if row.get("switch_start_ms") is None:
+            continue
+        at = row["started"] + row["switch_start_ms"] / 1000.0 - stream["started"]
+        first, last = int((at + window[0]) / bin_s), int((at + window[1]) / bin_s)
+        xs = [(i * bin_s - at) * 1000 for i in range(max(first, 0), min(last, len(rate)))]
+        bottom.plot(xs, rate[max(first, 0):min(last, len(rate))], linewidth=0.7, alpha=0.7)
+    delay = full["summary"]["channel_switch_delay_ms"]
+    bottom.axvspan(0, delay, color="tab:orange", alpha=0.15, label="channel-switch delay (%d ms)" % delay)
+    bottom.set_xlabel("ms from the start of the client's channel switch (every move overlaid, 10 ms bins)")
+    bottom.set_ylabel("Mbit/s")
+    bottom.set_ylim(bottom=0)
+    bottom.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def percentile(values, fraction):
     ordered = sorted(values)
     if not ordered:
@@ -272,7 +313,7 @@ def run(inventory, migrations, client="client1", aps=("ap1", "ap2"), settle=1.5,
         json.dump(full, handle, indent=1)
     png = None
     if stream and stream.get("samples"):
-        png = report.plot_throughput(full, base + ".png")
+        png = plot(full, base + ".png")
     return {"summary": summary, "rows": rows, "csv": base + ".csv", "json": base + ".json", "png": png}
 
 
@@ -286,12 +327,12 @@ def print_summary(result, out=sys.stdout):
         if key not in s:
             continue
         v = s[key]
-        line = "  %-13s median %6.1f ms  p90 %6.1f ms  (min %.1f, max %.1f)" % (label, v["median"], v["p90"],
-                                                                               v["min"], v["max"])
+        line = "  %-13s median %6.1f ms  p90 %6.1f ms  (min %.1f, max %.1f)" % (
+            label, v["median"], v["p90"], v["min"], v["max"])
         if "median_ratio_to_target" in v:
             target = s["control_path_target_ms"] if key == "control_path_ms" else s["gap_target_ms"]
-            line += "  target %.0f ms: median x%.2f, p90 x%.2f" % (target, v["median_ratio_to_target"],
-                                                                    v["p90_ratio_to_target"])
+            line += "  target %.0f ms: median x%.2f, p90 x%.2f" % (
+                target, v["median_ratio_to_target"], v["p90_ratio_to_target"])
         print(line, file=out)
     print("  reports: %s, %s, %s" % (result["csv"], result["json"], result["png"]), file=out)
 

@@ -236,8 +236,8 @@ def hold_devices(inventory):
     devices = {}
     for name in inventory.get("clients", {}).get("hosts", []):
         hv = hostvars[name]
-        devices[odin.normalize_mac(hv["client_mac"])] = [("%s-%s" % (prefix, name), "wlan0"),
-                                                        ("%s-air" % prefix, hv.get("air_port", name))]
+        devices[odin.normalize_mac(hv["client_mac"])] = [
+            ("%s-%s" % (prefix, name), "wlan0"), ("%s-air" % prefix, hv.get("air_port", name))]
     return devices
 
 

@@ -104,8 +104,8 @@ def lab(tmp_path_factory):
         assert rc == 0, out
         the_lab.playbook("aps.yml")
         binary = str(tmp_path_factory.mktemp("bin") / "arnab-workload")
-        subprocess.run(["gcc", "-O2", "-static", "-o", binary, os.path.join(REPO, "roles", "edge", "files",
-                                                                           "arnab_workload.c")], check=True)
+        source = os.path.join(REPO, "roles", "edge", "files", "arnab_workload.c")
+        subprocess.run(["gcc", "-O2", "-static", "-o", binary, source], check=True)
         the_lab.server = subprocess.Popen(["ip", "netns", "exec", "%s-edge1" % PREFIX, binary, "video", "--port",
                                            str(STREAM_PORT), "--rss-mib", "1"],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -240,3 +240,26 @@ def test_air_switch_holds_before_flows_and_releases_after(lab):
     air.sync(radio.air_flows(state, model), radio.held(state, model))
     assert calls == [("release", [C1])]             # the flows already lead to ap2
     assert air.timings["release"] == 0.001 and air.changed_holds == ([], [C1])
+
+
+def test_air_switch_sends_flow_changes_over_its_openflow_connection(lab):
+    state, model = lab
+    sent, ran = [], []
+
+    class FakeWire:
+        def apply(self, to_add, to_delete):
+            sent.append((to_add, to_delete))
+
+    air = radio.AirSwitch("unix:/tmp/br-air.mgmt")
+    air._run = lambda argv, stdin=None: ran.append(argv)
+    air.wire, air.ports = FakeWire(), {"client1": "1", "ap1": "2", "ap2": "3"}
+    radio.handle(state, model, {"op": "vap_add", "ap_mac": ap_mac(1), "sta_mac": C1}, 0)
+    air.sync(radio.air_flows(state, model))
+    assert ran == [] and len(sent) == 1
+    specs = sorted(f.spec() for f in sent[0][0])
+    assert "cookie=0xa1a1,table=0,priority=100,in_port=1,actions=output:2" in specs   # port names resolved
+    assert air.installed == radio.air_flows(state, model)                             # kept by name
+    air.ports = {}                                                                     # a name it cannot resolve
+    radio.handle(state, model, {"op": "vap_remove", "ap_mac": ap_mac(1), "sta_mac": C1}, 0)
+    air.sync(radio.air_flows(state, model))
+    assert len(ran) == 1 and len(sent) == 1                                           # ovs-ofctl instead
