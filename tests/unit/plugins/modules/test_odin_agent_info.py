@@ -2,7 +2,7 @@
 from ansible_collections.arnab.testbed.plugins.module_utils import odin
 from ansible_collections.arnab.testbed.plugins.modules import odin_agent_info
 
-from odin_lab import C1, mini_lab  # noqa: F401  # pylint: disable=unused-import  (a pytest fixture)
+from odin_lab import C1, mini_lab  # noqa: F401  # pylint: disable=unused-import
 from module_harness import run_module
 
 

@@ -1,7 +1,7 @@
 """odin_vap against an emulated agent: idempotence, check mode, diff, bad input, unreachable agent."""
 from ansible_collections.arnab.testbed.plugins.modules import odin_vap
 
-from odin_lab import C1, mini_lab  # noqa: F401  # pylint: disable=unused-import  (a pytest fixture)
+from odin_lab import C1, mini_lab  # noqa: F401  # pylint: disable=unused-import
 from module_harness import free_port, run_module
 
 

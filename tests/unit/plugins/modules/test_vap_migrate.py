@@ -4,7 +4,7 @@ import pytest
 from ansible_collections.arnab.testbed.plugins.module_utils import odin, openflow
 from ansible_collections.arnab.testbed.plugins.modules import vap_migrate
 
-from odin_lab import C1, mini_lab  # noqa: F401  # pylint: disable=unused-import  (a pytest fixture)
+from odin_lab import C1, mini_lab  # noqa: F401  # pylint: disable=unused-import
 from module_harness import FakeOvs, free_port, run_module
 
 AP1_SW, AP2_SW, DSW = "tcp:10.77.0.11:6634", "tcp:10.77.0.12:6634", "tcp:10.77.0.5:6634"
