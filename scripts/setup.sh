@@ -10,6 +10,8 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 DEBS=(openvswitch-switch lxc lxc-templates debootstrap rsync openssh-server openssh-client iperf3 iproute2
       nftables iptables ethtool bridge-utils python3-venv make gcc libc6-dev iputils-ping iputils-arping psmisc
       procps kmod curl ca-certificates xz-utils git tini)
+# `setup.sh guest` adds what the qemu guests of the faithful mode need (make test-guest).
+[ "${1:-}" = guest ] && DEBS=(qemu-system-x86 qemu-utils debootstrap e2fsprogs)
 missing=()
 for p in "${DEBS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -18,6 +20,8 @@ if ((${#missing[@]})); then
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+[ "${1:-}" = guest ] && { say "guest packages ready"; exit 0; }
 
 # --- Python venv with the pinned requirements ----------------------------------------------------------------
 stamp=.venv/.requirements.sha
