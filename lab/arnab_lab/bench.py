@@ -202,10 +202,15 @@ def size_of(workload):
     return int(words[words.index("--size-mib") + 1]) if "--size-mib" in words else 1024
 
 
-def set_ramsim_size(size_mib, inventory=LAB_INVENTORY, quiet=True):
-    """Make the running ramsim allocate size_mib MiB: the role (edges.yml) rewrites its service with
-    edge_workloads overridden (an extra var, so the inventory's default stays), after the container was
-    stopped, so the role starts it again with the new size. Returns True when something changed."""
+# A systemd drop-in inside the container overrides the workload's command line (the role's unit file and the
+# inventory stay as they are); it travels with the container's rootfs when it migrates.
+SIZE_DROPIN = "/etc/systemd/system/arnab-workload.service.d/arnab-size.conf"
+
+
+def set_ramsim_size(size_mib, inventory=LAB_INVENTORY):
+    """Make the running ramsim allocate size_mib MiB: restart its workload service inside the container with a
+    drop-in that overrides --size-mib (removed again when size_mib is the inventory's own size). Returns True
+    when something changed."""
     lv = lab_vars(inventory)
     ct = lv["workloads"]["ramsim"]
     try:
@@ -213,11 +218,18 @@ def set_ramsim_size(size_mib, inventory=LAB_INVENTORY, quiet=True):
             return False
     except (RuntimeError, subprocess.TimeoutExpired):
         pass
-    workloads = [dict(w, args=ramsim_args(w, size_mib)) if w["name"] == "ramsim" else w
-                 for w in lv["workload_list"]]
-    for edge in running_on("ramsim", lv["edges"]):
-        labctl_exec(edge, ["lxc-stop", "-k", "-n", "ramsim"], timeout=120)
-    run_playbook("edges.yml", {"edge_workloads": workloads}, inventory=inventory, quiet=quiet)
+    where = running_on("ramsim", lv["edges"])
+    if len(where) != 1:
+        raise RuntimeError("ramsim runs on %s: expected exactly one edge" % (where or "no edge"))
+    if size_mib == size_of(ct):
+        script = "rm -f %s" % SIZE_DROPIN
+    else:
+        script = "mkdir -p %s && printf '[Service]\\nExecStart=\\nExecStart=/usr/local/bin/arnab-workload %s\\n' > %s" % (
+            os.path.dirname(SIZE_DROPIN), ramsim_args(ct, size_mib), SIZE_DROPIN)
+    proc = labctl_exec(where[0], ["lxc-attach", "-n", "ramsim", "--", "sh", "-c",
+                                  script + " && systemctl daemon-reload && systemctl restart arnab-workload"])
+    if proc.returncode != 0:
+        raise RuntimeError("resizing ramsim failed: %s" % (proc.stderr or proc.stdout).strip()[-300:])
     status = wait_ramsim(ct["ip"], ct["port"])
     if status_field(status, "size_mib") != str(size_mib):
         raise RuntimeError("ramsim did not come back at %d MiB: %s" % (size_mib, status))

@@ -12,8 +12,9 @@ Fault drills (ramsim, stop-and-copy, injected when the engine's progress log rea
 - the restore fails on the destination (the workload's binary is hidden in the destination's copy of the rootfs
   once the frozen filesystem sync is done, so criu cannot map it): same checks.
 
-ramsim runs at CI_RAMSIM_MIB (default 128 MiB, env ARNAB_CI_RAMSIM_MIB) during the module, set through the role
-(edge_workloads as an extra var); the inventory's 1 GiB is put back afterwards. Needs root and a lab that
+ramsim runs at CI_RAMSIM_MIB (default 128 MiB, env ARNAB_CI_RAMSIM_MIB) during the module: a systemd drop-in in
+the container overrides the workload's --size-mib and its service restarts (bench.set_ramsim_size); the drop-in is
+removed and the inventory's 1 GiB restored afterwards (the role's unit and the inventory are never changed). Needs root and a lab that
 `make lab-up` can build; the fixture provisions it with site.yml. Runtime on this 2-core machine: see the report.
 """
 import os
