@@ -342,7 +342,7 @@ def row_from(cfg, method, trial, ok, rep, error, client, verify, rate):
         "iterations": len(rep.get("iterations") or []), "stop_reason": rep.get("stop_reason", ""),
         "dump_s": frozen.get("dump_s", ""), "transfer_s": frozen.get("transfer_s", ""),
         "restore_s": frozen.get("restore_s", ""),
-        "error": (error or rep.get("error") or "")[:300], "report": os.path.relpath(rep.get("_path", ""), REPO),
+        "error": (error or rep.get("error") or "")[:300], "report": os.path.relpath(rep["_path"], REPO) if rep.get("_path") else "",
     }
 
 
