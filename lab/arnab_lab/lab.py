@@ -91,7 +91,8 @@ def in_netns(topo, node, argv):
 def _bind_mounts(topo, node):
     """(host dir, path in the node) pairs that make a node's files its own."""
     d = node_dirs(topo, node.name)
-    binds = [(d["state"] + "/root-ssh", "/root/.ssh"), (d["run"] + "/tmp", "/tmp")]
+    # /tmp stays the host's: the lab's code may live there (a CI clone), and nodes run it (the emulated click).
+    binds = [(d["state"] + "/root-ssh", "/root/.ssh")]
     if node.ovs_bridge:
         binds += [(d["state"] + "/ovs-etc", "/etc/openvswitch"), (d["run"] + "/ovs-run", "/run/openvswitch"),
                   (d["run"] + "/ovs-log", "/var/log/openvswitch")]
@@ -338,6 +339,7 @@ def _make_node(topo, node):
     sh(["ip", "-n", ns, "link", "set", "lo", "up"])
     dirs = node_dirs(topo, node.name)
     binds = _bind_mounts(topo, node)
+    os.makedirs(dirs["run"], exist_ok=True)    # pid files and logs of the node's daemons
     for host_dir, dummy in binds:
         os.makedirs(host_dir, exist_ok=True)
     ssh_dir = dirs["state"] + "/root-ssh"

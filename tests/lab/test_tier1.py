@@ -74,7 +74,7 @@ class Lab:
         return {"tables": self.tables(), "flows": self.flows()}
 
     def agent_pid(self, ap):
-        proc = subprocess.run([LABCTL, "--inventory", self.inventory, "exec", ap, "--", "cat", "/tmp/odin-agent.pid"],
+        proc = subprocess.run([LABCTL, "--inventory", self.inventory, "exec", ap, "--", "cat", "/tmp/odin-agent-%s-%s.pid" % (PREFIX, ap)],
                               capture_output=True, text=True, check=True)
         return int(proc.stdout.strip())
 
