@@ -46,7 +46,7 @@ bench-tier1: setup lab-up
 	PYTHONPATH=lab $(VENV)/python -m arnab_lab.bench_tier1
 
 bench-tier2: setup lab-up
-	PYTHONPATH=lab $(VENV)/python -m arnab_lab.bench tier2
+	PYTHONPATH=lab $(VENV)/python -m arnab_lab.bench tier2 $(BENCH_ARGS)
 
 bench: bench-tier1 bench-tier2
 
