@@ -14,11 +14,12 @@ INVENTORY = os.path.join(REPO, "inventories", "lab-guest")
 
 
 def run(argv, timeout=None, check=True, env=None):
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, check=False)
     if check and proc.returncode != 0:
         raise AssertionError("%s failed rc=%d\nstdout: %s\nstderr: %s" % (
             " ".join(argv), proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
     return proc
+
 
 VENV = os.path.join(REPO, ".venv", "bin")
 LABCTL = os.path.join(REPO, "lab", "labctl")
