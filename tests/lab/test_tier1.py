@@ -53,7 +53,7 @@ class Lab:
     def module(self, module, margs=None, check=False, **extra):
         """One module call through tests/lab/playbooks/tier1_module.yml -> its result (PlaybookFailed if it fails)."""
         results = self.playbook(MODULE_PLAYBOOK, dict(extra, module=module, margs=margs or {}, check=check))
-        return results["localhost"][module]
+        return results["localhost"]["Call " + module]   # the task is named after the module
 
     def tables(self):
         """{ap: (vAP table text, channel)} read with odin_agent_info."""
