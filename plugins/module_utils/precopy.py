@@ -29,6 +29,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import fcntl
 import json
 import os
 import re
@@ -70,6 +71,9 @@ SSH_ALIVE_COUNT = 4
 # After a failure the destination may stay unreachable for a while (a link flap): keep trying to clean it for
 # this long (only while SSH cannot connect, rc 255) before reporting it unclean and resuming the source anyway.
 DEST_CLEAN_RETRY_S = 30
+# The source's work dir <lxcpath>/.arnab-migrate/<name> holds this file, locked (flock) for as long as a migration
+# runs: the kernel drops the lock however the process ends, so a work dir without a held lock is a dead one's.
+WORK_LOCK = "lock"
 
 METHODS = ("stop-and-copy", "pre-copy", "post-copy", "auto")
 PRECOPY_MODES = ("auto", "native", "delta")
@@ -379,6 +383,10 @@ def rollback(drv, was_frozen):
     except Exception as e:
         out["ok"] = False
         out["source_error"] = "%s: %s" % (type(e).__name__, e)
+    if out["ok"]:
+        drv.discard_work()      # the source runs again: the images are worth nothing now
+    else:
+        out["work_kept"] = "the source's images stay in its work dir for a manual recovery"
     out["was_frozen"] = was_frozen
     return out
 
@@ -498,6 +506,7 @@ class LxcMigrationDriver(object):
         self.frozen_once = False
         self.delta_method = delta_method
         self.remote_python = "python3"
+        self.work_lock = None         # fd holding <work>/lock while this migration runs
 
     # -- helpers -----------------------------------------------------------------------------------
     def ssh(self, command, timeout=None, check=True, what="remote command"):
@@ -532,6 +541,7 @@ class LxcMigrationDriver(object):
             raise PreflightError("container %s is %s, not RUNNING: nothing to migrate live"
                                  % (self.name, info.get("state")))
         self.init_pid = info.get("pid")
+        self.hold_work_lock()
         feats = self.lxc.features()
         if not feats.get("criu_ok"):
             raise PreflightError("criu (%s) does not run on this edge" % self.criu)
@@ -713,10 +723,42 @@ class LxcMigrationDriver(object):
                 return [line for line in out.splitlines() if line]
         return changed_since(root, self.fs_mark or 0)
 
-    # -- memory ------------------------------------------------------------------------------------
+    # -- the work dir ----------------------------------------------------------------------------------
     def _prepare_work(self):
         if not os.path.isdir(self.work):
             os.makedirs(self.work)
+
+    def hold_work_lock(self):
+        """Lock <work>/lock for the life of this process: a second migration of the container is refused, and
+        the edge role tells a live migration from the work dir a dead one left (killed, power cut), whose
+        leftovers go now."""
+        self._prepare_work()
+        fd = os.open(os.path.join(self.work, WORK_LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except (IOError, OSError):
+            os.close(fd)
+            raise PreflightError("container %s is already being migrated from this edge (%s is locked)"
+                                 % (self.name, os.path.join(self.work, WORK_LOCK)))
+        self.work_lock = fd
+        for entry in os.listdir(self.work):
+            path = os.path.join(self.work, entry)
+            if entry == WORK_LOCK:
+                continue
+            if os.path.isdir(path) and not os.path.islink(path):
+                _rm_rf(path)
+            else:
+                os.remove(path)
+
+    def discard_work(self):
+        """Remove the source's work dir (and <lxcpath>/.arnab-migrate when nothing else migrates)."""
+        _rm_rf(self.work)
+        try:
+            os.rmdir(os.path.dirname(self.work))
+        except OSError:
+            pass
+
+    # -- memory ------------------------------------------------------------------------------------
 
     def predump(self, n, parent, mode):
         self._prepare_work()
@@ -1081,11 +1123,7 @@ class LxcMigrationDriver(object):
             res["destroyed"] = rc == 0
             if rc != 0:
                 raise RuntimeError("lxc-destroy %s failed: %s" % (self.name, err.strip()[-300:]))
-        _rm_rf(self.work)
-        try:
-            os.rmdir(os.path.dirname(self.work))      # <lxcpath>/.arnab-migrate when nothing else migrates
-        except OSError:
-            pass
+        self.discard_work()
         self.ssh("rm -rf %s %s/%s/.arnab-migrating; rmdir %s 2>/dev/null; true" % (
             _q(self.dwork), _q(self.lxcpath), _q(self.name), _q(os.path.dirname(self.dwork))), check=False)
         self.source_state = "gone"
@@ -1093,6 +1131,11 @@ class LxcMigrationDriver(object):
         return res
 
     def close(self):
+        if self.work_lock is not None:
+            if os.path.isdir(self.work) and os.listdir(self.work) == [WORK_LOCK]:
+                self.discard_work()     # refused in preflight, or check mode: nothing worth keeping
+            os.close(self.work_lock)
+            self.work_lock = None
         if self.final_channel is not None:
             self.final_channel.kill()
             self.final_channel.wait()

@@ -166,6 +166,8 @@ def assert_rolled_back(lab, out):
     states = bench.container_states("ramsim", lab["edges"])
     assert states[source] == "RUNNING" and states[dest] == "", states
     assert out["leftovers"] == [], "left on %s: %s" % (dest, out["leftovers"])
+    work = bench.labctl_exec(source, ["ls", "-A", "/var/lib/lxc/.arnab-migrate/ramsim"])
+    assert work.returncode != 0, "the source kept its work dir after the rollback: %s" % work.stdout.split()
     assert_client_intact("ramsim", out["client"])
     assert verify_ramsim(lab).startswith("ok "), "memory not intact after the rollback"
 
@@ -197,3 +199,33 @@ def test_restore_failing_on_the_destination_rolls_back(lab, tmp_path):
                                  "rm -rf /var/lib/lxc/.arnab-migrate/ramsim"])
     assert_rolled_back(lab, out)
     assert "restore on" in out["error"], out["error"]
+
+
+HOLD_LOCK = "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); " \
+            "fcntl.flock(fd, fcntl.LOCK_EX); time.sleep(600)"
+
+
+def test_edges_play_restarts_workloads_over_a_dead_migrations_leftovers_not_a_live_ones(lab):
+    """What a lab rebuilt over its leftovers meets (CI after a session): the containers stopped, and the work dir
+    of a migration that died. edges.yml starts such a container again; one whose migration still holds its lock
+    (the engine's <work>/lock) is left alone."""
+    ramsim_edge, video_edge = placement(lab, "ramsim")[0], placement(lab, "video")[0]
+    work = "/var/lib/lxc/.arnab-migrate/%s"
+    bench.labctl_exec(ramsim_edge, ["sh", "-c", "mkdir -p {w}/final && : > {w}/lock && : > {w}/final/pages-1.img && "
+                                    "lxc-stop -k -n ramsim".format(w=work % "ramsim")], check=True)
+    bench.labctl_exec(video_edge, ["sh", "-c", "mkdir -p %s && lxc-stop -k -n video" % (work % "video")], check=True)
+    holder = bench.labctl_exec(video_edge, ["sh", "-c", "python3 -c '%s' %s/lock >/dev/null 2>&1 & echo $!"
+                                            % (HOLD_LOCK, work % "video")], check=True)
+    holder_pid = int(holder.stdout.split()[-1])
+    try:
+        run_playbook("edges.yml", quiet=True)
+        assert bench.running_on("ramsim", lab["edges"]) == [ramsim_edge]
+        ct = lab["workloads"]["ramsim"]
+        assert bench.status_field(bench.wait_ramsim(ct["ip"], ct["port"]), "size_mib") == str(CI_RAMSIM_MIB)
+        assert bench.running_on("video", lab["edges"]) == [], "the play started a container being migrated"
+    finally:
+        os.kill(holder_pid, 9)
+        bench.labctl_exec(video_edge, ["sh", "-c", "rm -rf %s; lxc-start -n video" % (work % "video")])
+        bench.labctl_exec(ramsim_edge, ["rm", "-rf", work % "ramsim"])
+    run_playbook("edges.yml", quiet=True)       # waits until video answers again
+    assert bench.running_on("video", lab["edges"]) == [video_edge]

@@ -3,6 +3,8 @@
 The fake driver keeps the state of the two copies; after every run - success or a failure injected at any step -
 exactly one copy of the container runs: never two, never none.
 """
+import os
+
 import pytest
 
 from ansible_collections.arnab.testbed.plugins.module_utils import precopy as pc
@@ -200,6 +202,9 @@ class FakeDriver(object):
         self.source = "gone"
         return {"ok": True}
 
+    def discard_work(self):
+        self.calls.append("discard_work")
+
     def running_copies(self):
         return int(self.source == "running") + int(self.dest == "running")
 
@@ -239,7 +244,8 @@ def test_failure_at_every_step_rolls_back(method, step):
     rep = e.value.report
     assert rep["ok"] is False and rep["rolled_back"] is True and "injected" in rep["error"]
     assert drv.running_copies() == 1 and drv.source == "running" and drv.dest == "absent"
-    assert drv.calls[-2:] == ["clean_dest", "resume_source"]     # destination first: never two copies
+    # destination first (never two copies), then the source's images go: the source runs again
+    assert drv.calls[-3:] == ["clean_dest", "resume_source", "discard_work"]
     assert "destroy_source" not in drv.calls
 
 
@@ -268,6 +274,7 @@ def test_rollback_that_cannot_clean_the_destination_says_so():
         pc.migrate(drv, "stop-and-copy", pc.Knobs())
     rep = e.value.report
     assert rep["rolled_back"] is False and "ssh down" in rep["rollback"]["dest_error"]
+    assert "discard_work" not in drv.calls and "manual recovery" in rep["rollback"]["work_kept"]
 
 
 def test_auto_reports_choice_and_reason():
@@ -426,3 +433,31 @@ def test_clean_dest_does_not_retry_a_script_that_failed(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="rc 1"):
         drv.clean_dest(retry_s=60)
     assert len(calls) == 1
+
+
+# ---- the work dir's lock -------------------------------------------------------------------------
+
+def test_a_second_migration_of_the_same_container_is_refused_while_the_first_runs(tmp_path):
+    first, second = _driver(tmp_path), _driver(tmp_path)
+    first.hold_work_lock()
+    with open(os.path.join(first.work, "it-1"), "w") as f:
+        f.write("images of the running migration")
+    with pytest.raises(pc.PreflightError, match="already being migrated"):
+        second.hold_work_lock()
+    assert os.path.exists(os.path.join(first.work, "it-1"))       # the refused one touched nothing
+    second.close()
+    assert os.path.exists(os.path.join(first.work, "it-1"))
+    first.close()
+
+
+def test_a_dead_migrations_work_dir_is_cleared_and_a_refused_preflight_leaves_none(tmp_path):
+    dead = tmp_path / "src-work"
+    (dead / "final").mkdir(parents=True)
+    (dead / "final" / "pages-1.img").write_bytes(b"x" * 4096)
+    (dead / ".fs-mark").write_text("")
+    (dead / "lock").write_text("")             # nobody holds it: its migration died
+    drv = _driver(tmp_path)
+    drv.hold_work_lock()
+    assert sorted(os.listdir(str(dead))) == ["lock"]
+    drv.close()                                # nothing but the lock: the work dir goes
+    assert not dead.exists()
