@@ -960,12 +960,12 @@ class LxcMigrationDriver(object):
         lines.append("echo T restored $(now)")
         lines.append("pid=$(lxc-info -n %s -P %s -pH)" % (_q(self.name), _q(self.lxcpath)))
         lines.append("echo PID $pid")
-        fix = netfix_argv("$pid", ifname=self.ifname, python="$PY")
-        lines.append("PY=$(command -v /usr/bin/python3 || command -v python3)")
-        lines.append(" ".join(_q(a) if not a.startswith("$") else a for a in fix[0]) + " >/dev/null")
-        lines.append("echo T txoff $(now)")
-        lines.append(" ".join(_q(a) if not a.startswith("$") else a for a in fix[1]) + " || echo GARP_FAILED")
-        lines.append("echo T garp $(now)")
+        txoff, garp, kick = (" ".join(_q(a) if not a.startswith("$") else a for a in argv)
+                             for argv in netfix_argv("$pid", ifname=self.ifname, python="$PY"))
+        lines += ["PY=$(command -v /usr/bin/python3 || command -v python3)",
+                  txoff + " >/dev/null", "echo T txoff $(now)",
+                  garp + " || echo GARP_FAILED", "echo T garp $(now)",
+                  kick + " || echo KICK_FAILED", "echo T kick $(now)"]
         return "\n".join(lines) + "\n"
 
     def restore(self, lazy=False):
@@ -974,7 +974,7 @@ class LxcMigrationDriver(object):
         rc, out, err = self.ssh(script, timeout=self.restore_timeout + 30, check=False)
         dt = time.time() - t0
         marks = {}
-        pid = None
+        pid = kicked = None
         for line in out.splitlines():
             parts = line.split()
             if len(parts) == 3 and parts[0] == "T":
@@ -984,17 +984,19 @@ class LxcMigrationDriver(object):
                     pass
             elif len(parts) == 2 and parts[0] == "PID":
                 pid = parts[1]
+            elif len(parts) == 2 and parts[0] == "kicked" and parts[1].isdigit():
+                kicked = int(parts[1])
         if rc != 0:
             _rc, logtxt, _e = self.ssh("tail -n 30 %s/restore.log 2>/dev/null; tail -n 20 %s/lazy-pages.log "
                                        "2>/dev/null; true" % (_q(self.dest_dir), _q(self.dest_dir)), check=False)
             raise CriuError("restore on %s failed (rc %s): %s" % (
                 self.dest, rc, find_criu_error(logtxt) or err.strip()[-400:]), rc=rc, stderr=err, log_tail=logtxt)
-        res = {"duration_s": round(dt, 4), "pid": pid, "garp": "GARP_FAILED" not in out}
+        res = {"duration_s": round(dt, 4), "pid": pid, "garp": "GARP_FAILED" not in out, "tcp_kicked": kicked}
         if "start" in marks and "restored" in marks:
             res["restore_s"] = round(marks["restored"] - marks.get("lazyd", marks["start"]), 4)
             if "lazyd" in marks:
                 res["lazy_daemon_s"] = round(marks["lazyd"] - marks["start"], 4)
-            res["netfix_s"] = round(marks.get("garp", marks["restored"]) - marks["restored"], 4)
+            res["netfix_s"] = round(marks.get("kick", marks.get("garp", marks["restored"])) - marks["restored"], 4)
         self.source_state = "stopped" if self.source_state != "serving" else "serving"
         return res
 

@@ -1,6 +1,9 @@
 """CRIU driver: varints, stats-dump parsing (own encoder + a real criu 4.2.1 capture), argv building."""
+import json
 import os
 import struct
+import subprocess
+import sys
 
 import pytest
 
@@ -162,10 +165,13 @@ def test_find_criu_error_skips_harmless_noise():
 
 
 def test_netfix_argv():
-    tx, garp = criu.netfix_argv(4242)
+    tx, garp, kick = criu.netfix_argv(4242)
     assert tx == ["nsenter", "-t", "4242", "-n", "ethtool", "-K", "eth0", "tx", "off"]
     assert garp[:6] == ["nsenter", "-t", "4242", "-n", "python3", "-c"] and garp[-1] == "eth0"
     compile(garp[6], "garp", "exec")
+    assert kick[:6] == ["nsenter", "-t", "4242", "-n", "sh", "-c"] and "nud incomplete" in kick[6]
+    assert kick[7] == "python3" and kick[-1] == "4242"
+    compile(kick[8], "kick", "exec")
 
 
 def test_check_features_with_fake_runner():
@@ -180,3 +186,35 @@ def test_check_features_with_fake_runner():
     feats = criu.check_features(run, "criu")
     assert feats["criu_version"] == "4.2.1"
     assert feats["mem_dirty_track"] is False and feats["uffd_noncoop"] is True
+
+
+
+# Runs in a network namespace of its own (nothing else's sockets are touched): a loopback connection, the kick on
+# this process, then the kernel's TCPWinProbe counter and the connection still carrying data.
+KICK_CHECK = r"""
+import json, os, socket, subprocess, sys
+def probes():
+    with open("/proc/net/netstat") as f:
+        head, values = [line.split() for line in f if line.startswith("TcpExt:")][:2]
+    return int(values[head.index("TCPWinProbe")])
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(1)
+client = socket.create_connection(server.getsockname())
+peer = server.accept()[0]
+before = probes()
+out = subprocess.run([sys.executable, "-c", sys.argv[1], str(os.getpid())], capture_output=True, text=True).stdout
+client.sendall(b"still here")
+print(json.dumps({"out": out, "probes": probes() - before, "echo": peer.recv(100).decode()}))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a network namespace, TCP_REPAIR and pidfd_getfd need root")
+def test_tcp_kick_sends_a_window_probe_on_each_established_socket_and_the_connection_lives_on():
+    snippet = criu.netfix_argv(1)[2][-2]
+    proc = subprocess.run(["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" -c "$1" "$2"',
+                           sys.executable, KICK_CHECK, snippet], capture_output=True, text=True, check=True)
+    res = json.loads(proc.stdout)
+    assert res["out"].split() == ["kicked", "2"]       # both ends of the connection live in that process
+    assert res["probes"] == 2
+    assert res["echo"] == "still here"
