@@ -160,13 +160,14 @@ def should_stop(history, knobs, link_rate_bps=None):
     predicted = predict_downtime(history[-1], knobs, link_rate_bps)
     if n >= 2 and predicted <= knobs.target_downtime_s:
         return True, "predicted downtime %.2fs <= target %.2fs" % (predicted, knobs.target_downtime_s)
-    if n >= 3:
-        prev = dirty_pages(history[-2])
-        if prev > 0 and cur > prev * knobs.max_growth:
-            return True, "not converging: %d pages after %d (> x%.2f)" % (cur, prev, knobs.max_growth)
-        if prev > 0 and cur > prev * knobs.plateau_ratio:
-            return True, "plateau: %d pages after %d (> x%.2f): the dirty rate has met the transfer rate" % (
-                cur, prev, knobs.plateau_ratio)
+    prev = dirty_pages(history[-2]) if n >= 2 else 0
+    if n >= 3 and prev > 0 and cur > prev * knobs.max_growth:
+        return True, "not converging: %d pages after %d (> x%.2f)" % (cur, prev, knobs.max_growth)
+    # From the second iteration on: when the first re-dump finds (nearly) all of memory dirty again, every further
+    # iteration would copy it all once more (the paper's 100% dirty row) - stop now, not one full copy later.
+    if prev > 0 and cur > prev * knobs.plateau_ratio:
+        return True, "plateau: %d pages after %d (> x%.2f): the dirty rate has met the transfer rate" % (
+            cur, prev, knobs.plateau_ratio)
     if n >= knobs.max_iterations:
         return True, "iteration limit %d reached" % knobs.max_iterations
     return False, None

@@ -53,6 +53,13 @@ def test_plateau_stops_when_the_dirty_set_stops_shrinking():
     assert stop and why.startswith("plateau")
 
 
+def test_plateau_from_the_second_iteration_when_all_memory_is_dirty_again():
+    k = pc.Knobs(target_downtime_s=0.01)
+    stop, why = pc.should_stop([it(1, 262144), it(2, 250000)], k)      # 1 GiB, ~100% dirtied during the copy
+    assert stop and why.startswith("plateau")
+    assert pc.should_stop([it(1, 262144), it(2, 52429)], k) == (False, None)   # 20%: iterating pays
+
+
 def test_iteration_limit():
     k = pc.Knobs(max_iterations=3, target_downtime_s=0.0)
     stop, why = pc.should_stop([it(1, 9000), it(2, 8000), it(3, 7000)], k)
