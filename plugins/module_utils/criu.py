@@ -443,34 +443,36 @@ def parse_lxc_info(text):
 
 
 # A gratuitous ARP in a few lines of Python, run inside the container's netns with nsenter: no arping needed.
-GARP_SNIPPET = r"""
-import fcntl, socket, struct, sys
-ifname = sys.argv[1].encode()
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-ip = fcntl.ioctl(s.fileno(), 0x8915, struct.pack('256s', ifname[:15]))[20:24]
-mac = fcntl.ioctl(s.fileno(), 0x8927, struct.pack('256s', ifname[:15]))[18:24]
-r = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
-r.bind((ifname.decode(), 0))
-for op in (1, 2):
-    arp = struct.pack('!HHBBH6s4s6s4s', 1, 0x0800, 6, 4, op, mac, ip,
-                      b'\xff' * 6 if op == 2 else b'\x00' * 6, ip)
-    r.send(b'\xff' * 6 + mac + b'\x08\x06' + arp)
-print(socket.inet_ntoa(ip), ':'.join('%02x' % b for b in mac))
-"""
-
-
-# A restored TCP socket's first packet (the window probe of criu's repair-off) needs the peer's MAC, and the ARP
-# reply to that request goes to the OLD edge: the data switch learns the container's new port only from the
-# gratuitous ARP that follows. The neighbour entry then waits out its retransmit time (1 s) and the stream stalls
-# that long after the restore (seen with tcpdump on both ends). So, after the gratuitous ARP: drop the incomplete
-# neighbour entries and send each established socket's window probe anew (TCP repair on and off), whose ARP now
-# finds its way and whose answer (the peer's ACK) restarts the stream at once. The sockets are borrowed from the
-# container's processes with pidfd_getfd (Linux 5.6; the syscall numbers are the same on every architecture).
-TCP_KICK_SNIPPET = r"""
-import ctypes, os, socket, sys
+# Run inside the restored container's network namespace, right after the restore, in ONE process (a Python start
+# is tens of ms of downtime):
+# 1. A gratuitous ARP (request and reply) from the container's address, so the data switch learns its new port.
+# 2. The TCP kick. A restored socket's first packet (the window probe of criu's repair-off) needs the peer's MAC,
+#    and the ARP reply to that request went to the OLD edge: the switch had not yet seen the container's new port.
+#    The neighbour entry then waits out its retransmit time (1 s) and the stream stalls that long (seen with
+#    tcpdump on both ends). So: drop the incomplete neighbour entries, and send each established socket's window
+#    probe anew (TCP repair on and off), whose ARP now finds its way and whose answer, the peer's ACK, restarts the
+#    stream. The sockets are borrowed from the container's processes with pidfd_getfd (Linux 5.6; the syscall
+#    numbers are the same on every architecture).
+NETFIX_SNIPPET = r"""
+import ctypes, fcntl, os, socket, struct, subprocess, sys
+ifname, init = sys.argv[1], sys.argv[2]
+try:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    name = struct.pack('256s', ifname.encode()[:15])
+    ip = fcntl.ioctl(s.fileno(), 0x8915, name)[20:24]
+    mac = fcntl.ioctl(s.fileno(), 0x8927, name)[18:24]
+    r = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+    r.bind((ifname, 0))
+    for op in (1, 2):
+        arp = struct.pack('!HHBBH6s4s6s4s', 1, 0x0800, 6, 4, op, mac, ip,
+                          b'\xff' * 6 if op == 2 else b'\x00' * 6, ip)
+        r.send(b'\xff' * 6 + mac + b'\x08\x06' + arp)
+    print('garp', socket.inet_ntoa(ip), ':'.join('%02x' % b for b in mac))
+except (IOError, OSError) as e:
+    print('GARP_FAILED', e)
+subprocess.call(['ip', 'neigh', 'flush', 'dev', ifname, 'nud', 'incomplete'])
 TCP_REPAIR, SYS_PIDFD_OPEN, SYS_PIDFD_GETFD = 19, 434, 438
 libc = ctypes.CDLL(None, use_errno=True)
-init = sys.argv[1]
 netns = os.stat('/proc/%s/ns/net' % init).st_ino
 established = set()
 for table in ('tcp', 'tcp6'):
@@ -519,18 +521,13 @@ print('kicked %d' % kicked)
 """
 
 
-def netfix_argv(pid, ifname="eth0", python="python3", tx_off=True, garp=True, tcp_kick=True):
-    """Commands to run after a restore: TX checksum offload off (OVS userspace datapath), a gratuitous ARP, and
-    the incomplete neighbours dropped and a window probe sent on every established TCP socket (TCP_KICK_SNIPPET)."""
+def netfix_argv(pid, ifname="eth0", python="python3", tx_off=True):
+    """Commands to run after a restore: TX checksum offload off (OVS userspace datapath), then the gratuitous ARP
+    and the TCP kick of NETFIX_SNIPPET."""
     cmds = []
     if tx_off:
         cmds.append(["nsenter", "-t", str(pid), "-n", "ethtool", "-K", ifname, "tx", "off"])
-    if garp:
-        cmds.append(["nsenter", "-t", str(pid), "-n", python, "-c", GARP_SNIPPET, ifname])
-    if tcp_kick:
-        cmds.append(["nsenter", "-t", str(pid), "-n", "sh", "-c",
-                     'ip neigh flush dev %s nud incomplete; exec "$0" -c "$1" "$2"' % ifname,
-                     python, TCP_KICK_SNIPPET, str(pid)])
+    cmds.append(["nsenter", "-t", str(pid), "-n", python, "-c", NETFIX_SNIPPET, ifname, str(pid)])
     return cmds
 
 

@@ -932,7 +932,7 @@ class LxcMigrationDriver(object):
 
     # -- restore on the destination ---------------------------------------------------------------
     def restore_script(self, lazy=False):
-        """One shell script for the destination: (lazy daemon), restore, TX offload off, gratuitous ARP.
+        """One shell script for the destination: (lazy daemon), restore, TX offload off, gratuitous ARP, TCP kick.
         Prints ``T <step> <epoch>`` markers so the report can split the time."""
         d = self.dest_dir
         argv, opts = build_argv("restore", images_dir=d, container=self.name, lxcpath=self.lxcpath,
@@ -961,12 +961,11 @@ class LxcMigrationDriver(object):
         lines.append("echo T restored $(now)")
         lines.append("pid=$(lxc-info -n %s -P %s -pH)" % (_q(self.name), _q(self.lxcpath)))
         lines.append("echo PID $pid")
-        txoff, garp, kick = (" ".join(_q(a) if not a.startswith("$") else a for a in argv)
-                             for argv in netfix_argv("$pid", ifname=self.ifname, python="$PY"))
+        txoff, netfix = (" ".join(_q(a) if not a.startswith("$") else a for a in argv)
+                         for argv in netfix_argv("$pid", ifname=self.ifname, python="$PY"))
         lines += ["PY=$(command -v /usr/bin/python3 || command -v python3)",
                   txoff + " >/dev/null", "echo T txoff $(now)",
-                  garp + " || echo GARP_FAILED", "echo T garp $(now)",
-                  kick + " || echo KICK_FAILED", "echo T kick $(now)"]
+                  netfix + " || echo GARP_FAILED", "echo T netfix $(now)"]
         return "\n".join(lines) + "\n"
 
     def restore(self, lazy=False):
@@ -997,7 +996,7 @@ class LxcMigrationDriver(object):
             res["restore_s"] = round(marks["restored"] - marks.get("lazyd", marks["start"]), 4)
             if "lazyd" in marks:
                 res["lazy_daemon_s"] = round(marks["lazyd"] - marks["start"], 4)
-            res["netfix_s"] = round(marks.get("kick", marks.get("garp", marks["restored"])) - marks["restored"], 4)
+            res["netfix_s"] = round(marks.get("netfix", marks["restored"]) - marks["restored"], 4)
         self.source_state = "stopped" if self.source_state != "serving" else "serving"
         return res
 

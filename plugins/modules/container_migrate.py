@@ -21,7 +21,9 @@ description:
     unreachable over SSH or lacking LXC/criu/the container's bridge, or a method this kernel cannot do.
   - The container keeps its IP, MAC and live TCP connections (criu C(--tcp-established)). After the restore TX
     checksum offload is turned off on the container's interface (the lab's Open vSwitch userspace datapath needs
-    it) and the container sends a gratuitous ARP so the data switch relearns where its MAC is.
+    it), the container sends a gratuitous ARP so the data switch relearns where its MAC is, and each established
+    TCP socket sends its window probe again, so the peers' ACKs restart the streams without waiting for a
+    retransmission timer (C(tcp_kicked) in the restore report).
   - "Methods: V(stop-and-copy) - final dump, whole transfer, restore. V(pre-copy) - iterations first; C(native)
     uses soft-dirty pre-dumps (C(criu pre-dump), chained with C(--prev-images-dir)); C(delta) (kernels without
     soft-dirty) takes full C(--leave-running) dumps and sends only the 4 KiB pages that changed since the previous

@@ -165,13 +165,11 @@ def test_find_criu_error_skips_harmless_noise():
 
 
 def test_netfix_argv():
-    tx, garp, kick = criu.netfix_argv(4242)
+    tx, netfix = criu.netfix_argv(4242)
     assert tx == ["nsenter", "-t", "4242", "-n", "ethtool", "-K", "eth0", "tx", "off"]
-    assert garp[:6] == ["nsenter", "-t", "4242", "-n", "python3", "-c"] and garp[-1] == "eth0"
-    compile(garp[6], "garp", "exec")
-    assert kick[:6] == ["nsenter", "-t", "4242", "-n", "sh", "-c"] and "nud incomplete" in kick[6]
-    assert kick[7] == "python3" and kick[-1] == "4242"
-    compile(kick[8], "kick", "exec")
+    assert netfix[:6] == ["nsenter", "-t", "4242", "-n", "python3", "-c"] and netfix[7:] == ["eth0", "4242"]
+    compile(netfix[6], "netfix", "exec")
+    assert criu.netfix_argv(4242, tx_off=False) == [netfix]
 
 
 def test_check_features_with_fake_runner():
@@ -189,9 +187,10 @@ def test_check_features_with_fake_runner():
 
 
 
-# Runs in a network namespace of its own (nothing else's sockets are touched): a loopback connection, the kick on
-# this process, then the kernel's TCPWinProbe counter and the connection still carrying data.
-KICK_CHECK = r"""
+# Runs in a network namespace of its own (nothing else's sockets are touched): a loopback connection, the net fix
+# on this process (its gratuitous ARP goes out on a dummy interface), then the kernel's TCPWinProbe counter and the
+# connection still carrying data.
+NETFIX_CHECK = r"""
 import json, os, socket, subprocess, sys
 def probes():
     with open("/proc/net/netstat") as f:
@@ -203,18 +202,22 @@ server.listen(1)
 client = socket.create_connection(server.getsockname())
 peer = server.accept()[0]
 before = probes()
-out = subprocess.run([sys.executable, "-c", sys.argv[1], str(os.getpid())], capture_output=True, text=True).stdout
+out = subprocess.run([sys.executable, "-c", sys.argv[1], "eth0", str(os.getpid())], capture_output=True,
+                     text=True).stdout
 client.sendall(b"still here")
 print(json.dumps({"out": out, "probes": probes() - before, "echo": peer.recv(100).decode()}))
 """
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a network namespace, TCP_REPAIR and pidfd_getfd need root")
-def test_tcp_kick_sends_a_window_probe_on_each_established_socket_and_the_connection_lives_on():
-    snippet = criu.netfix_argv(1)[2][-2]
-    proc = subprocess.run(["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" -c "$1" "$2"',
-                           sys.executable, KICK_CHECK, snippet], capture_output=True, text=True, check=True)
+def test_netfix_announces_the_address_and_kicks_each_established_socket_which_lives_on():
+    snippet = criu.netfix_argv(1)[-1][6]
+    setup = ("ip link set lo up && ip link add eth0 type veth peer name eth1 && ip link set eth0 up && "
+             "ip link set eth1 up && ip addr add 192.0.2.50/24 dev eth0")
+    proc = subprocess.run(["unshare", "--net", "sh", "-c", setup + ' && exec "$0" -c "$1" "$2"',
+                           sys.executable, NETFIX_CHECK, snippet], capture_output=True, text=True, check=True)
     res = json.loads(proc.stdout)
-    assert res["out"].split() == ["kicked", "2"]       # both ends of the connection live in that process
+    assert res["out"].split("\n")[0].split()[:2] == ["garp", "192.0.2.50"]
+    assert res["out"].split()[-2:] == ["kicked", "2"]      # both ends of the connection live in that process
     assert res["probes"] == 2
     assert res["echo"] == "still here"

@@ -349,7 +349,7 @@ def test_restore_script_is_valid_shell(tmp_path, lazy):
     assert subprocess.run(["sh", "-n", "-c", script], check=False).returncode == 0
     assert "lxc-checkpoint -n t2b-unit-none" in script and "-r -d" in script
     assert "</dev/null >restore.out 2>&1" in script            # the monitor must not hold the session
-    assert "ethtool -K eth0 tx off" in script and "echo T garp" in script and "echo T kick" in script
+    assert "ethtool -K eth0 tx off" in script and "echo T netfix" in script
     if lazy:
         assert "criu lazy-pages -D" in script and "--page-server --address 10.79.0.1 --port 27100" in script
         assert "lazy-pages.rc" in script and "lazy-pages.socket" in script
