@@ -385,7 +385,7 @@ def rollback(drv, was_frozen):
         out["ok"] = False
         out["source_error"] = "%s: %s" % (type(e).__name__, e)
     if out["ok"]:
-        drv.discard_work()      # the source runs again: the images are worth nothing now
+        out["logs_kept"] = drv.discard_work(keep_logs=True)   # the source runs again: its images are worth nothing
     else:
         out["work_kept"] = "the source's images stay in its work dir for a manual recovery"
     out["was_frozen"] = was_frozen
@@ -751,13 +751,26 @@ class LxcMigrationDriver(object):
             else:
                 os.remove(path)
 
-    def discard_work(self):
-        """Remove the source's work dir (and <lxcpath>/.arnab-migrate when nothing else migrates)."""
-        _rm_rf(self.work)
-        try:
-            os.rmdir(os.path.dirname(self.work))
-        except OSError:
-            pass
+    def discard_work(self, keep_logs=False):
+        """Remove the source's work dir (and <lxcpath>/.arnab-migrate when nothing else migrates). keep_logs: only
+        the images go and criu's logs stay for a diagnosis (the next migration clears them); returns the dir."""
+        if not keep_logs:
+            _rm_rf(self.work)
+            try:
+                os.rmdir(os.path.dirname(self.work))
+            except OSError:
+                pass
+            return None
+        for dirpath, dirnames, filenames in os.walk(self.work, topdown=False):
+            for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+                if not name.endswith(".log") and name != WORK_LOCK:
+                    os.remove(os.path.join(dirpath, name))
+            for name in dirnames:
+                try:
+                    os.rmdir(os.path.join(dirpath, name))     # fails while logs are left in it: fine
+                except OSError:
+                    pass
+        return self.work
 
     # -- memory ------------------------------------------------------------------------------------
 

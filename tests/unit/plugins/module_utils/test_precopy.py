@@ -209,8 +209,9 @@ class FakeDriver(object):
         self.source = "gone"
         return {"ok": True}
 
-    def discard_work(self):
+    def discard_work(self, keep_logs=False):
         self.calls.append("discard_work")
+        return "/w" if keep_logs else None
 
     def running_copies(self):
         return int(self.source == "running") + int(self.dest == "running")
@@ -251,8 +252,8 @@ def test_failure_at_every_step_rolls_back(method, step):
     rep = e.value.report
     assert rep["ok"] is False and rep["rolled_back"] is True and "injected" in rep["error"]
     assert drv.running_copies() == 1 and drv.source == "running" and drv.dest == "absent"
-    # destination first (never two copies), then the source's images go: the source runs again
-    assert drv.calls[-3:] == ["clean_dest", "resume_source", "discard_work"]
+    # destination first (never two copies), then the source's images go (its logs stay): the source runs again
+    assert drv.calls[-3:] == ["clean_dest", "resume_source", "discard_work"] and rep["rollback"]["logs_kept"] == "/w"
     assert "destroy_source" not in drv.calls
 
 
@@ -468,3 +469,17 @@ def test_a_dead_migrations_work_dir_is_cleared_and_a_refused_preflight_leaves_no
     assert sorted(os.listdir(str(dead))) == ["lock"]
     drv.close()                                # nothing but the lock: the work dir goes
     assert not dead.exists()
+
+
+def test_a_rolled_back_migration_keeps_criu_logs_not_images(tmp_path):
+    work = tmp_path / "src-work"
+    (work / "it-2").mkdir(parents=True)
+    (work / "it-2" / "pages-1.img").write_bytes(b"x" * 4096)
+    (work / "it-2" / "dump.log").write_text("criu said")
+    os.symlink("../it-1", str(work / "it-2" / "parent"))
+    (work / "final").mkdir()
+    (work / "final" / "core-1.img").write_bytes(b"x")
+    drv = _driver(tmp_path)
+    assert drv.discard_work(keep_logs=True) == str(work)
+    assert sorted(os.path.relpath(os.path.join(d, f), str(work)) for d, _s, fs in os.walk(str(work)) for f in fs) \
+        == ["it-2/dump.log"]
