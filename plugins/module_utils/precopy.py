@@ -773,7 +773,6 @@ class LxcMigrationDriver(object):
         return self.work
 
     # -- memory ------------------------------------------------------------------------------------
-
     def predump(self, n, parent, mode):
         self._prepare_work()
         d = os.path.join(self.work, "it-%d" % n)
