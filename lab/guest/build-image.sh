@@ -55,6 +55,7 @@ CFG
 
 # --- the guest itself
 echo arnab-guest > "$root/etc/hostname"
+: > "$root/etc/machine-id"     # each guest makes its own at boot (DUIDs, generated MACs derive from it)
 printf '127.0.0.1 localhost\n' > "$root/etc/hosts"
 printf '/dev/vda / ext4 rw,noatime 0 1\n' > "$root/etc/fstab"
 install -m 0755 "$here/files/arnab-guest-init" "$root/usr/local/sbin/arnab-guest-init"
