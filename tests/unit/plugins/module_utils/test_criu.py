@@ -186,9 +186,8 @@ def test_check_features_with_fake_runner():
     assert feats["mem_dirty_track"] is False and feats["uffd_noncoop"] is True
 
 
-
 # Runs in a network namespace of its own (nothing else's sockets are touched): a loopback connection, the net fix
-# on this process (its gratuitous ARP goes out on a dummy interface), then the kernel's TCPWinProbe counter and the
+# on this process (its gratuitous ARP goes out on a veth), then the kernel's TCPWinProbe counter and the
 # connection still carrying data.
 NETFIX_CHECK = r"""
 import json, os, socket, subprocess, sys
