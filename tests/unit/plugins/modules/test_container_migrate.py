@@ -60,6 +60,10 @@ class FakeDriver(object):
     def destroy_source(self):
         return self._s("destroy_source", {"ok": True})
 
+    def discard_work(self, keep_logs=False):
+        self.calls.append("discard_work")
+        return "/w" if keep_logs else None
+
     def close(self):
         self.calls.append("close")
 
@@ -118,7 +122,7 @@ def test_failure_rolls_back_and_still_writes_the_report(fake_driver, tmp_path):
                                                       report=str(report)))
     assert not ok and res["rolled_back"] and "rolled back" in res["msg"]
     calls = fake_driver.instances[0].calls
-    assert calls[-3:] == ["clean_dest", "resume_source", "close"] and "destroy_source" not in calls
+    assert calls[-4:] == ["clean_dest", "resume_source", "discard_work", "close"] and "destroy_source" not in calls
     assert json.loads(report.read_text())["rolled_back"] is True
 
 
