@@ -12,8 +12,9 @@ PLAYBOOK := $(VENV)/ansible-playbook -i inventories/lab
 demo: setup lab-up
 	PYTHONPATH=lab $(VENV)/python -m arnab_lab.demo
 
-## Everything CI runs: unit tests, ansible-test sanity, ansible-lint, molecule scenarios.
-test: setup unit integration sanity lint molecule
+## Everything CI runs: unit and lab tests, ansible-test sanity, ansible-lint, molecule scenarios, and the faithful
+## mode's guests (about 45 min in all here: the guests take 16-25 min of it).
+test: setup unit integration sanity lint molecule test-guest
 
 setup:
 	@bash scripts/setup.sh
@@ -55,7 +56,7 @@ bench-quick: setup lab-up
 	PYTHONPATH=lab $(VENV)/python -m arnab_lab.bench tier2 --quick
 
 ## Faithful mode (issue #6): Debian guests under qemu TCG, soft-dirty pre-copy between guest edges and a real 802.11
-## CSA. Root; about 40 min (+4 min for the first image build). Guests, taps and bridges are removed even on failure.
+## CSA. Root; 16-25 min (+2-4 min for the first image build). Guests, taps and bridges are removed even on failure.
 test-guest: setup
 	bash scripts/setup.sh guest
 	lab/labctl up >/dev/null
