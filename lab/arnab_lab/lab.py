@@ -184,9 +184,17 @@ def down(topo):
             path = os.path.join(ns_dir(topo), entry)
             if _mounted(path):
                 sh(["umount", "-l", path], check=False)
+    # Deleting a namespace destroys its veths and their peers, but only once nothing pins it any more, and then
+    # asynchronously: the control veths' root-namespace ends go now, or an `up` right after a session whose
+    # processes were killed (CI over our leftovers) finds them still there ("File exists").
+    for node in topo.nodes:
+        outside = topo_mod.control_veth_name(topo, node)
+        if os.path.exists("/sys/class/net/" + outside):
+            sh(["ip", "link", "del", outside], check=False)
+            removed.append(outside)
     for name in list_netns(topo.prefix):
         sh(["ip", "netns", "del", name], check=False)
-    # Deleting a namespace destroys its veths and their peers; the control bridge lives in the root namespace.
+    # The control bridge lives in the root namespace.
     if os.path.exists("/sys/class/net/" + topo.control_bridge):
         sh(["ip", "link", "del", topo.control_bridge], check=False)
         removed.append(topo.control_bridge)
