@@ -13,7 +13,7 @@ demo: setup lab-up
 	PYTHONPATH=lab $(VENV)/python -m arnab_lab.demo
 
 ## Everything CI runs: unit and lab tests, ansible-test sanity, ansible-lint, molecule scenarios, and the faithful
-## mode's guests (about 45 min in all here: the guests take 16-25 min of it).
+## mode's guests (32 min in all from a fresh clone here, the guests 14-16 min of it).
 test: setup unit integration sanity lint molecule test-guest
 
 setup:
