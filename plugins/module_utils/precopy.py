@@ -742,14 +742,7 @@ class LxcMigrationDriver(object):
             raise PreflightError("container %s is already being migrated from this edge (%s is locked)"
                                  % (self.name, os.path.join(self.work, WORK_LOCK)))
         self.work_lock = fd
-        for entry in os.listdir(self.work):
-            path = os.path.join(self.work, entry)
-            if entry == WORK_LOCK:
-                continue
-            if os.path.isdir(path) and not os.path.islink(path):
-                _rm_rf(path)
-            else:
-                os.remove(path)
+        self._empty_work(keep=lambda name: False)
 
     def discard_work(self, keep_logs=False):
         """Remove the source's work dir (and <lxcpath>/.arnab-migrate when nothing else migrates). keep_logs: only
@@ -761,16 +754,20 @@ class LxcMigrationDriver(object):
             except OSError:
                 pass
             return None
+        self._empty_work(keep=lambda name: name.endswith(".log"))
+        return self.work
+
+    def _empty_work(self, keep):
+        """Remove everything under the work dir but the lock and the files whose name ``keep`` accepts."""
         for dirpath, dirnames, filenames in os.walk(self.work, topdown=False):
             for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
-                if not name.endswith(".log") and name != WORK_LOCK:
+                if not keep(name) and os.path.join(dirpath, name) != os.path.join(self.work, WORK_LOCK):
                     os.remove(os.path.join(dirpath, name))
             for name in dirnames:
                 try:
-                    os.rmdir(os.path.join(dirpath, name))     # fails while logs are left in it: fine
+                    os.rmdir(os.path.join(dirpath, name))     # fails while kept files are left in it: fine
                 except OSError:
                     pass
-        return self.work
 
     # -- memory ------------------------------------------------------------------------------------
     def predump(self, n, parent, mode):

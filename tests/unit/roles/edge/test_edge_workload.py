@@ -61,6 +61,15 @@ def ramsim(binary):
         p.wait()
 
 
+def read_until_closed(sock):
+    data = b""
+    while True:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def kv(line):
     return dict(tok.split("=", 1) for tok in line.split()[1:] if "=" in tok)
 
@@ -116,13 +125,7 @@ def test_ramsim_control_protocol(binary, ramsim):
     # several commands on one connection, answered in order
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.sendall(b"ping\r\nstatus\nquit\n")
-    data = b""
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    lines = data.decode().splitlines()
+    lines = read_until_closed(s).decode().splitlines()
     assert lines[0].startswith("pong") and lines[1].startswith("ok ramsim") and len(lines) == 2
 
 
@@ -156,12 +159,7 @@ def test_video_stream_is_checked_end_to_end(binary):
         assert 1500 < float(v["kbps"]) < 2500
         s = socket.create_connection(("127.0.0.1", port), timeout=10)
         s.sendall(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
-        resp = b""
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            resp += chunk
+        resp = read_until_closed(s)
         assert resp.startswith(b"HTTP/1.1 200 OK") and b'"clients_total": 1' in resp
     finally:
         p.kill()
