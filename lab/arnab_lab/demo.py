@@ -3,11 +3,10 @@ migration; print what moved where and write the Fig. 3 (and, after a benchmark, 
 import glob
 import json
 import os
-import socket
 import sys
 import time
 
-from arnab_lab import report
+from arnab_lab import radio, report
 from arnab_lab.runner import REPO, PlaybookFailed, run_playbook
 
 RADIO = "/run/arnab-lab/radio.sock"
@@ -18,23 +17,14 @@ def say(text):
     print("[demo %s] %s" % (time.strftime("%H:%M:%S"), text), file=sys.stderr, flush=True)
 
 
-def radio(request):
-    """One request to the emulated radio (JSON lines over its Unix socket)."""
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.connect(RADIO)
-        sock.sendall((json.dumps(request) + "\n").encode())
-        reply = sock.makefile().readline()
-    return json.loads(reply)
-
-
 def walk_to_the_other_ap(client):
     """The user walks: put the client next to the AP that does not serve it now (emulated radio)."""
-    state = radio({"op": "state"})["state"]
+    state = radio.ask(RADIO, {"op": "state"})["state"]
     aps, me = state["aps"], state["clients"][client]
     serving = me["link"] or (me["vaps"] or [None])[0]
     target = next(name for name in sorted(aps) if name != serving)
     x, y = aps[target]["position"]
-    radio({"op": "move", "client": client, "position": [x - 3, y]})
+    radio.ask(RADIO, {"op": "move", "client": client, "position": [x - 3, y]})
     return serving, target
 
 

@@ -451,11 +451,6 @@ class AirSwitch:
             self.wire = None
             return False
 
-    def _tc(self, argv, stdin):
-        result = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=10, check=False)
-        if result.returncode != 0:
-            LOG.error("%s: %s", openflow.command_text(argv), result.stderr.strip())
-
     def _kick(self, netns, dev):
         try:
             if (netns, dev) not in self.sockets:
@@ -595,6 +590,17 @@ def serve(radio, path):
         os.unlink(path)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     return Server(path, Handler)
+
+
+def ask(path, request, timeout=None):
+    """A client's side of serve(): one request to the radio at `path`, one JSON line each way -> the reply."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        handle = sock.makefile("rwb")
+        handle.write((json.dumps(request) + "\n").encode())
+        handle.flush()
+        return json.loads(handle.readline())
 
 
 def _exit_on_signal(signum, _frame):

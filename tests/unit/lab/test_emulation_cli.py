@@ -9,6 +9,7 @@ import time
 from ansible_collections.arnab.testbed.plugins.module_utils import odin
 from ansible_collections.arnab.testbed.plugins.module_utils.odin_client import OdinAgentClient
 
+from arnab_lab import radio
 from test_radio import C1, INVENTORY
 
 LAB = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))), "lab")
@@ -24,12 +25,7 @@ def wait_for(predicate, limit=10.0):
 
 
 def radio_request(path, **request):
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.connect(path)
-        f = sock.makefile("rwb")
-        f.write((json.dumps(request) + "\n").encode())
-        f.flush()
-        return json.loads(f.readline())
+    return radio.ask(path, request)
 
 
 def test_radio_and_agent_processes(tmp_path):
