@@ -31,6 +31,7 @@ import time
 import yaml
 
 from arnab_lab import report as report_mod
+from arnab_lab.lab import rate_bits
 from arnab_lab.runner import LAB_INVENTORY, REPO, PlaybookFailed, run_playbook
 
 LABCTL = os.path.join(REPO, "lab", "labctl")
@@ -120,9 +121,10 @@ def labctl_exec(node, argv, timeout=120, check=False):
                           timeout=timeout, check=check)
 
 
-def use_venv():
-    """ansible-runner execs ansible-playbook from PATH: make it this interpreter's (the venv's), as make does."""
-    bindir = os.path.dirname(os.path.abspath(sys.executable))
+def use_venv(bindir=None):
+    """ansible-runner execs ansible-playbook from PATH: put `bindir` (default: this interpreter's, the venv's, as
+    make does) first on it, once."""
+    bindir = bindir or os.path.dirname(os.path.abspath(sys.executable))
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
@@ -135,15 +137,6 @@ def lab_vars(inventory=LAB_INVENTORY):
     lab = yaml.safe_load(open(os.path.join(inventory, "group_vars", "all", "lab.yml")))["lab"]
     return {"edges": edges, "workloads": {w["name"]: w for w in workloads}, "workload_list": workloads,
             "rate": lab["backhaul"]["rate"], "rate_bits": rate_bits(lab["backhaul"]["rate"])}
-
-
-def rate_bits(rate):
-    """tc rate ('1gbit', '100mbit') -> bits per second."""
-    units = (("gbit", 10 ** 9), ("mbit", 10 ** 6), ("kbit", 10 ** 3), ("bit", 1))
-    for suffix, mult in units:
-        if str(rate).lower().endswith(suffix):
-            return float(str(rate)[:-len(suffix)]) * mult
-    return float(rate)
 
 
 def container_states(name, edges):

@@ -14,14 +14,13 @@ import csv
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from arnab_lab import report, runner
+from arnab_lab import bench, radio, report, runner
 
 REPO = runner.REPO
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
@@ -35,14 +34,10 @@ RADIO_EVENTS = ("csa_received", "channel_switch_start", "channel_switch_done", "
                 "air_flows", "vap_add", "vap_remove")
 
 
-def env():
-    """ansible-runner finds ansible-playbook on PATH: the venv's."""
-    return dict(os.environ, PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""))
-
-
 def inventory_list(inventory):
+    bench.use_venv(VENV_BIN)
     out = subprocess.run([os.path.join(VENV_BIN, "ansible-inventory"), "-i", inventory, "--list"],
-                         capture_output=True, text=True, check=True, env=env()).stdout
+                         capture_output=True, text=True, check=True).stdout
     return json.loads(out)
 
 
@@ -70,13 +65,7 @@ class Lab:
 def radio_request(lab, request):
     """One request to the lab's emulated radio; None if it does not answer."""
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(5)
-            sock.connect(lab.radio_socket)
-            handle = sock.makefile("rwb")
-            handle.write((json.dumps(request) + "\n").encode())
-            handle.flush()
-            return json.loads(handle.readline())
+        return radio.ask(lab.radio_socket, request, timeout=5)
     except (OSError, ValueError):
         return None
 
@@ -149,7 +138,7 @@ class Probe:
 
 def migrate(lab, client, target, quiet=True):
     """One vAP move through playbooks/migrate_vap.yml (no probe of its own) -> vap_migrate's result."""
-    os.environ["PATH"] = env()["PATH"]
+    bench.use_venv(VENV_BIN)
     with tempfile.TemporaryDirectory(prefix="arnab-bench1-") as tmp:
         results = runner.run_playbook("migrate_vap.yml", {"client": client, "target": target, "probe": False,
                                                           "report": os.path.join(tmp, "vap.json")},
@@ -283,14 +272,14 @@ def run(inventory, migrations, client="client1", aps=("ap1", "ap2"), settle=1.5,
         started = res["started"]
         # the last step's end (the timeline counts from the start, preflight included), plus the switch's tail
         until = started + max(e["start_ms"] + e["duration_ms"] for e in res["timeline"]) / 1000.0 + 0.5
-        radio = switch_view(events, started, until)
+        switch = switch_view(events, started, until)
         rows.append({"index": move["index"], "from_ap": res["from_ap"], "to_ap": res["to_ap"],
                      "channel_switch": res["channel_switch"], "started": started,
                      "control_path_ms": res["control_path_ms"], "total_ms": res["total_ms"],
                      "client_gap_ms": gap_of(stream, started, until),
-                     "csa_ms": radio.get("csa_received"), "switch_start_ms": radio.get("channel_switch_start"),
-                     "switch_done_ms": radio.get("channel_switch_done"),
-                     "held_ms": radio.get("frames_held"), "released_ms": radio.get("frames_released"),
+                     "csa_ms": switch.get("csa_received"), "switch_start_ms": switch.get("channel_switch_start"),
+                     "switch_done_ms": switch.get("channel_switch_done"),
+                     "held_ms": switch.get("frames_held"), "released_ms": switch.get("frames_released"),
                      "ok": bool(stream and stream.get("ok"))})
     summary = summarize(rows, lab.channel_switch_delay_ms)
     summary["stream"] = {"ok": stream.get("ok"), "reset": stream.get("reset"), "problem": stream.get("problem"),

@@ -404,13 +404,14 @@ def _make_link(topo, index, link):
 
 def _shape(topo, node, ifname, rate):
     """tbf at `rate`; the burst is one 4 ms tick of traffic so short bursts stay close to the rate."""
-    bits = _rate_bits(rate)
+    bits = rate_bits(rate)
     burst = max(bits // 8 // 250, 32 * 1024)
     sh(in_netns(topo, node, ["tc", "qdisc", "replace", "dev", ifname, "root", "tbf", "rate", rate,
                              "burst", str(burst), "latency", "50ms"]))
 
 
-def _rate_bits(rate):
+def rate_bits(rate):
+    """tc rate ('1gbit', '100mbit') -> bits per second."""
     units = {"kbit": 10 ** 3, "mbit": 10 ** 6, "gbit": 10 ** 9, "bit": 1}
     for suffix, mult in units.items():
         if rate.lower().endswith(suffix):
