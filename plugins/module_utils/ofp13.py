@@ -59,10 +59,9 @@ def _field(key, value):
     text = str(value)
     if kind == "port":
         return _oxm(number, struct.pack("!I", int(text)))
-    if kind == "u16":
-        return _oxm(number, struct.pack("!H", int(value) if not isinstance(value, str) else int(value, 0)))
-    if kind == "u8":
-        return _oxm(number, struct.pack("!B", int(value) if not isinstance(value, str) else int(value, 0)))
+    if kind in ("u16", "u8"):
+        number_value = int(value, 0) if isinstance(value, str) else int(value)   # "0x0800" or 2048
+        return _oxm(number, struct.pack("!H" if kind == "u16" else "!B", number_value))
     if kind == "mac":
         mac, _sep, mask = text.partition("/")
         return _oxm(number, _mac(mac), _mac(mask) if mask else None)
