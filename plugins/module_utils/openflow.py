@@ -7,6 +7,12 @@ A switch is named by ``target``: a local bridge name (``br0``) or a connection s
 (``tcp:10.77.0.11:6634``, ``ssl:...``, ``unix:/run/.../br0.mgmt``). Flows are owned by cookie: a
 caller only ever reads, adds or deletes flows carrying its own cookie, so flows of others survive.
 Pure standard library; ``run`` is injected (AnsibleModule.run_command or a subprocess wrapper).
+
+What goes to ovs-ofctl: every command is an argv list built by :func:`ofctl_argv`; the only text ovs-ofctl reads
+from its standard input (``add-flows -``) is built by :func:`batch_command` from :class:`Flow` objects whose match
+and actions passed :func:`check_match` / :func:`check_actions` (no control character, so no extra line; no space or
+reserved key in a match, so no ``cookie=`` of someone else's flows), and the batch refuses a line that would hold
+one anyway.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,6 +22,8 @@ __metaclass__ = type
 import ipaddress
 import re
 import shlex
+
+from ansible_collections.arnab.testbed.plugins.module_utils import validate
 
 PROTOCOLS = {"1.0": "OpenFlow10", "1.3": "OpenFlow13"}
 TARGET_PREFIXES = ("tcp:", "ssl:", "unix:")
@@ -37,6 +45,12 @@ _STATISTICS = {"duration", "n_packets", "n_bytes", "idle_age", "hard_age", "rese
                "n_offload_packets", "n_offload_bytes", "send_flow_rem", "check_overlap", "no_packet_counts",
                "no_byte_counts", "importance", "idle_timeout", "hard_timeout"}
 _PORT_FIELDS = {"in_port"}
+# Keys that are part of a flow mod but not of its match: the module sets them from its own options; in a match
+# they would override ours (a later cookie= wins in ovs-ofctl: a delete_strict could then reach other cookies).
+_RESERVED_MATCH_KEYS = {"cookie", "table", "priority", "actions", "out_port", "out_group"} | _STATISTICS
+_MATCH_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*", re.ASCII)
+_MATCH_VALUE = re.compile(r"[A-Za-z0-9_.:/+-]+", re.ASCII)
+_ACTIONS_BAD = re.compile(r"[^A-Za-z0-9_.:/+,()=\[\]> -]", re.ASCII)
 
 
 class OpenFlowError(Exception):
@@ -44,13 +58,27 @@ class OpenFlowError(Exception):
 
 
 def validate_target(target):
-    """A bridge name or a tcp:/ssl:/unix: connection string."""
-    target = str(target).strip()
-    if target.startswith(TARGET_PREFIXES):
-        return target
-    if re.match(r"^[\w.-]{1,15}$", target):
-        return target
-    raise OpenFlowError("target %r is neither a bridge name nor tcp:/ssl:/unix: connection" % target)
+    """A bridge name (an interface name) or a connection string: ``tcp:HOST[:PORT]``, ``ssl:HOST[:PORT]`` (IPv6
+    in brackets) or ``unix:/ABSOLUTE/PATH``. Anything else, a control character included, is refused."""
+    text = str(target)
+    try:
+        validate.no_control_chars(text, "target")
+        if text.startswith(("tcp:", "ssl:")):
+            rest = text[4:]
+            m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d+))?", rest) or re.fullmatch(r"([^:\[\]]+)(?::(\d+))?", rest)
+            if not m:
+                raise validate.ValidationError("target %r: write tcp:HOST:PORT or ssl:HOST:PORT" % text)
+            validate.host(m.group(1), "target %r: host" % text)
+            if m.group(2) is not None:
+                validate.port(m.group(2), "target %r: port" % text)
+            return text
+        if text.startswith("unix:"):
+            validate.abs_path(text[5:], "target %r: socket" % text)
+            return text
+        validate.ifname(text, "target %r: bridge name" % text)
+    except validate.ValidationError as exc:
+        raise OpenFlowError("%s (target is a bridge name or a tcp:/ssl:/unix: connection string)" % exc)
+    return text
 
 
 def ofctl_argv(subcommand, target, *args, **options):
@@ -75,6 +103,56 @@ def ofctl_argv(subcommand, target, *args, **options):
 def command_text(argv):
     """argv -> a shell-quoted line (what modules return in ``commands``)."""
     return " ".join(shlex.quote(a) for a in argv)
+
+
+def _no_control_chars(value, what):
+    try:
+        return validate.no_control_chars(value, what)
+    except validate.ValidationError as exc:
+        raise OpenFlowError(str(exc))
+
+
+def check_match(match, what="match"):
+    """A match as the module takes it, refused unless every ``key=value`` word is one field: no control
+    character, no space (ovs-ofctl splits at spaces too), no reserved key (cookie, table, priority, actions...),
+    values of letters, digits and ``_.:/+-`` only. Returns the text."""
+    text = _no_control_chars(match, what)
+    for word in _split_top(text):
+        key, sep, value = word.partition("=")
+        if not _MATCH_KEY.fullmatch(key):
+            raise OpenFlowError("%s %r: %r is not a match field (write key=value or a shorthand such as ip, arp, "
+                                "tcp, separated by commas, no spaces)" % (what, text, word))
+        if key in _RESERVED_MATCH_KEYS:
+            raise OpenFlowError("%s %r: %r does not belong in a match; cookie, table and priority are options of "
+                                "their own, actions go in actions" % (what, text, key))
+        if sep and not _MATCH_VALUE.fullmatch(value):
+            raise OpenFlowError("%s %r: the value of %s (%r) may hold letters, digits and '_.:/+-' only"
+                                % (what, text, key, value))
+    return text
+
+
+def check_actions(actions, what="actions"):
+    """Actions as the module takes them: letters, digits and ``_.:/+-,()=[]>`` only (what ovs-ofctl's actions
+    are written with: ``output:eth1``, ``set_field:10.0.0.1->nw_dst``, ``load:0x1->NXM_NX_REG0[0..15]``,
+    ``ct(commit,zone=1)``), spaces only around commas, balanced parentheses. So no control character (a newline
+    would start another flow mod), no ``#`` (a comment in ovs-ofctl's flow file), no quote. Returns the text."""
+    text = _no_control_chars(actions, what)
+    bad = _ACTIONS_BAD.search(text)
+    if bad:
+        raise OpenFlowError("%s %r: %r at position %d is not allowed; actions hold letters, digits and "
+                            "'_.:/+-,()=[]>' only" % (what, text, bad.group(0), bad.start()))
+    for action in _split_top(text):
+        if re.search(r"\s", action):
+            raise OpenFlowError("%s %r: %r holds a space; separate actions with commas and write each without "
+                                "spaces" % (what, text, action))
+    depth = 0
+    for ch in text:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth < 0:
+            break
+    if depth:
+        raise OpenFlowError("%s %r: unbalanced parentheses" % (what, text))
+    return text
 
 
 def client_cookie(sta_mac):
@@ -297,8 +375,12 @@ class Command:
 def batch_command(target, to_add, to_delete, version="1.0"):
     """All changes of one switch in ONE ovs-ofctl: ``add`` lines first, then ``delete_strict`` lines,
     applied in order (one process start instead of one per flow: tens of ms each)."""
-    stdin = "".join(["add %s\n" % f.spec() for f in to_add] +
-                    ["delete_strict %s\n" % f.delete_spec() for f in to_delete])
+    lines = ["add %s" % f.spec() for f in to_add] + ["delete_strict %s" % f.delete_spec() for f in to_delete]
+    for line in lines:
+        # Last line of defence: one flow mod per line, whatever a caller put into a Flow.
+        if validate.control_char(line):
+            raise OpenFlowError("refusing a flow mod with a control character: %r" % line)
+    stdin = "".join(line + "\n" for line in lines)
     return Command(ofctl_argv("add-flows", target, "-", version=version), stdin, flows=(list(to_add), list(to_delete)))
 
 
@@ -432,7 +514,9 @@ def odin_client_pair(sta_ip, ap_port, uplink_port, cookie=ODIN_COOKIE, priority=
     ``in_port=<ap>,dl_type=0x0800,nw_src=<ip> -> output:<uplink>`` and the reverse with nw_dst;
     with ARP: ``dl_type=0x0806,arp_spa=<ip>`` up and ``arp_tpa=<ip>`` down.
     """
-    ip = str(ipaddress.IPv4Address(str(sta_ip)))
+    ip = _ipv4(sta_ip, "sta_ip")
+    ap_port = _port_name(ap_port, "ap_port")
+    uplink_port = _port_name(uplink_port, "uplink_port")
     flows = [
         Flow("in_port=%s,dl_type=0x0800,nw_src=%s" % (ap_port, ip), "output:%s" % uplink_port, cookie, priority),
         Flow("in_port=%s,dl_type=0x0800,nw_dst=%s" % (uplink_port, ip), "output:%s" % ap_port, cookie, priority),
@@ -448,19 +532,41 @@ def odin_client_pair(sta_ip, ap_port, uplink_port, cookie=ODIN_COOKIE, priority=
 def data_switch_steering(sta_ip, toward_port, cookie=ODIN_COOKIE, priority=ODIN_PRIORITY):
     """Data switch flows sending the client's IPv4 and ARP traffic toward the port of its current AP
     (a learning switch would keep sending to the old AP until the client speaks again)."""
-    ip = str(ipaddress.IPv4Address(str(sta_ip)))
+    ip = _ipv4(sta_ip, "sta_ip")
+    toward_port = _port_name(toward_port, "toward_port")
     return [
         Flow("dl_type=0x0800,nw_dst=%s" % ip, "output:%s" % toward_port, cookie, priority),
         Flow("dl_type=0x0806,arp_tpa=%s" % ip, "output:%s" % toward_port, cookie, priority),
     ]
 
 
+def _ipv4(value, what):
+    try:
+        return str(ipaddress.IPv4Address(validate.no_control_chars(value, what)))
+    except (ValueError, validate.ValidationError):
+        raise OpenFlowError("%s %r is not an IPv4 address like 10.78.0.100" % (what, value))
+
+
+def _port_name(value, what):
+    """An OVS port: a number, LOCAL, or an interface name."""
+    text = str(value)
+    if re.fullmatch(r"[0-9]+", text, re.ASCII):
+        return text
+    try:
+        return validate.ifname(text, what)
+    except validate.ValidationError as exc:
+        raise OpenFlowError(str(exc))
+
+
 def flows_from_params(items, cookie, priority):
-    """Module option ``flows`` (list of {match, actions, priority?, table?}) -> [Flow]."""
+    """Module option ``flows`` (list of {match, actions, priority?, table?}) -> [Flow], each match and actions
+    checked (:func:`check_match`, :func:`check_actions`) before anything reads or changes a switch."""
     flows = []
-    for item in items or ():
+    for i, item in enumerate(items or ()):
         if "match" not in item or "actions" not in item:
             raise OpenFlowError("each flow needs 'match' and 'actions': %r" % (item,))
+        check_match(item["match"], "flows[%d].match" % i)
+        check_actions(item["actions"], "flows[%d].actions" % i)
         flows.append(Flow(item["match"], item["actions"], cookie,
                           item.get("priority") if item.get("priority") is not None else priority,
                           item.get("table") or 0))

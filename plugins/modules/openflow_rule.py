@@ -16,6 +16,11 @@ description:
   - The module owns the flows carrying O(cookie); it reads only those (C(dump-flows cookie=C/-1)),
     compares them with the wanted ones (port names resolved to numbers, C(ip)/C(arp) shorthands
     expanded) and adds or deletes only the difference. Flows with other cookies are never touched.
+  - Every option is checked before the switch is read or changed. No string option may hold a control character
+    (newline, CR, NUL, tab, anything below 0x20, 0x7f); a match is C(key=value) words and shorthands separated by
+    commas, without spaces, without C(cookie), C(table), C(priority) or C(actions) (options of their own); actions
+    hold letters, digits and C(_.:/+-,()=[]>) only, without spaces inside an action. So each flow is one line of
+    the flow mods that C(ovs-ofctl add-flows) reads, and no value can add another flow mod or reach another cookie.
   - O(odin_client_pair) is a shorthand for Odin's per-client flow pair at an AP (cookie, priority 200,
     C(in_port=<ap>,dl_type=0x0800,nw_src=<ip> -> output:<uplink>) and the reverse), plus the ARP pair
     C(arp_spa)/C(arp_tpa) that a client needs to resolve addresses.
@@ -36,9 +41,10 @@ options:
       - Cookie of the flows this task owns.
       - Default with O(odin_client_pair) is the per-client cookie derived from its C(sta_mac)
         (C(0x0d1a) followed by the MAC), or Odin's C(12345) without a C(sta_mac). Required otherwise.
+      - 1 to 2^64-2; C(0) is refused (every flow added without a cookie carries it, so the task would own them).
     type: int
   priority:
-    description: Default priority of the flows in O(flows).
+    description: Default priority of the flows in O(flows) (0 to 65535).
     type: int
     default: 32768
   flows:
@@ -48,18 +54,22 @@ options:
     default: []
     suboptions:
       match:
-        description: Match in C(ovs-ofctl) syntax, e.g. C(in_port=ap,ip,nw_src=10.78.0.100).
+        description:
+          - Match in C(ovs-ofctl) syntax, e.g. C(in_port=ap,ip,nw_src=10.78.0.100).
+          - Values may hold letters, digits and C(_.:/+-); no spaces, no control characters.
         type: str
         required: true
       actions:
-        description: Actions in C(ovs-ofctl) syntax, e.g. C(output:eth1).
+        description:
+          - Actions in C(ovs-ofctl) syntax, e.g. C(output:eth1).
+          - Letters, digits and C(_.:/+-,()=[]>) only, spaces only around commas, balanced parentheses.
         type: str
         required: true
       priority:
         description: Priority of this flow; default O(priority).
         type: int
       table:
-        description: Table of this flow.
+        description: Table of this flow (0 to 254).
         type: int
         default: 0
   odin_client_pair:
@@ -67,18 +77,18 @@ options:
     type: dict
     suboptions:
       sta_ip:
-        description: The client's IPv4 address.
+        description: The client's IPv4 address (dotted quad).
         type: str
         required: true
       sta_mac:
         description: The client's MAC; gives the default O(cookie).
         type: str
       ap_port:
-        description: Port toward the radio (the agent's tap).
+        description: Port toward the radio (the agent's tap); an interface name or a port number.
         type: str
         default: ap
       uplink_port:
-        description: Uplink port toward the data network.
+        description: Uplink port toward the data network; an interface name or a port number.
         type: str
         default: eth1
       arp:
@@ -102,7 +112,7 @@ options:
     choices: [present, absent]
     default: present
   ofctl:
-    description: Path of C(ovs-ofctl).
+    description: C(ovs-ofctl) to run, a program name looked up on C(PATH) or an absolute path (no arguments).
     type: path
     default: ovs-ofctl
 attributes:
@@ -177,8 +187,31 @@ cookie:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.arnab.testbed.plugins.module_utils import openflow
-from ansible_collections.arnab.testbed.plugins.module_utils.odin import OdinValueError, normalize_mac
+from ansible_collections.arnab.testbed.plugins.module_utils import openflow, validate
+
+MAX_COOKIE = 2 ** 64 - 2   # all ones is the "any cookie" of a flow mod
+
+
+def check_params(params):
+    """Every option, before anything is read or changed: raises OpenFlowError or ValidationError."""
+    validate.strings(params)
+    openflow.validate_target(params["target"])
+    validate.command(params["ofctl"], "ofctl")
+    _int_range(params["priority"], 0, 65535, "priority")
+    for i, item in enumerate(params["flows"] or ()):
+        if item.get("priority") is not None:
+            _int_range(item["priority"], 0, 65535, "flows[%d].priority" % i)
+        _int_range(item.get("table") or 0, 0, 254, "flows[%d].table" % i)
+    pair = params["odin_client_pair"]
+    if pair:
+        if pair.get("sta_mac") is not None:
+            validate.mac(pair["sta_mac"], "odin_client_pair.sta_mac")
+        _int_range(pair["priority"], 0, 65535, "odin_client_pair.priority")
+
+
+def _int_range(value, low, high, what):
+    if not low <= int(value) <= high:
+        raise validate.ValidationError("%s %d is out of range (%d to %d)" % (what, int(value), low, high))
 
 
 def wanted_flows(params):
@@ -186,9 +219,13 @@ def wanted_flows(params):
     pair = params["odin_client_pair"]
     cookie = params["cookie"]
     if cookie is None and pair:
-        cookie = openflow.client_cookie(normalize_mac(pair["sta_mac"])) if pair.get("sta_mac") else openflow.ODIN_COOKIE
+        cookie = (openflow.client_cookie(validate.mac(pair["sta_mac"], "odin_client_pair.sta_mac"))
+                  if pair.get("sta_mac") else openflow.ODIN_COOKIE)
     if cookie is None:
         raise openflow.OpenFlowError("cookie is required unless odin_client_pair is given")
+    if not 0 < cookie <= MAX_COOKIE:
+        raise openflow.OpenFlowError("cookie %d: use 1 to 2^64-2 (0 is the cookie of every flow added without one: "
+                                     "the task would own flows it did not add)" % cookie)
     flows = openflow.flows_from_params(params["flows"], cookie, params["priority"])
     if pair:
         flows += openflow.odin_client_pair(pair["sta_ip"], pair["ap_port"], pair["uplink_port"], cookie,
@@ -222,6 +259,7 @@ def main():
 
     result = dict(changed=False, commands=[], added=[], deleted=[])
     try:
+        check_params(p)
         cookie, want = wanted_flows(p)
         result["cookie"] = cookie
         table = openflow.FlowTable(run, p["target"], p["openflow_version"])
@@ -238,7 +276,7 @@ def main():
                       changed=bool(argvs))
         if argvs and not module.check_mode:
             table.apply(argvs)
-    except (openflow.OpenFlowError, OdinValueError, ValueError) as exc:
+    except (openflow.OpenFlowError, ValueError) as exc:   # ValidationError is a ValueError
         module.fail_json(msg=str(exc), **result)
 
     if module._diff:

@@ -112,3 +112,39 @@ def test_replacing_actions_is_gapless():
     assert to_add == new and to_delete == [old[1]]     # in_port=1 is replaced by the add, not deleted
     text = openflow.batch_command("br0", to_add, to_delete).stdin
     assert text.index("add ") < text.index("delete_strict ")
+
+
+@pytest.mark.parametrize("target", ["br0", "br-air", "tcp:10.77.0.11:6634", "tcp:10.77.0.11", "ssl:ap1.lab:6634",
+                                    "tcp:[fe80::1]:6634", "unix:/run/openvswitch/br0.mgmt"])
+def test_targets_accepted(target):
+    assert openflow.validate_target(target) == target
+    assert openflow.ofctl_argv("dump-flows", target)[-1] == target
+
+
+@pytest.mark.parametrize("target", ["br0\n", "br0 ", "-br0", "tcp:10.77.0.11:6634\n", "tcp:$(id):6634",
+                                    "tcp:10.77.0.11:66a", "unix:run/x", "unix:/run/x\x00", "udp:1.2.3.4:1", "",
+                                    "tcp:[fe80::1:6634", "brüde"])
+def test_targets_refused(target):
+    with pytest.raises(openflow.OpenFlowError, match="target"):
+        openflow.validate_target(target)
+
+
+def test_match_and_actions_checks():
+    assert openflow.check_match("in_port=ap,ip,nw_src=10.78.0.0/24") == "in_port=ap,ip,nw_src=10.78.0.0/24"
+    assert openflow.check_actions("set_field:10.0.0.1->nw_dst,load:0x1->NXM_NX_REG0[0..15],ct(commit,zone=1)")
+    for match in ["ip\n", "ip cookie=1", "cookie=1", "ip,nw_src=$(id)", "ip;x", "in_port='a'"]:
+        with pytest.raises(openflow.OpenFlowError):
+            openflow.check_match(match)
+    for actions in ["drop\n", "output:1 2", "output:$(id)", "output:`id`", "output:1;x", "output:'a'", 'output:"a"']:
+        with pytest.raises(openflow.OpenFlowError):
+            openflow.check_actions(actions)
+
+
+def test_odin_pair_ports_and_ip_checked():
+    with pytest.raises(openflow.OpenFlowError, match="ap_port"):
+        openflow.odin_client_pair("10.78.0.100", "ap,cookie=0", "eth1")
+    with pytest.raises(openflow.OpenFlowError, match="sta_ip"):
+        openflow.odin_client_pair("10.78.0.100\n", "ap", "eth1")
+    with pytest.raises(openflow.OpenFlowError, match="toward_port"):
+        openflow.data_switch_steering("10.78.0.100", "3\nadd")
+    assert len(openflow.odin_client_pair("10.78.0.100", "1", "eth1")) == 4

@@ -54,8 +54,9 @@ def test_ifname_refused(value):
 def test_mac():
     assert validate.mac("02-C0-00-00-00-01") == "02:c0:00:00:00:01"
     assert validate.mac("02:c0:00:00:00:01") == "02:c0:00:00:00:01"
-    for bad in SHELL_PAYLOADS + ["02:c0:00:00:00:01\n", "02:c0-00:00:00:01", "02:c0:00:00:00", "02c000000001",
-                                " 02:c0:00:00:00:01", "gg:c0:00:00:00:01"]:
+    bad_macs = ["02:c0:00:00:00:01\n", "02:c0-00:00:00:01", "02:c0:00:00:00", "02c000000001", " 02:c0:00:00:00:01",
+                "gg:c0:00:00:00:01"]
+    for bad in SHELL_PAYLOADS + bad_macs:
         with pytest.raises(ValidationError):
             validate.mac(bad, "sta_mac")
 
