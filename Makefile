@@ -6,7 +6,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 PLAYBOOK := $(VENV)/ansible-playbook -i inventories/lab
 
 .PHONY: demo test setup lab-up lab-down unit integration sanity lint molecule bench bench-quick bench-tier1 bench-tier2 \
-	test-guest clean
+	test-guest clean click test-click
 
 ## The main job: set up, bring the emulated lab up, run it and print its report.
 demo: setup lab-up
@@ -14,7 +14,7 @@ demo: setup lab-up
 
 ## Everything CI runs: unit and lab tests, ansible-test sanity, ansible-lint, molecule scenarios, and the faithful
 ## mode's guests (32 min in all from a fresh clone here, the guests 14-16 min of it).
-test: setup unit integration sanity lint molecule test-guest
+test: setup unit integration sanity lint molecule test-guest test-click
 
 setup:
 	@bash scripts/setup.sh
@@ -41,6 +41,16 @@ lint: setup
 
 molecule: setup
 	bash scripts/molecule.sh
+
+## Real Click with the OdinAgent element, built from ARNAB_CLICK_SRC and cached by source hash (docs/click.md);
+## test-click loads every inventory's agent configuration in it and runs the differential test against the
+## emulated agent (skipped, saying so, when no Click source is available).
+click: setup
+	bash scripts/build-click.sh
+
+test-click: setup
+	bash scripts/build-click.sh --if-available >/dev/null
+	$(VENV)/pytest -v -rs tests/click
 
 ## Benchmarks (ratios measured side by side in one run; see docs/benchmarks.md).
 bench-tier1: setup lab-up

@@ -499,7 +499,9 @@ def _start_radio(topo):
 CLICK_SHIM = """#!/bin/sh
 # EMULATED Click for the arnab lab: `click CONFIG.cli` runs the lab's emulated Odin agent (arnab_lab.odin_agent),
 # which reads the same Click configuration a real OpenWrt AP would run. Made by lab/labctl.
-[ -n "$1" ] || {{ echo "usage: click CONFIG.cli" >&2; exit 64; }}
+[ -n "$1" ] || {{ echo "usage: click [-q] CONFIG.cli" >&2; exit 64; }}
+# click -q [CONFIG]: load and check, do not run (stdin without CONFIG), as odin_agent_config does before a write.
+[ "$1" = -q ] && exec env PYTHONPATH={lab} {python} -m arnab_lab.odin_agent --check --config "${{2:--}}"
 [ -r "$1" ] || {{ echo "click: cannot read $1" >&2; exit 66; }}
 # The emulation runs with the lab's Python; Ansible on the AP has none (the inventory's interpreter is void).
 exec env PYTHONPATH={lab} {python} -m arnab_lab.odin_agent --config "$1" --bind {ip} --radio {radio} --name {name}

@@ -14,6 +14,7 @@ import json
 import logging
 import socket
 import socketserver
+import sys
 import threading
 import time
 
@@ -510,15 +511,36 @@ def stop(server):
     server.server_close()
 
 
+def check(config_path):
+    """`click -q` of the emulation: the agent's parameters must read back from the configuration."""
+    try:
+        if config_path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(config_path) as handle:
+                text = handle.read()
+        odin.parse_agent_config(text)
+    except (OSError, ValueError, KeyError, IndexError) as exc:
+        print("%s: emulated Odin agent cannot use this configuration: %s" % (config_path, exc), file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="arnab_lab.odin_agent", description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--config", required=True, help="agent Click configuration (.cli) rendered by odin.py")
-    parser.add_argument("--bind", required=True, help="IP address to serve the ControlSocket on and ping from")
+    parser.add_argument("--bind", help="IP address to serve the ControlSocket on and ping from (required to run)")
     parser.add_argument("--radio", default=None, help="emulated radio socket (e.g. /run/arnab-lab/radio.sock)")
     parser.add_argument("--name", default=None, help="AP name for logs")
     parser.add_argument("--port", type=int, default=None, help="override the ControlSocket port")
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--check", action="store_true",
+                        help="only read the configuration ('-' = stdin) as the agent would, like `click -q`")
     args = parser.parse_args(argv)
+    if args.check:
+        return check(args.config)
+    if not args.bind:
+        parser.error("--bind is required to run the agent")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s emulated-odin-agent[" + (args.name or args.bind) + "] %(message)s")
     _agent, server = start(args.config, args.bind, args.radio, args.name, args.port)
@@ -531,4 +553,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -62,13 +62,32 @@ def mac_to_int(mac):
     return int(normalize_mac(mac).replace(":", ""), 16)
 
 
+# -- text that goes onto a ControlSocket line ---------------------------------------------------------
+
+def check_line_safe(value, what):
+    """A value bound for a ControlSocket command line (or a Click configuration) must hold no control character:
+    a newline or CR would end the command and start another. Raises OdinValueError; returns the value."""
+    text = str(value)
+    bad = [ch for ch in text if ord(ch) < 32 or ord(ch) == 127]
+    if bad:
+        raise OdinValueError("%s %r contains a control character (%r): a line break would inject another "
+                             "ControlSocket command" % (what, text, bad[0]))
+    return value
+
+
 # -- SSIDs -----------------------------------------------------------------------------------------
 
+_SSID_FORBIDDEN = "\"'\\$"   # quoting, escapes and variables of Click's configuration language
+
+
 def normalize_ssid(value):
-    """An SSID as one word on the control channel: 1-32 printable ASCII characters, no whitespace."""
+    """An SSID as one word on the control channel and in a Click configuration: 1-32 printable ASCII
+    characters, no whitespace, none of " ' \\ $ (Click would unquote or expand them)."""
     text = str(value)
-    if not 1 <= len(text) <= 32 or not all(33 <= ord(ch) < 127 for ch in text) or '"' in text:
-        raise OdinValueError("SSID %r must be 1-32 printable ASCII characters without spaces or quotes" % value)
+    if not 1 <= len(text) <= 32 or not all(33 <= ord(ch) < 127 for ch in text) \
+            or any(ch in _SSID_FORBIDDEN for ch in text):
+        raise OdinValueError("SSID %r must be 1-32 printable ASCII characters without spaces, quotes, "
+                             "backslashes or $" % (value,))
     return text
 
 
@@ -218,6 +237,33 @@ def parse_subscriptions(text):
     return [Subscription.build(*words[1 + 5 * i:6 + 5 * i]) for i in range(count)]
 
 
+_SUB_LINE = re.compile(r"^sub_id (\S+) addr (\S+) stat (\S+) rel (\S+) val (\S+)$")
+
+
+def parse_subscription_lines(text):
+    """READ subscriptions as real OdinAgent answers it (NOT the WRITE format): one line per subscription,
+    ``sub_id <id> addr <sta_mac> stat <stat> rel <relation> val <value>``; empty text = none."""
+    subscriptions = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        match = _SUB_LINE.match(line.strip())
+        if not match:
+            raise OdinValueError("subscription line %r is not 'sub_id <id> addr <mac> stat <stat> rel <rel> val <val>'"
+                                 % line)
+        try:
+            subscriptions.append(Subscription.build(*match.groups()))
+        except ValueError as exc:
+            raise OdinValueError("subscription line %r: %s" % (line, exc))
+    return subscriptions
+
+
+def format_subscription_lines(subscriptions):
+    """Inverse of parse_subscription_lines, byte for byte as OdinAgent prints it (upper-case MACs, %.12g)."""
+    return "".join("sub_id %d addr %s stat %s rel %d val %s\n" % (
+        s.id, s.sta_mac.upper(), s.stat, RELATIONS[s.relation], "%.12g" % s.value) for s in subscriptions)
+
+
 def format_publish(sta_mac, matches):
     """Agent -> master: ``publish <sta_mac> <count> <sub_id>:<value> ...``."""
     return "publish %s %d %s" % (normalize_mac(sta_mac), len(matches),
@@ -294,8 +340,9 @@ def _flag(value):
 # the defaults, and the renderer all read it. (type, default, Click variable, description)
 AGENT_CONFIG_PARAMS = {
     "channel": ("int", 6, "CHANNEL", "AP channel (1-14 or 5 GHz)."),
-    "queue_size_in": ("int", 50, "QUEUE_IN", "Size of the queue from the host toward the radio."),
-    "queue_size_out": ("int", 50, "QUEUE_OUT", "Size of the queue from the radio toward the host."),
+    "queue_size_in": ("int", 50, "QUEUE_IN", "The Wi-5 generator's QUEUE_SIZE_IN: headroom of the radios' "
+                      "FromDevice elements (the receive path has no queue: it is push into the agent)."),
+    "queue_size_out": ("int", 50, "QUEUE_OUT", "Size of each radio's transmit queue."),
     "ap_mac": ("str", None, "HW_ADDR", "MAC address of the AP's radio (HWADDR). Required."),
     "master_ip": ("str", None, "MASTER_IP", "IP address of the Odin master. Required."),
     "master_port": ("int", MASTER_PORT, "MASTER_PORT", "UDP port of the Odin master."),
@@ -303,7 +350,8 @@ AGENT_CONFIG_PARAMS = {
                      "debugfs file of the patched ath9k driver that holds the BSSID mask."),
     "ssid": ("str", "odin", "SSIDAGENT", "SSID the agent announces (measurement beacons)."),
     "agent_ip": ("str", None, "DEFAULT_GW", "IP address of the AP (agent) on the control network. Required."),
-    "click_debug": ("int", 0, "DEBUG_CLICK", "Click debug level (0 = none, 1-2 = Print elements)."),
+    "click_debug": ("int", 0, "DEBUG_CLICK", "Click debug level (0 = none, 1-2 = Print elements on the "
+                    "paths; not an OdinAgent keyword)."),
     "odin_debug": ("int", 0, "DEBUG_ODIN", "Odin debug level (0 none, 1 info, 2 debug, x1 = demo appearance)."),
     "tx_rate": ("int", 108, "TX_RATE", "TX rate in 500 kbit/s units (108 = 54 Mbit/s)."),
     "tx_power": ("int", 20, "TX_POWER", "TX power in dBm (reported by the agent only)."),
@@ -384,7 +432,7 @@ def _int_param(name, value):
 
 def _click_value(kind, value):
     if kind == "bool":
-        return "true" if value else "false"
+        return "1" if value else "0"   # OdinAgent's HIDDEN/MULTICHANNEL_AGENTS/CAPTURE_MODE are integers
     if kind == "str":
         return '"%s"' % value if name_needs_quotes(value) else str(value)
     if kind == "float":
@@ -396,9 +444,15 @@ def name_needs_quotes(value):
     return not re.match(r"^[\w.:/-]+$", str(value))
 
 
-# The graph follows the Wi-5 generator's; every tunable comes from the define() block above it.
+# The graph is the Wi-5 generator's (agent-click-file-gen.py); every tunable comes from the define() block above
+# it. What real Click requires of it (checked by loading every inventory's configs with `click -q`, docs/click.md):
+# the receive paths are push all the way into [0]/[2]odinagent (no Queue before them), OdinAgent's 3 inputs and
+# 5 outputs are all connected, HIDDEN/MULTICHANNEL_AGENTS/CAPTURE_MODE are integers, and the ARP responders are
+# named fh_arpr and arp_resp: OdinAgent adds and removes each vAP's client in them on add_vap/remove_vap.
 _AGENT_GRAPH = """\
 // OdinAgent: the split-MAC agent. Its handlers are reached through the ControlSocket below.
+// Inputs: 0 serving radio, 1 host (tap), 2 scanning radio. Outputs: 0 and 2 serving radio, 1 data frames
+// toward the host, 3 messages to the master, 4 scanning radio.
 odinagent :: OdinAgent(HWADDR $HW_ADDR, RT rates, CHANNEL $CHANNEL, DEFAULT_GW $DEFAULT_GW,
                        DEBUGFS $DEBUGFS, SSIDAGENT $SSIDAGENT, DEBUG_ODIN $DEBUG_ODIN,
                        TX_RATE $TX_RATE, TX_POWER $TX_POWER, HIDDEN $HIDDEN,
@@ -406,7 +460,7 @@ odinagent :: OdinAgent(HWADDR $HW_ADDR, RT rates, CHANNEL $CHANNEL, DEFAULT_GW $
                        DEFAULT_BEACON_INTERVAL $DEFAULT_BEACON_INTERVAL,
                        BURST_BEACON_INTERVAL $BURST_BEACON_INTERVAL, BURST $BURST,
                        MEASUREMENT_BEACON_INTERVAL $MEASUREMENT_BEACON_INTERVAL,
-                       CAPTURE_MODE $CAPTURE_MODE, MAC_CAPTURE $MAC_CAPTURE, DEBUG_CLICK $DEBUG_CLICK);
+                       CAPTURE_MODE $CAPTURE_MODE, MAC_CAPTURE $MAC_CAPTURE);
 rates :: AvailableRates(DEFAULT 2 4 11 12 18 22 24 36 48 72 96 108);
 
 // Control channel to the master: pings, then probe/publish/association/deauthentication (output 3).
@@ -416,31 +470,60 @@ odinagent[3] -> odinsocket;
 
 control :: ControlSocket("TCP", $CONTROL_PORT);
 chatter :: ChatterSocket("TCP", $CHATTER_PORT);
+to_host :: ToHost($TAP_DEV);
 
-// Host stack <-> radio through the tap interface, with an ARP responder for the agent's address.
-arp_resp :: ARPResponder($DEFAULT_GW $HW_ADDR);
-FromHost($TAP_DEV, HEADROOM 50) -> fhcl :: Classifier(12/0806 20/0001, -);
-fhcl[0] -> arp_resp -> ToHost($TAP_DEV);
-fhcl[1] -> [1]odinagent;
-odinagent[2] -> ToHost($TAP_DEV);
+// Host -> stations: the host's ARP requests for a client are answered here (fh_arpr holds the vAPs' clients,
+// kept by OdinAgent); everything else goes to the agent's input 1.
+FromHost($TAP_DEV, HEADROOM 50) -> fhcl :: Classifier(12/0806 20/0001, -)
+  @ARP_HOST@-> fh_arpr :: ARPResponder() @ARP_HOST_OK@-> to_host;
+fhcl[1] @NON_ARP@-> [1]odinagent;
+fh_arpr[1] @ARP_OTHER@-> [1]odinagent;
 
-// Radio transmit path.
-odinagent[0] -> q_out :: Queue($QUEUE_OUT) -> SetTXRate($TX_RATE) -> RadiotapEncap()
-  -> ToDevice($MON_DEV);
+// Transmit: one queue per radio (outputs 0 and 2 serving radio, output 4 scanning radio).
+q :: Queue($QUEUE_OUT) -> SetTXRate($TX_RATE) -> RadiotapEncap() -> to_dev :: ToDevice($MON_DEV);
+q2 :: Queue($QUEUE_OUT) -> SetTXRate($TX_RATE) -> RadiotapEncap() -> to_dev2 :: ToDevice($SCAN_DEV);
+odinagent[0] -> q;
+odinagent[2] -> q;
+odinagent[4] -> q2;
 
-// Radio receive path: serving radio, then the scanning radio (multichannel agents).
-FromDevice($MON_DEV, HEADROOM 50) -> q_in :: Queue($QUEUE_IN) -> rx :: RadiotapDecap()
-  -> ExtraDecap() -> FilterPhyErr() -> FilterTX() -> WifiDupeFilter() -> [0]odinagent;
-FromDevice($SCAN_DEV, HEADROOM 50) -> RadiotapDecap() -> ExtraDecap() -> FilterPhyErr()
-  -> FilterTX() -> WifiDupeFilter() -> [2]odinagent;
-odinagent[1] -> Discard;
+// Receive: serving radio into input 0, scanning radio (multichannel agents) into input 2, push all the way.
+from_dev :: FromDevice($MON_DEV, HEADROOM $QUEUE_IN) -> RadiotapDecap() -> ExtraDecap()
+  -> phyerr_filter :: FilterPhyErr() -> tx_filter :: FilterTX() -> dupe :: WifiDupeFilter() -> [0]odinagent;
+from_dev1 :: FromDevice($SCAN_DEV, HEADROOM $QUEUE_IN) -> RadiotapDecap() -> ExtraDecap()
+  -> phyerr_filter1 :: FilterPhyErr() -> tx_filter1 :: FilterTX() -> dupe1 :: WifiDupeFilter() -> [2]odinagent;
+
+// Data frames from the stations (output 1): a client's ARP for the AP is answered by arp_resp (the fast path,
+// kept by OdinAgent), other ARP and all other traffic go up to the host.
+odinagent[1] -> decap :: WifiDecap() -> RXStats() -> arp_c :: Classifier(12/0806 20/0001, -)
+  @ARP_STA@-> arp_resp :: ARPResponder($DEFAULT_GW $HW_ADDR) @ARP_STA_OK@-> [1]odinagent;
+arp_c[1] @DATA@-> to_host;
+arp_resp[1] @ARP_FAIL@-> to_host;
 """
+
+# Click debug levels add Print elements on the paths, as the Wi-5 generator does: (placeholder, level, element).
+_DEBUG_PRINTS = (
+    ("ARP_HOST", 1, 'ARPPrint("[Click] ARP request from host to resolve STA\'s ARP")'),
+    ("ARP_HOST_OK", 1, 'ARPPrint("[Click] Resolving client\'s ARP by myself")'),
+    ("NON_ARP", 2, 'Print("[Click] Non-ARP request from host goes to Odin agent port 1")'),
+    ("ARP_OTHER", 1, 'Print("[Click] ARP request to another STA goes to Odin agent port 1")'),
+    ("ARP_STA", 1, 'Print("[Click] ARP request from the STA")'),
+    ("ARP_STA_OK", 1, 'Print("[Click] ARP fast path for STA: the STA is asking for the MAC address of the AP")'),
+    ("DATA", 2, 'Print("[Click] Non-ARP packet in arp_c classifier")'),
+    ("ARP_FAIL", 1, 'Print("[Click] ARP Fast path fail")'),
+)
+
+
+def _agent_graph(click_debug):
+    graph = _AGENT_GRAPH
+    for placeholder, level, element in _DEBUG_PRINTS:
+        graph = graph.replace("@%s@" % placeholder, "-> %s " % element if click_debug >= level else "")
+    return graph
 
 
 def render_agent_config(params, name=None):
     """Click configuration text (``agent.cli``) for one AP from named parameters."""
     conf = validate_agent_config(params)
-    title = "for %s " % name if name else ""
+    title = "for %s " % check_line_safe(name, "title") if name else ""
     lines = ["// Odin agent configuration %s-- rendered by arnab.testbed (module_utils/odin.py)." % title,
              "// Edit the parameters in Ansible, not here: this file is overwritten.",
              "define("]
@@ -450,7 +533,23 @@ def render_agent_config(params, name=None):
     lines.append(",\n".join(entries))
     lines.append(");")
     lines.append("")
-    return "\n".join(lines) + "\n" + _AGENT_GRAPH
+    return "\n".join(lines) + "\n" + _agent_graph(conf["click_debug"])
+
+
+# Elements whose initialization touches the machine: devices, the tap, the listening and master sockets.
+_SOURCES_TO_IDLE = re.compile(r"\b(FromDevice|FromHost|ControlSocket|ChatterSocket)\s*\([^()]*\)")
+_SINKS_TO_DISCARD = re.compile(r"\b(ToDevice|ToHost|Socket)\s*\([^()]*\)")
+
+
+def agent_config_for_check(text):
+    """The configuration as ``click -q`` should check it: the same graph, elements, arguments and push/pull
+    contexts, with the radios, the tap and the sockets idle (``Idle`` sources, ``Discard`` sinks).
+
+    ``click -q`` does not run the router but does initialize it: with the real devices it would open the
+    monitor interfaces, create the tap and bind TCP 6777/6778, which the running agent holds on the AP (and
+    which do not exist on a build machine). Everything Click refused in the configurations this project used to
+    render (push/pull mix, unused OdinAgent ports, non-integer flags, unknown keywords) is still caught."""
+    return _SINKS_TO_DISCARD.sub("Discard", _SOURCES_TO_IDLE.sub("Idle", text))
 
 
 # -- parsing a Click configuration (enough of the language for what render_agent_config writes) ----

@@ -22,6 +22,15 @@ description:
     here-document through the connection, then moved into place.
   - The element is always named C(odinagent); the master address and ports are those of the C(Socket),
     C(ControlSocket) and C(ChatterSocket) elements.
+  - The graph is the Wi-5 generator's, as real Click with the OdinAgent element loads it - the receive paths
+    push straight into the agent, its 3 inputs and 5 outputs are all connected, and the ARP responders
+    C(fh_arpr) and C(arp_resp) are there for OdinAgent to keep on C(add_vap)/C(remove_vap).
+  - Where Click is installed on the AP (C(command -v click), see O(click_path)), the new configuration is
+    loaded with C(click -q) before anything is written (in check mode too); a configuration Click refuses is
+    never installed, the task fails with Click's errors and the running configuration stays as it was.
+    Click reads it from its standard input with the radios, the tap and the sockets replaced by C(Idle) and
+    C(Discard) (C(click -q) initializes the router, and the running agent holds those), so the check covers
+    the elements, their arguments, the ports and push/pull contexts, not the devices.
 options:
   dest:
     description: Path of the configuration on the AP.
@@ -30,6 +39,13 @@ options:
   title:
     description: Name written in the file's header comment; default the inventory host name.
     type: str
+  click_path:
+    description:
+      - Click on the AP (a program name looked up on the AP's PATH, or an absolute path). When C(command -v)
+        finds it, a new configuration is checked with C(click -q) before it replaces the old one; when not, it
+        is written unchecked (RV(click_check) says so).
+    type: str
+    default: click
   channel:
     description:
       - AP channel (1-14 or 5 GHz).
@@ -38,13 +54,14 @@ options:
     default: 6
   queue_size_in:
     description:
-      - Size of the queue from the host toward the radio.
+      - The Wi-5 generator's QUEUE_SIZE_IN, headroom of the radios' C(FromDevice) elements (the receive
+        path has no queue; it is push into the agent).
       - Click variable C($QUEUE_IN) of the rendered configuration.
     type: int
     default: 50
   queue_size_out:
     description:
-      - Size of the queue from the radio toward the host.
+      - Size of each radio's transmit queue.
       - Click variable C($QUEUE_OUT) of the rendered configuration.
     type: int
     default: 50
@@ -86,7 +103,7 @@ options:
     required: true
   click_debug:
     description:
-      - Click debug level (0 = none, 1-2 = Print elements).
+      - Click debug level (0 = none, 1-2 = Print elements on the paths; not an OdinAgent keyword).
       - Click variable C($DEBUG_CLICK) of the rendered configuration.
     type: int
     default: 0
@@ -207,7 +224,7 @@ attributes:
     description: Target OS/families that can be operated against.
     platforms: posix
     support: full
-    details: Needs only a POSIX shell, C(cat), C(mkdir) and C(mv) on the AP.
+    details: Needs only a POSIX shell, C(cat), C(mkdir) and C(mv) on the AP (and Click for the check).
 notes:
   - Restart the agent (C(click agent.cli)) after a change; the C(ap) role does it with a handler.
 author:
@@ -239,8 +256,21 @@ config:
   description: The parameters after defaults and validation.
   returned: always
   type: dict
+click_check:
+  description:
+    - C(passed) when C(click -q) loaded the new configuration, C(skipped: no click on the AP) when Click is not
+      there, C(unchanged) when nothing had to be written, C(refused) (with the task failed) when Click refused it.
+  returned: always
+  type: str
+  sample: passed
+click_errors:
+  description: Click's error lines for a refused configuration.
+  returned: when Click refused the configuration
+  type: list
+  elements: str
+  sample: ["<stdin>:36: 'odinagent :: OdinAgent' output 4 unused", "Router could not be initialized!"]
 commands:
-  description: Shell commands run on the AP to write the file (empty when unchanged).
+  description: Shell commands run (or, in check mode, to be run) on the AP to write the file (empty when unchanged).
   returned: always
   type: list
   elements: str
