@@ -23,16 +23,19 @@ description:
     C(CRIU_CONFIG_FILE), written into O(images_dir).
   - A pre-dump needs soft-dirty page tracking in the kernel (C(criu check --feature mem_dirty_track)); the module
     fails with a clear message, before touching the container, when the kernel lacks it.
+  - Every option is checked before anything runs - the container name, the paths (absolute, O(parent_dir) may be
+    relative), the criu command and the values that go into the CRIU configuration file (one option per line, so
+    a newline there would add a criu option of its own); no string option may hold a control character.
 author:
   - arnab.testbed developers (@arnab-testbed)
 options:
   name:
-    description: Name of the LXC container.
+    description: Name of the LXC container (letters, digits, C(-), C(_), C(.); not starting with C(-) or C(.)).
     type: str
     required: true
   images_dir:
     description:
-      - Directory to write the images to. LXC refuses a directory that already holds a dump
+      - Directory to write the images to, an absolute path. LXC refuses a directory that already holds a dump
         (C(inventory.img)); use a fresh one per dump.
     type: path
     required: true
@@ -58,20 +61,25 @@ options:
     type: bool
     default: false
   lxcpath:
-    description: LXC path holding the container.
+    description: LXC path holding the container (absolute).
     type: path
     default: /var/lib/lxc
   network_lock:
     description: Criu C(--network-lock) method (this lab has no C(iptables-restore)).
     type: str
+    choices: [nftables, iptables, skip]
     default: nftables
   enable_fs:
-    description: Filesystems criu may dump (C(--enable-fs)); systemd containers need C(ramfs).
+    description:
+      - Filesystems criu may dump (C(--enable-fs)), one file system type per element (letters, digits, C(_),
+        C(.)); systemd containers need C(ramfs).
     type: list
     elements: str
     default: [ramfs]
   criu:
-    description: The criu command (checked with C(criu --version) and used for feature checks).
+    description:
+      - The criu command (checked with C(criu --version) and used for feature checks), a program name looked up
+        on C(PATH) or an absolute path, without arguments.
     type: str
     default: criu
   verbose:
@@ -160,8 +168,29 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.arnab.testbed.plugins.module_utils import validate
 from ansible_collections.arnab.testbed.plugins.module_utils.criu import (
     CriuError, LxcCriu, build_argv, options_argv)
+
+NETWORK_LOCKS = ["nftables", "iptables", "skip"]
+
+
+def check_params(p):
+    """Every option before anything runs; raises validate.ValidationError."""
+    validate.strings(p)
+    validate.container_name(p["name"], "name")
+    validate.abs_path(p["images_dir"], "images_dir")
+    validate.abs_path(p["lxcpath"], "lxcpath")
+    if p["parent_dir"] is not None:
+        validate.rel_or_abs_path(p["parent_dir"], "parent_dir")
+    validate.command(p["criu"], "criu")
+    # These two end up as lines of the CRIU configuration file: one word each.
+    validate.one_of(p["network_lock"], NETWORK_LOCKS, "network_lock")
+    for i, fs in enumerate(p["enable_fs"]):
+        validate.word(fs, "enable_fs[%d]" % i, pattern=r"[A-Za-z0-9_][A-Za-z0-9_.]*",
+                      hint="one file system type (letters, digits, '_', '.'), e.g. ramfs")
+    if p["timeout"] <= 0:
+        raise validate.ValidationError("timeout %d: give the seconds to wait, more than 0" % p["timeout"])
 
 
 def main():
@@ -174,7 +203,7 @@ def main():
             leave=dict(type="str", choices=["running", "stopped", "dead"], default="running"),
             track_mem=dict(type="bool", default=False),
             lxcpath=dict(type="path", default="/var/lib/lxc"),
-            network_lock=dict(type="str", default="nftables"),
+            network_lock=dict(type="str", choices=NETWORK_LOCKS, default="nftables"),
             enable_fs=dict(type="list", elements="str", default=["ramfs"]),
             criu=dict(type="str", default="criu"),
             verbose=dict(type="bool", default=False),
@@ -183,6 +212,10 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
+    try:
+        check_params(p)
+    except validate.ValidationError as e:
+        module.fail_json(msg=str(e))
     lxc = LxcCriu(lxcpath=p["lxcpath"], criu=p["criu"], network_lock=p["network_lock"],
                   enable_fs=p["enable_fs"], verbose=p["verbose"])
     argv, opts = build_argv(p["action"], images_dir=p["images_dir"], container=p["name"], lxcpath=p["lxcpath"],

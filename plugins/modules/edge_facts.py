@@ -27,17 +27,18 @@ author:
 options:
   criu:
     description:
-      - The criu command to examine. A bare name is looked up on C(PATH) the way LXC does.
+      - The criu command to examine. A bare name is looked up on C(PATH) the way LXC does; else an absolute path.
+        No arguments, no control characters.
     type: str
     default: criu
   lxcpath:
     description:
-      - LXC path whose containers are listed.
+      - LXC path whose containers are listed (absolute).
     type: path
     default: /var/lib/lxc
   lxc_etc:
     description:
-      - LXC configuration directory; C(arnab-criu.conf) there holds the edge's C(lxc.cgroup.dir).
+      - LXC configuration directory (absolute); C(arnab-criu.conf) there holds the edge's C(lxc.cgroup.dir).
     type: path
     default: /etc/lxc
   min_pipe_max_size:
@@ -181,6 +182,7 @@ import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.arnab.testbed.plugins.module_utils import validate
 from ansible_collections.arnab.testbed.plugins.module_utils.criu import build_argv
 
 # Lines of the private-prefix wrapper that name the real binary: ROOT=... and "$ROOT/usr/sbin/criu".
@@ -348,6 +350,13 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
+    try:
+        validate.strings(p)
+        validate.command(p["criu"], "criu")
+        validate.abs_path(p["lxcpath"], "lxcpath")
+        validate.abs_path(p["lxc_etc"], "lxc_etc")
+    except validate.ValidationError as e:
+        module.fail_json(msg=str(e))
 
     def run(argv):
         rc, out, err = module.run_command(argv, environ_update={"LC_ALL": "C"})

@@ -196,3 +196,31 @@ def test_module_documentation_is_yaml():
     yaml.safe_load(edge_facts.EXAMPLES)
     ret = yaml.safe_load(edge_facts.RETURN)
     assert "strategies" in ret["edge"]["contains"]
+
+
+# -- bad input: refused before anything runs, or one argv element --------------------------------------------------
+
+@pytest.mark.parametrize("index", range(8))
+def test_every_string_option_refuses_payloads_or_keeps_them_data(edge, monkeypatch, tmp_path, index):
+    from payloads import has_control, no_shell, payloads
+    monkeypatch.setenv("PATH", edge["bin"])
+    payload = payloads(str(tmp_path / "pwned"))[index]
+    for kw in ({"criu": "criu" + payload}, {"criu": payload}, {"lxcpath": "rel" + payload},
+               {"lxc_etc": "rel" + payload}):
+        run = FakeRun()
+        ok, res = run_module(edge_facts.main, dict({"lxcpath": edge["lxcpath"], "lxc_etc": edge["etc"]}, **kw),
+                             run_command=run)
+        assert not ok and run.calls == [], (kw, res)
+        assert list(kw)[0] in res["msg"]
+    weird = str(tmp_path / ("lxc" + payload.replace("/", "_")))
+    run = FakeRun()
+    ok, res = run_module(edge_facts.main, {"lxcpath": weird, "lxc_etc": edge["etc"] + payload.replace("/", "_")},
+                         run_command=run)
+    if has_control(payload):
+        assert not ok and "control character" in res["msg"] and run.calls == []
+        return
+    os.mkdir(weird)
+    ok, res = run_module(edge_facts.main, {"lxcpath": weird, "lxc_etc": edge["etc"]}, run_command=run)
+    assert ok and [os.path.join(edge["bin"], "lxc-ls"), "-P", weird, "-f", "-F", "NAME,STATE"] in run.calls
+    no_shell(run.calls)
+    assert not (tmp_path / "pwned").exists()
