@@ -1,5 +1,6 @@
 """roles/edge: defaults match the argument spec; the templates render what CRIU and LXC need."""
 import os
+import shlex
 import subprocess
 
 import jinja2
@@ -16,6 +17,7 @@ def load(rel):
 def render(name, **vars_):
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(ROLE, "templates")),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True)
+    env.filters["quote"] = lambda a: shlex.quote("" if a is None else str(a))   # ansible's quote filter
     base = dict(load("defaults/main.yml"))
     base.update(ansible_managed="managed", inventory_hostname="edge1")
     base["edge_lxc_cgroup_dir"] = "arnab-edge1"
@@ -73,6 +75,8 @@ def test_criu_config_and_wrapper():
     assert '"$LIB/ld-linux-x86-64.so.2" --library-path "$LIB" "$ROOT/usr/sbin/criu" --config ' \
            '/opt/arnab-criu/criu.conf "$@"' in wrapper
     assert subprocess.call(["sh", "-n", "-c", wrapper]) == 0
+    odd = render("criu-wrapper.sh.j2", edge_criu_prefix="/opt/a b$(x)")
+    assert "ROOT='/opt/a b$(x)/root'" in odd and "--config '/opt/a b$(x)/criu.conf' \"$@\"" in odd
 
 
 def test_shell_helpers_parse():
