@@ -9,7 +9,7 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 # --- Debian packages ---------------------------------------------------------------------------------------
 DEBS=(openvswitch-switch lxc lxc-templates debootstrap rsync openssh-server openssh-client iperf3 iproute2
       nftables iptables ethtool bridge-utils python3-venv make gcc libc6-dev iputils-ping iputils-arping psmisc
-      procps kmod curl ca-certificates xz-utils git tini)
+      procps kmod curl ca-certificates xz-utils git tini openjdk-17-jre-headless)
 # `setup.sh guest` adds what the qemu guests of the faithful mode need (make test-guest).
 [ "${1:-}" = guest ] && DEBS=(qemu-system-x86 qemu-utils debootstrap e2fsprogs)
 missing=()
