@@ -39,8 +39,8 @@ options:
     required: true
   host:
     description:
-      - Destination host name or IP, reachable over SSH from this host (no C(user@), no C(:port): see O(ssh_user),
-        O(ssh_port)).
+      - Destination host name or IP, reachable over SSH from this host. A user or a port goes in O(ssh_user) and
+        O(ssh_port), not here.
     type: str
     required: true
   ssh_user:
