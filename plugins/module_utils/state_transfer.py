@@ -33,7 +33,10 @@ import subprocess
 import time
 import uuid
 
-from ansible_collections.arnab.testbed.plugins.module_utils.criu import default_runner
+try:
+    from ansible_collections.arnab.testbed.plugins.module_utils.criu import default_runner
+except ImportError:     # installed beside criu.py (the migration receiver on an edge)
+    from criu import default_runner
 
 CHANGED_MARKER = "<<CHANGED>>"
 OUT_FORMAT = CHANGED_MARKER + "%i %n%L"
@@ -44,8 +47,11 @@ IMAGE_EXCLUDES = ("*.log", ".criu-*.conf")
 # A delta needs a basis and pays a checksum pass; below this size a file always goes whole.
 DELTA_MIN_SIZE = 1024 * 1024
 
-SSH_BASE_OPTIONS = ("-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-                    "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10")
+# Every SSH to a peer edge verifies its host key against the known_hosts the edge role writes (root's
+# ~/.ssh/known_hosts: every address of every peer, the backhaul address the engine dials included): a host
+# that is not known, or whose key changed, is refused, never trusted on first use.
+SSH_BASE_OPTIONS = ("-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR",
+                    "-o", "ConnectTimeout=10")
 
 
 def ssh_argv(host, user="root", key=None, port=None, control_path=None, extra=()):
