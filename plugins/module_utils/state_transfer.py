@@ -304,11 +304,13 @@ class Pusher(object):
                        delta=[p[0] for p in pairs if p[1]], whole=[p[0] for p in pairs if not p[1]])
         return figures
 
-    def push_images(self, src_dir, dest_dir, dest_files=None, check_mode=False, single_run=True, ignore_times=True):
+    def push_images(self, src_dir, dest_dir, dest_files=None, check_mode=False, single_run=True, ignore_times=True,
+                    rsync_path=None):
         """Push a flat CRIU image dir into ``dest_dir`` choosing delta or whole per file (see the module doc).
 
         ``dest_files``: ``{name: size}`` the destination holds now (None: nothing). Files the source no longer has
-        are deleted at the destination. Returns the merged result and ``plan``.
+        are deleted at the destination. ``rsync_path``: the receiver's (``receiver.rsync_path('images')``, with
+        ``dest_dir`` ``./``). Returns the merged result and ``plan``.
         """
         src_files = dict((k, v) for k, v in list_files(src_dir).items()
                          if not any(fnmatch.fnmatch(k, pat) for pat in IMAGE_EXCLUDES))
@@ -321,16 +323,19 @@ class Pusher(object):
             # whole: everything not going delta; delete what the source no longer has (the delta files are
             # excluded, and excluded files are protected from --delete).
             results.append(self.push([src], dest, mode="whole", delete=True, ignore_times=ignore_times,
-                                     excludes=excludes + ["/" + n for n in plan["delta"]], check_mode=check_mode))
+                                     excludes=excludes + ["/" + n for n in plan["delta"]], check_mode=check_mode,
+                                     rsync_path=rsync_path))
             if plan["delta"]:
                 results.append(self.push([os.path.join(src_dir, n) for n in plan["delta"]], dest, mode="delta",
-                                         block_size=PAGE_BLOCK, ignore_times=ignore_times, check_mode=check_mode))
+                                         block_size=PAGE_BLOCK, ignore_times=ignore_times, check_mode=check_mode,
+                                         rsync_path=rsync_path))
         else:
             # One rsync run (one SSH session) with delta settings: files without a basis at the destination
             # (the plan's "whole" list) have nothing to match, so rsync sends them literally, exactly as
             # --whole-file would; the page images with a basis go as 4 KiB deltas in place.
             results.append(self.push([src], dest, mode="delta", block_size=PAGE_BLOCK, delete=True,
-                                     ignore_times=ignore_times, excludes=excludes, check_mode=check_mode))
+                                     ignore_times=ignore_times, excludes=excludes, check_mode=check_mode,
+                                     rsync_path=rsync_path))
         stats = sum_stats(results)
         return {"plan": plan, "runs": results, "stats": stats, "bytes_sent": stats.get("bytes_sent", 0),
                 "literal_bytes": stats.get("literal_bytes", 0),
