@@ -134,7 +134,12 @@ class ClickControlClient:
         except OSError as exc:
             raise self._transport_error("cannot connect: %s" % (exc.strerror or exc))
         self._sock.settimeout(self.timeout)
-        banner = self._read_line()
+        self._buffer = b""
+        try:
+            banner = self._read_line()
+        except ClickControlError:
+            self.close(send_quit=False)
+            raise
         if not banner.startswith(BANNER_PREFIX):
             self.close(send_quit=False)
             raise self._transport_error("not a Click ControlSocket 1.x (banner %r)" % banner[:80])
@@ -218,20 +223,28 @@ class ClickControlClient:
     @staticmethod
     def _line(*words):
         for word in words:
-            if "\n" in word or "\r" in word:
-                # A newline would start a second command: use write_data/read_data instead.
-                raise ValueError("ControlSocket argument contains a line break: %r" % word)
+            if any(ord(ch) < 32 or ord(ch) == 127 for ch in str(word)):
+                # A CR or LF would end the command and start another (Click ends a line at either): refuse
+                # before anything is sent; values with line breaks go through write_data/read_data.
+                raise ValueError("ControlSocket argument contains a control character: %r" % (word,))
         return " ".join(str(w) for w in words if w != "")
 
     def _command(self, line, payload=b"", expect_data=False):
         if self._sock is None:
             self.connect()
-        self._send(line.encode("utf-8") + b"\r\n" + payload)
-        reply = self._read_status(line)
+        try:
+            self._send(line.encode("utf-8") + b"\r\n" + payload)
+            reply = self._read_status(line)
+            if expect_data and reply.ok:
+                reply.data = self._read_data(line)
+        except ClickControlError as exc:
+            if exc.is_transport_error:
+                # A late reply would be taken as the next command's: drop the connection and its buffer;
+                # the next command opens a fresh one.
+                self.close(send_quit=False)
+            raise
         if not reply.ok:
             raise ClickControlError(reply.message, code=reply.code, command=line, endpoint=self.endpoint)
-        if expect_data:
-            reply.data = self._read_data(line)
         return reply
 
     def _send(self, data):

@@ -187,6 +187,11 @@ RELATIONS = {"equals": 0, "greater_than": 1, "less_than": 2}
 _RELATION_NAMES = dict((v, k) for k, v in RELATIONS.items())
 
 
+def relation_name(number):
+    """0/1/2 -> equals/greater_than/less_than; any other integer (an agent accepts it) stays a number."""
+    return _RELATION_NAMES.get(number, number)
+
+
 class Subscription(namedtuple("Subscription", "id sta_mac stat relation value")):
     """``<id> <sta_mac|00:00:00:00:00:00> <stat> <relation 0|1|2> <value>``; relation kept by name."""
 
@@ -196,8 +201,8 @@ class Subscription(namedtuple("Subscription", "id sta_mac stat relation value"))
     def build(cls, id, sta_mac, stat, relation, value):
         if relation in RELATIONS:
             pass
-        elif str(relation) in ("0", "1", "2"):
-            relation = _RELATION_NAMES[int(relation)]
+        elif re.match(r"^-?\d+$", str(relation)):
+            relation = relation_name(int(relation))   # an agent keeps any number; only 0/1/2 have a name
         else:
             raise OdinValueError("relation %r must be one of %s or 0/1/2" % (relation, ", ".join(RELATIONS)))
         if not re.match(r"^\w+$", str(stat)):
@@ -211,10 +216,11 @@ class Subscription(namedtuple("Subscription", "id sta_mac stat relation value"))
             return value == self.value
         if self.relation == "greater_than":
             return value > self.value
-        return value < self.value
+        return self.relation == "less_than" and value < self.value
 
     def to_words(self):
-        return [str(self.id), self.sta_mac, self.stat, str(RELATIONS[self.relation]), _number(self.value)]
+        return [str(self.id), self.sta_mac, self.stat, str(RELATIONS.get(self.relation, self.relation)),
+                _number(self.value)]
 
 
 def format_subscriptions(subscriptions):
@@ -261,7 +267,8 @@ def parse_subscription_lines(text):
 def format_subscription_lines(subscriptions):
     """Inverse of parse_subscription_lines, byte for byte as OdinAgent prints it (upper-case MACs, %.12g)."""
     return "".join("sub_id %d addr %s stat %s rel %d val %s\n" % (
-        s.id, s.sta_mac.upper(), s.stat, RELATIONS[s.relation], "%.12g" % s.value) for s in subscriptions)
+        s.id, s.sta_mac.upper(), s.stat, RELATIONS.get(s.relation, s.relation), "%.12g" % s.value)
+        for s in subscriptions)
 
 
 def format_publish(sta_mac, matches):

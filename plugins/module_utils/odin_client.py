@@ -8,7 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.arnab.testbed.plugins.module_utils.click_control import ClickControlClient
-from ansible_collections.arnab.testbed.plugins.module_utils import odin
+from ansible_collections.arnab.testbed.plugins.module_utils import odin, validate
 
 # Options shared by every module that talks to an agent (documented in doc_fragments/odin_agent.py).
 AGENT_ARGUMENT_SPEC = dict(
@@ -19,6 +19,15 @@ AGENT_ARGUMENT_SPEC = dict(
 
 INFO_ITEMS = ("table", "channel", "interval", "rxstats", "txstats", "subscriptions", "sta_rssi",
               "scanning_flags", "txpower", "debug")
+
+
+def check_params(params, agent_keys=("agent",)):
+    """Before anything is sent: no control character in any string option (a CR or LF would end the ControlSocket
+    command and start another), and each agent address an IP or host name. Raises validate.ValidationError."""
+    validate.strings(params)
+    for key in agent_keys:
+        if params.get(key) is not None:
+            validate.host(params[key], key)
 
 
 class OdinAgentClient:
@@ -84,6 +93,19 @@ class OdinAgentClient:
     def sta_rssi(self):
         return odin.parse_sta_rssi(self._read("sta_rssi"))
 
+    def rxstats(self):
+        """Per-station receive statistics (the read resets the agent's counters, as the master's reads do)."""
+        return odin.parse_station_stats(self._read("rxstats"))
+
+    def serving_rssi(self, sta_mac):
+        """dBm at which this (serving) agent hears the client: its sta_rssi, which real OdinAgent fills only
+        once an AP scan has run, else the average signal of the client's received frames (rxstats)."""
+        sta_mac = odin.normalize_mac(sta_mac)
+        level = self.sta_rssi().get(sta_mac)
+        if level is None:
+            level = self.rxstats().get(sta_mac, {}).get("avg_signal")
+        return level if isinstance(level, (int, float)) else None
+
     def info(self, items=INFO_ITEMS):
         """Structured view of the agent's read handlers (rxstats/txstats reset the agent's counters)."""
         result = {"endpoint": self.endpoint, "protocol": self.control.banner}
@@ -99,7 +121,7 @@ class OdinAgentClient:
             elif item in ("rxstats", "txstats"):
                 result[item] = odin.parse_station_stats(text)
             elif item == "subscriptions":
-                result["subscriptions"] = [s._asdict() for s in odin.parse_subscriptions(text)]
+                result["subscriptions"] = [s._asdict() for s in odin.parse_subscription_lines(text)]
             elif item == "sta_rssi":
                 result["sta_rssi"] = odin.parse_sta_rssi(text)
             elif item == "scanning_flags":

@@ -136,7 +136,7 @@ class VapMigration:
             self.agents[name].start_scan(self.sta_mac, channel)
         self.sleep(self.scan_time)
         levels = dict((name, self.agents[name].scan_result()) for name in others)
-        levels[serving] = self.agents[serving].sta_rssi().get(self.sta_mac)
+        levels[serving] = self.agents[serving].serving_rssi(self.sta_mac)
         return levels
 
     def choose(self):

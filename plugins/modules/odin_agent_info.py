@@ -113,8 +113,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.arnab.testbed.plugins.module_utils.click_control import ClickControlError
 from ansible_collections.arnab.testbed.plugins.module_utils.odin import OdinValueError
+from ansible_collections.arnab.testbed.plugins.module_utils.validate import ValidationError
 from ansible_collections.arnab.testbed.plugins.module_utils.odin_client import (
-    AGENT_ARGUMENT_SPEC, INFO_ITEMS, OdinAgentClient)
+    AGENT_ARGUMENT_SPEC, INFO_ITEMS, OdinAgentClient, check_params)
 
 
 def main():
@@ -122,6 +123,10 @@ def main():
                          gather=dict(type="list", elements="str", choices=list(INFO_ITEMS), default=list(INFO_ITEMS)))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
+    try:
+        check_params(params)
+    except ValidationError as exc:
+        module.fail_json(msg=str(exc))
     try:
         with OdinAgentClient(params["agent"], params["port"], params["timeout"]) as agent:
             info = agent.info(params["gather"])

@@ -85,7 +85,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.arnab.testbed.plugins.module_utils.click_control import ClickControlError
 from ansible_collections.arnab.testbed.plugins.module_utils.odin import OdinValueError, Vap, normalize_mac
-from ansible_collections.arnab.testbed.plugins.module_utils.odin_client import AGENT_ARGUMENT_SPEC, OdinAgentClient
+from ansible_collections.arnab.testbed.plugins.module_utils.odin_client import (
+    AGENT_ARGUMENT_SPEC, OdinAgentClient, check_params)
+from ansible_collections.arnab.testbed.plugins.module_utils.validate import ValidationError
 
 
 def main():
@@ -102,9 +104,10 @@ def main():
     p = module.params
     # Validate everything before touching the agent.
     try:
+        check_params(p)
         sta_mac = normalize_mac(p["sta_mac"], "sta_mac")
         want = Vap.build(sta_mac, p["sta_ip"], p["ssids"], p["bssid"]) if p["state"] == "present" else None
-    except OdinValueError as exc:
+    except (OdinValueError, ValidationError) as exc:
         module.fail_json(msg=str(exc))
 
     commands = []

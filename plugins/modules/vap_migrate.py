@@ -209,7 +209,9 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.arnab.testbed.plugins.module_utils import ofp13, openflow
 from ansible_collections.arnab.testbed.plugins.module_utils.odin import OdinValueError
-from ansible_collections.arnab.testbed.plugins.module_utils.odin_client import OdinAgentClient
+from ansible_collections.arnab.testbed.plugins.module_utils.odin_client import OdinAgentClient, check_params
+from ansible_collections.arnab.testbed.plugins.module_utils import validate
+from ansible_collections.arnab.testbed.plugins.module_utils.validate import ValidationError
 from ansible_collections.arnab.testbed.plugins.module_utils.vap_migration import ApSpec, MigrationError, VapMigration
 
 
@@ -235,6 +237,17 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
+    try:   # before any agent or switch is touched
+        check_params(p, agent_keys=())
+        validate.command(p["ofctl"], "ofctl")
+        for ap in p["aps"]:
+            check_params(ap)
+            validate.word(ap["name"], "aps[].name")
+            for key in ("ap_port", "uplink_port", "data_switch_port"):
+                if ap[key] is not None:
+                    validate.ifname(ap[key], "aps[%s].%s" % (ap["name"], key))
+    except ValidationError as exc:
+        module.fail_json(msg="nothing changed: %s" % exc)
 
     def run(argv, stdin=None):
         argv = [p["ofctl"]] + argv[1:]

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from ansible_collections.arnab.testbed.plugins.module_utils import odin
+from arnab_lab import lab
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -57,10 +58,6 @@ else:
 json.dump(state, open(path, "w"))
 '''
 
-FAKE_CLICK = """#!/bin/sh
-# the lab's idea: `click CONFIG` runs the emulated Odin agent
-exec env PYTHONPATH={lab} {python} -m arnab_lab.odin_agent --config "$1" --bind 127.0.0.1
-"""
 
 INVENTORY = """
 all:
@@ -100,7 +97,9 @@ def ap_env(tmp_path):
     for tool in ("ovs-vsctl", "ovs-ofctl"):
         (bindir / tool).write_text(FAKE_OVS.format(python=sys.executable))
         (bindir / tool).chmod(0o755)
-    (bindir / "click").write_text(FAKE_CLICK.format(lab=os.path.join(ROOT, "lab"), python=sys.executable))
+    # the lab's own shim: `click CONFIG` runs the emulated Odin agent, `click -q` checks a configuration
+    (bindir / "click").write_text(lab.CLICK_SHIM.format(lab=os.path.join(ROOT, "lab"), python=sys.executable,
+                                                        ip="127.0.0.1", radio="''", name="ap1"))
     (bindir / "click").chmod(0o755)
     (tmp_path / "hosts.yml").write_text(INVENTORY)
     (tmp_path / "play.yml").write_text(PLAY)

@@ -181,3 +181,79 @@ def test_connection_refused_names_the_endpoint():
 def test_arguments_with_newlines_are_refused():
     with pytest.raises(ValueError):
         ClickControlClient("127.0.0.1")._line("WRITE", "a.b", "x\nQUIT")
+
+
+class LateServer:
+    """Answers its first connection's first command only after the client gave up (a late reply), then behaves;
+    every further connection gets a fresh banner and the right replies."""
+
+    def __init__(self, late, replies, release):
+        self.late, self.replies, self.release = late, replies, release
+        self.connections = 0
+        self.received = []
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(4)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            conn, _addr = self.listener.accept()
+            self.connections += 1
+            threading.Thread(target=self._conn, args=(conn, self.connections), daemon=True).start()
+
+    def _conn(self, conn, number):
+        with conn:
+            conn.sendall(b"Click::ControlSocket/1.3\r\n")
+            reader = conn.makefile("rb")
+            first = True
+            for line in reader:
+                self.received.append((number, line.strip()))
+                if number == 1 and first:
+                    self.release.wait(5)      # the client has timed out: now the stale reply arrives
+                    conn.sendall(self.late)
+                    first = False
+                    continue
+                conn.sendall(self.replies.get(line.split()[0], b"200 Goodbye!\r\n"))
+
+
+@pytest.mark.parametrize("stale", [b"200 Write handler 'odinagent.remove_vap' OK\r\n",
+                                   b"200 Read handler 'odinagent.table' OK\r\nDATA 5\r\nstale"])
+def test_a_late_reply_is_never_taken_as_the_next_commands(stale):
+    """After a timeout the connection is dropped: the next command goes on a new connection and gets its own
+    reply (a stale 200 was once reported for a remove_vap of an absent vAP)."""
+    release = threading.Event()
+    server = LateServer(stale, {b"WRITE": b"520 Write handler 'odinagent.remove_vap' error\r\n"}, release)
+    client = ClickControlClient("127.0.0.1", server.port, timeout=0.3)
+    with pytest.raises(ClickControlError) as info:
+        client.write("odinagent.remove_vap", "02:c0:00:00:00:01")
+    assert info.value.is_transport_error and "timed out" in info.value.message
+    release.set()
+    with pytest.raises(ClickControlError) as info:
+        client.write("odinagent.remove_vap", "02:c0:00:00:00:01")
+    assert info.value.code == 520
+    assert server.connections == 2 and [n for n, _line in server.received] == [1, 2]
+    client.close()
+
+
+def test_a_transport_error_mid_data_reconnects_for_the_next_command():
+    server = ScriptedServer([b"200 Read handler 'a.b' OK\r\nDATA 10\r\nabc"])   # closes mid-data
+    client = server.client(timeout=2)
+    with pytest.raises(ClickControlError):
+        client.read("a.b")
+    again = ScriptedServer([b"200 Write handler 'a.c' OK\r\n"])
+    client.port = again.port            # the same client object opens a fresh connection
+    assert client.write("a.c", "1").ok and again.received == [b"WRITE a.c 1"]
+    client.close(send_quit=False)
+
+
+@pytest.mark.parametrize("word", ["x\nQUIT", "x\rWRITE odinagent.remove_vap 1", "x\x00", "x\x1b[2J", "\x7f"])
+def test_control_characters_are_refused_before_anything_is_sent(word):
+    server = ScriptedServer([b"200 Write handler 'a.b' OK\r\n"])
+    client = server.client(timeout=2)
+    client.connect()
+    with pytest.raises(ValueError):
+        client.write("a.b", word)
+    client.close(send_quit=False)
+    assert server.received == []
