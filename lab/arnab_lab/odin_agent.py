@@ -12,6 +12,8 @@ changes, channel) come from the emulated radio (arnab_lab.radio) over its JSON-l
 import argparse
 import json
 import logging
+import math
+import re
 import socket
 import socketserver
 import sys
@@ -27,10 +29,6 @@ VERSION = "2.0.1 (emulated: arnab_lab.odin_agent, not Click)"
 POLL_INTERVAL = 0.5           # seconds between radio polls (stats, subscriptions, probes)
 PROBE_REPEAT = 2.0            # seconds between probes of one unserved client
 LOG = logging.getLogger("emulated-odin-agent")
-
-
-class HandlerError(Exception):
-    """A handler refused its arguments: ControlSocket answers 520 with this text."""
 
 
 # -- the radio link ---------------------------------------------------------------------------------
@@ -77,10 +75,150 @@ class RadioLink:
             self._sock = self._file = None
 
 
+class HandlerError(Exception):
+    """A handler failed: ControlSocket answers 520 with these lines (Click's own words), or one line without."""
+
+    def __init__(self, *messages):
+        super(HandlerError, self).__init__("; ".join(messages))
+        self.messages = list(messages)
+
+
+# -- Click's argument parsing, as OdinAgent's handlers use it (Args(...).push_back_words(str).read_mp(...)) -----
+
+class _Bad(Exception):
+    """One argument did not parse; the text is Click's (after the KEYWORD: prefix)."""
+
+
+def click_words(text):
+    """cp_spacevec: the words of a handler argument, split at ASCII white space."""
+    return text.split()
+
+
+def parse_ether(word):
+    """EtherAddressArg: six groups of 1-2 hex digits separated by one of ':' or '-' throughout."""
+    data, d, p, sep = [0] * 6, 0, 0, None
+    for ch in word:
+        if ch in "0123456789abcdefABCDEF":
+            if p == 2 or d == 6:
+                raise _Bad("parse error")
+            data[d] = (data[d] << 4 if p else 0) + int(ch, 16)
+            p += 1
+            continue
+        if sep is None and ch in "-:":
+            sep = ch
+        if ch == sep and p in (1, 2) and d < 5:
+            p, d = 0, d + 1
+            continue
+        raise _Bad("parse error")
+    if p == 0 or d != 5:
+        raise _Bad("parse error")
+    return ":".join("%02x" % b for b in data)
+
+
+def parse_ip(word):
+    """IPAddressArg: a dotted quad, each part 0-255."""
+    parts = word.split(".")
+    if len(parts) != 4 or not all(p.isdigit() and p.isascii() and int(p) <= 255 for p in parts):
+        raise _Bad("parse error")
+    return ".".join(str(int(p)) for p in parts)
+
+
+_INT = re.compile(r"[+-]?(0[xX][0-9a-fA-F](?:_?[0-9a-fA-F])*|0[bB][01](?:_?[01])*|0(?:_?[0-7])*|[1-9](?:_?[0-9])*)")
+
+
+def parse_int(word, bits=32):
+    """IntArg (base 0: 0x.. hex, 0b.. binary, 0.. octal) of a signed integer of `bits` bits."""
+    if not _INT.fullmatch(word):
+        raise _Bad("invalid number")
+    body = word.lstrip("+-").replace("_", "")
+    base = 16 if body[:2] in ("0x", "0X") else 2 if body[:2] in ("0b", "0B") else 8 if body[:1] == "0" else 10
+    value = int(body[2:] if base in (16, 2) else body or "0", base) * (-1 if word.startswith("-") else 1)
+    bound = (1 << (bits - 1)) - 1
+    if value > bound:
+        raise _Bad("out of range, bound %d" % bound)
+    if value < -bound - 1:
+        raise _Bad("out of range, bound %d" % (-bound - 1))
+    return value
+
+
+_DOUBLE = re.compile(r"[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)")
+
+
+def parse_double(word):
+    if not _DOUBLE.fullmatch(word):
+        raise _Bad("parse error")
+    return float(word)
+
+
+def parse_bool(word):
+    """BoolArg."""
+    if word in ("0", "n", "f", "false", "no"):
+        return False
+    if word in ("1", "y", "t", "true", "yes"):
+        return True
+    raise _Bad("parse error")
+
+
+class ClickArgs:
+    """Args(agent, errh).push_back_words(text): positional read_mp(), consume() and complete() as Click words
+    their errors (``KEYWORD: required argument missing``, ``KEYWORD: parse error``, ``too many arguments``)."""
+
+    def __init__(self, text):
+        self.words, self.pos, self.errors = click_words(text), 0, []
+
+    def read_mp(self, keyword, parse=str):
+        if self.pos >= len(self.words):
+            self.errors.append("%s: required argument missing" % keyword)
+            return None
+        word = self.words[self.pos]
+        self.pos += 1
+        try:
+            return parse(word)
+        except _Bad as exc:
+            self.errors.append("%s: %s" % (keyword, exc))
+            return None
+
+    def empty(self):
+        return self.pos >= len(self.words)
+
+    def consume(self):
+        if self.errors:
+            raise HandlerError(*self.errors)
+
+    def complete(self):
+        if not self.empty():
+            self.errors.append("too many arguments")
+        self.consume()
+
+
+def _g(value):
+    """StringAccum << double (%.12g)."""
+    text = "%.12g" % value
+    return {"nan": "-nan" if math.copysign(1, value) < 0 else "nan", "inf": "inf", "-inf": "-inf"}.get(text, text)
+
+
+def click_timestamp(ns):
+    """Timestamp's unparse: seconds.nanoseconds, or microseconds when the nanoseconds are whole ones."""
+    sec, nsec = divmod(int(ns), 1000000000)
+    return "%d.%06d" % (sec, nsec // 1000) if nsec % 1000 == 0 else "%d.%09d" % (sec, nsec)
+
+
+def _frequency(channel):
+    """OdinAgent::convert_channel_to_frequency."""
+    if 1 <= channel <= 13:
+        return 2407 + 5 * channel
+    if channel == 14:
+        return 2484
+    if channel >= 36:
+        return 5000 + 5 * channel
+    return 0
+
+
 # -- the agent ---------------------------------------------------------------------------------------
 
 class Agent:
-    """OdinAgent state and handlers. Handlers take the argument text and return text (READ) or None."""
+    """OdinAgent state and handlers, as real OdinAgent (Wi-5 b7791948) behaves. A handler takes the argument
+    text and returns the data (READ) or None (WRITE); it raises HandlerError where OdinAgent returns -1."""
 
     def __init__(self, conf, config_text="", radio=None, name=None):
         self.conf = conf
@@ -88,192 +226,350 @@ class Agent:
         self.name = name or conf["agent_ip"]
         self.radio = radio or RadioLink(None)
         self.lock = threading.RLock()
-        self.vaps = {}
+        self.vaps = {}                 # lower-case sta_mac -> odin.Vap, in insertion order
         self.channel = conf["channel"]
         self.interval = conf["default_beacon_interval"]
         self.debug = conf["odin_debug"]
         self.txpower = conf["tx_power"]
-        self.report_mean = int(POLL_INTERVAL * 1000)
+        self.mean, self.num_mean, self.m2 = 0.0, 0, 0.0   # report_mean: probe request -> beacon delays
+        self.mean_table = {}              # sta_mac -> when testing_send_probe_request named it
         self.signal_offset = 0
         self.subscriptions = []
-        self.scanning_flags = [0, 0, 0]
-        self.scan_request = None      # (sta_mac, channel) of the last WRITE scan_client
-        self.scan_aps_channel = None
+        self.scanning_flags = [0, 0, 0]   # client scanning, AP scanning, measurement beacon
+        self.scan_request = None          # (sta_mac, channel) of the last WRITE scan_client
+        self.scan_channel = None
+        self.scanning_ssid = None         # SSID of the last WRITE scan_APs ('*' = stations)
+        self.measurement_ssid = None
+        self.scanned_stations = {}        # filled by an AP scan for '*': sta_mac -> dBm (sta_rssi)
         self.rx_stats, self.tx_stats = {}, {}
         self.rssi_override = {}
         self.associated = set()
         self.last_probe = {}
         self.send_to_master = lambda text: None
         self.read_handlers = {
-            "table": self.read_table, "channel": lambda a: str(self.channel),
-            "interval": lambda a: str(self.interval), "rxstats": lambda a: self._read_stats(self.rx_stats),
-            "txstats": lambda a: self._read_stats(self.tx_stats),
-            "subscriptions": lambda a: odin.format_subscriptions(self.subscriptions),
-            "debug": lambda a: str(self.debug), "report_mean": lambda a: str(self.report_mean),
+            "table": self.read_table, "channel": lambda: "%d\n" % self.channel,
+            "interval": lambda: "%d\n" % self.interval, "rxstats": lambda: self._read_stats(self.rx_stats, refresh=True),
+            "txstats": lambda: self._read_stats(self.tx_stats), "subscriptions": self.read_subscriptions,
+            "debug": lambda: "%d\n" % self.debug, "report_mean": self.read_report_mean,
             "scan_client": self.read_scan_client, "scan_APs": self.read_scan_aps,
-            "scanning_flags": lambda a: " ".join(str(f) for f in self.scanning_flags),
-            "txpower": lambda a: str(self.txpower), "sta_rssi": self.read_sta_rssi,
-            "emulated": lambda a: "true: arnab_lab.odin_agent emulates OdinAgent; radio is arnab_lab.radio\n",
+            "scanning_flags": lambda: "%d %d %d\n" % tuple(self.scanning_flags),
+            "txpower": lambda: "%d\n" % self.txpower, "sta_rssi": self.read_sta_rssi,
         }
         self.write_handlers = {
             "add_vap": self.write_add_vap, "set_vap": self.write_set_vap, "remove_vap": self.write_remove_vap,
-            "channel": self.write_channel, "interval": self._int_setter("interval"),
-            "subscriptions": self.write_subscriptions, "debug": self._int_setter("debug"),
-            "send_probe_response": self._logged("send_probe_response"),
-            "testing_send_probe_request": self._logged("testing_send_probe_request"),
+            "channel": self.write_channel, "interval": self.write_interval,
+            "subscriptions": self.write_subscriptions, "debug": self.write_debug,
+            "send_probe_response": self.write_probe_response,
+            "testing_send_probe_request": self.write_probe_request,
             "handler_update_signal_strength": self.write_update_signal_strength,
-            "signal_strength_offset": self._int_setter("signal_offset"),
+            "signal_strength_offset": self.write_signal_strength_offset,
             "channel_switch_announcement": self.write_csa, "scan_client": self.write_scan_client,
-            "scan_APs": self.write_scan_aps, "send_measurement_beacon": self._logged("send_measurement_beacon"),
+            "scan_APs": self.write_scan_aps, "send_measurement_beacon": self.write_measurement_beacon,
             "scanning_flags": self.write_scanning_flags,
         }
 
-    # READ handlers
-    def read_table(self, _args):
+    # READ handlers (each answers exactly what OdinAgent::read_handler prints)
+    def read_table(self):
         with self.lock:
-            return odin.format_table(self.vaps)
+            return "".join("%s %s %s%s\n" % (v.sta_mac.upper(), v.sta_ip, v.bssid.upper(),
+                                             "".join(" " + s for s in v.ssids)) for v in self.vaps.values())
 
-    def _read_stats(self, stats):
+    def read_subscriptions(self):
+        with self.lock:
+            return odin.format_subscription_lines(self.subscriptions)
+
+    def read_report_mean(self):
+        with self.lock:
+            for sta_mac in [m for m in self.mean_table if m in self.vaps]:
+                self._beacon_sent(sta_mac)   # the periodic beacon to each vAP's client has gone out since
+            if self.num_mean == 1:
+                variance = "-nan"            # 0.0 / 0 in C on this CPU
+            else:
+                variance = _g(self.m2 / (self.num_mean - 1))   # -0 for none
+            return "%s %d %s\n" % (_g(self.mean), self.num_mean, variance)
+
+    def _beacon_sent(self, sta_mac):
+        """OdinAgent::send_beacon's bookkeeping: the delay since a probe request for this station, in its
+        units (seconds * 1e9 + microseconds), into a running mean and variance."""
+        with self.lock:
+            started = self.mean_table.pop(sta_mac, None)
+            if started is None:
+                return
+            elapsed = min(time.monotonic() - started, self.interval / 1000.0)
+            new_val = int(elapsed) * 1000000000 + int(elapsed % 1 * 1000000)
+            self.num_mean += 1
+            delta = new_val - self.mean
+            self.mean += delta / self.num_mean
+            self.m2 += delta * (new_val - self.mean)
+
+    def _read_stats(self, stats, refresh=False):
+        if refresh:   # the real agent counts every frame as it arrives: count what the radio hears right now
+            self._hear_vap_clients(time.time())
         with self.lock:  # a read resets the counters, as on the real agent
-            text = "".join(odin.format_station_stats(mac, s) + "\n" for mac, s in sorted(stats.items()))
-            stats.clear()
+            text = "".join(odin.format_station_stats(mac.upper(), s) + "\n" for mac, s in stats.items())
+            for mac, s in stats.items():
+                stats[mac] = dict(self._fresh_stats(), first_received=s["last_received"],
+                                  last_received=s["last_received"])
             return text
 
-    def read_scan_client(self, _args):
-        if not self.scan_request:
-            return "0\n"
-        sta_mac, channel = self.scan_request
-        reply = self.radio.request("rssi", ap_mac=self.conf["ap_mac"], sta_mac=sta_mac, channel=channel) or {}
-        rssi = reply.get("rssi")
+    @staticmethod
+    def _fresh_stats():
+        return {"packets": 0, "avg_rate": 0, "avg_signal": 0, "avg_len_pkt": 0, "air_time": 0,
+                "first_received": click_timestamp(0), "last_received": click_timestamp(0), "equipment": ""}
+
+    def read_scan_client(self):
         with self.lock:
             self.scanning_flags[0] = 0
+            request = self.scan_request
+        if not request:
+            return "0\n"
+        sta_mac, channel = request
+        reply = self.radio.request("rssi", ap_mac=self.conf["ap_mac"], sta_mac=sta_mac, channel=channel) or {}
+        rssi = reply.get("rssi")
         return "%d\n" % (0 if rssi is None else round(rssi) + 256)
 
-    def read_scan_aps(self, _args):
-        channel = self.scan_aps_channel or self.channel
-        reply = self.radio.request("scan_aps", ap_mac=self.conf["ap_mac"], channel=channel) or {}
-        return "".join("%s %d\n" % (ap["ap_mac"], round(ap["rssi"]) + 256) for ap in reply.get("aps", []))
-
-    def read_sta_rssi(self, _args):
+    def read_scan_aps(self):
         with self.lock:
-            macs = sorted(self.vaps)
-        lines = []
-        for mac in macs:
-            rssi = self._rssi_of(mac)
-            if rssi is not None:
-                lines.append("%s %d\n" % (mac, round(rssi)))
-        return "".join(lines)
+            self.scanning_flags[1] = 0
+            ssid, channel = self.scanning_ssid, self.scan_channel or self.channel
+        if ssid is None:
+            return ""
+        if ssid == "*":
+            self._collect_scanned_stations(channel)
+            with self.lock:
+                return "".join(odin.format_station_stats(mac.upper(), dict(self._fresh_stats(), avg_signal=rssi,
+                                                                          packets=1, equipment="STA")) + "\n"
+                               for mac, rssi in self.scanned_stations.items())
+        reply = self.radio.request("scan_aps", ap_mac=self.conf["ap_mac"], channel=channel) or {}
+        return "".join("%s avg_signal:%s\n" % (odin.vap_bssid(ap["ap_mac"]).upper(), _g(ap["rssi"]))
+                       for ap in reply.get("aps", []))
+
+    def read_sta_rssi(self):
+        """Stations the AP scan ('*') heard; empty until such a scan has run. Reading ends the AP scan."""
+        with self.lock:
+            scanning = self.scanning_flags[1] and self.scanning_ssid == "*"
+        if scanning:
+            self._collect_scanned_stations(self.scan_channel or self.channel)
+        with self.lock:
+            self.scanning_flags[1] = 0
+            scanned = list(self.scanned_stations.items())
+        return "".join("%s %s\n" % (mac.upper(), _g(math.floor(rssi * 100 + 0.5) / 100)) for mac, rssi in scanned)
+
+    def _collect_scanned_stations(self, channel):
+        reply = self.radio.request("poll", ap_mac=self.conf["ap_mac"], channel=channel) or {}
+        with self.lock:
+            for client in reply.get("clients", []):
+                self.scanned_stations[client["sta_mac"]] = client["rssi"] + self.signal_offset
 
     # WRITE handlers
+    @staticmethod
+    def _vap_args(text):
+        args = ClickArgs(text)
+        sta_mac = args.read_mp("STA_MAC", parse_ether)
+        sta_ip = args.read_mp("STA_IP", parse_ip)
+        bssid = args.read_mp("VAP_BSSID", parse_ether)
+        args.consume()
+        ssids = []
+        while not args.empty():
+            ssids.append(args.read_mp("VAP_SSID"))
+        return odin.Vap(sta_mac, sta_ip, bssid, tuple(ssids))
+
     def write_add_vap(self, args):
-        vap = self._parse_vap(args)
+        vap = self._vap_args(args)
         with self.lock:
+            if vap.sta_mac in self.vaps:
+                raise HandlerError()   # "already assigned a slot": -1 without a message
             self.vaps[vap.sta_mac] = vap
         self.radio.request("vap_add", ap_mac=self.conf["ap_mac"], sta_mac=vap.sta_mac, bssid=vap.bssid)
         LOG.info("add_vap %s", vap.to_line())
 
     def write_set_vap(self, args):
-        vap = self._parse_vap(args)
+        vap = self._vap_args(args)
         with self.lock:
             if vap.sta_mac not in self.vaps:
-                raise HandlerError("no vAP for %s" % vap.sta_mac)
+                raise HandlerError()
             self.vaps[vap.sta_mac] = vap
         LOG.info("set_vap %s", vap.to_line())
 
     def write_remove_vap(self, args):
-        sta_mac = self._mac(args.split()[0] if args.split() else "")
+        parsed = ClickArgs(args)
+        sta_mac = parsed.read_mp("STA_MAC", parse_ether)
+        parsed.complete()
         with self.lock:
             if sta_mac not in self.vaps:
-                raise HandlerError("no vAP for %s" % sta_mac)
+                raise HandlerError()
             del self.vaps[sta_mac]
             self.associated.discard(sta_mac)
         self.radio.request("vap_remove", ap_mac=self.conf["ap_mac"], sta_mac=sta_mac)
         LOG.info("remove_vap %s", sta_mac)
 
     def write_channel(self, args):
-        channel = self._value(odin.validate_channel, args)
+        parsed = ClickArgs(args)
+        channel = parsed.read_mp("CHANNEL", parse_int)
+        parsed.complete()
         with self.lock:
+            if channel == self.channel:
+                return
             self.channel = channel
-        self.radio.request("set_channel", ap_mac=self.conf["ap_mac"], channel=channel)
+        self._hostapd_cli("wlan0", odin.CSA_COUNT, _frequency(channel))
+        try:
+            odin.validate_channel(channel)
+            self.radio.request("set_channel", ap_mac=self.conf["ap_mac"], channel=channel)
+        except odin.OdinValueError:
+            LOG.warning("channel %d is not a Wi-Fi channel: the radio keeps its channel", channel)
         LOG.info("channel %d", channel)
 
-    def write_subscriptions(self, args):
-        subscriptions = self._value(odin.parse_subscriptions, args)
+    def write_interval(self, args):
+        parsed = ClickArgs(args)
+        interval = parsed.read_mp("INTERVAL", parse_int)
+        parsed.complete()
         with self.lock:
-            self.subscriptions = subscriptions
-        LOG.info("subscriptions %s", odin.format_subscriptions(subscriptions))
+            self.interval = interval
+
+    def write_subscriptions(self, args):
+        with self.lock:
+            self.subscriptions = []      # OdinAgent clears them first, whatever follows
+        parsed = ClickArgs(args)
+        rows = parsed.read_mp("NUM_ROWS", parse_int)
+        parsed.consume()
+        for _row in range(max(rows, 0)):
+            sub_id = parsed.read_mp("sub_id", lambda w: parse_int(w, 64))
+            addr = parsed.read_mp("addr", parse_ether)
+            stat = parsed.read_mp("stat")
+            rel = parsed.read_mp("rel", parse_int)
+            val = parsed.read_mp("val", parse_double)
+            parsed.consume()
+            with self.lock:
+                self.subscriptions.append(odin.Subscription(sub_id, addr, stat, odin.relation_name(rel), val))
+        parsed.complete()
+        LOG.info("subscriptions %s", odin.format_subscriptions(self.subscriptions))
+
+    def write_debug(self, args):
+        try:
+            debug = parse_bool(args)
+        except _Bad:
+            raise HandlerError()
+        with self.lock:
+            self.debug = int(debug)
+
+    def write_probe_response(self, args):
+        parsed = ClickArgs(args)
+        sta_mac = parsed.read_mp("STA_MAC", parse_ether)
+        parsed.read_mp("VAP_BSSID", parse_ether)
+        parsed.consume()
+        ssids = []
+        while not parsed.empty():
+            ssids.append(parsed.read_mp("VAP_SSID"))
+        for _ssid in ssids:
+            self._beacon_sent(sta_mac)
+        LOG.info("send_probe_response %s (emulated: nothing sent on air)", args.strip())
+
+    def write_probe_request(self, args):
+        parsed = ClickArgs(args)
+        sta_mac = parsed.read_mp("STA_MAC", parse_ether)
+        parsed.consume()
+        ssid = parsed.read_mp("SSID") if not parsed.empty() else ""
+        parsed.consume()
+        with self.lock:
+            self.mean_table[sta_mac] = time.monotonic()
+        self.send_to_master("probe %s %s\n" % (sta_mac.upper(), ssid))
 
     def write_update_signal_strength(self, args):
-        words = args.split()
-        if len(words) != 2:
-            raise HandlerError("expected '<sta_mac> <rssi>'")
+        parsed = ClickArgs(args)
+        sta_mac = parsed.read_mp("STA_MAC", parse_ether)
+        value = parsed.read_mp("VALUE", parse_int)
+        parsed.consume()
         with self.lock:
-            self.rssi_override[self._mac(words[0])] = self._value(int, words[1])
+            self.rssi_override[sta_mac] = value
+            stats = self.rx_stats.setdefault(sta_mac, self._fresh_stats())
+            stats["packets"] += 1
+            stats["last_received"] = click_timestamp(time.time_ns())
+
+    def write_signal_strength_offset(self, args):
+        parsed = ClickArgs(args)
+        value = parsed.read_mp("VALUE", parse_int)
+        parsed.consume()
+        with self.lock:
+            self.signal_offset = value
 
     def write_csa(self, args):
-        words = args.split()
-        if len(words) < 4:
-            raise HandlerError("expected '<sta_mac> <vap_bssid> <new_channel> <ssid>...'")
-        sta_mac, bssid = self._mac(words[0]), self._mac(words[1])
-        channel = self._value(odin.validate_channel, words[2])
+        parsed = ClickArgs(args)
+        sta_mac = parsed.read_mp("STA_MAC", parse_ether)
+        bssid = parsed.read_mp("VAP_BSSID", parse_ether)
+        channel = parsed.read_mp("CHANNEL", parse_int)
+        parsed.consume()
+        ssids = []
+        while not parsed.empty():
+            ssids.append(parsed.read_mp("VAP_SSID"))
+        for _beacon in range(odin.CSA_COUNT + 1):
+            for _ssid in ssids:
+                self._beacon_sent(sta_mac)
         reply = self.radio.request("csa", ap_mac=self.conf["ap_mac"], sta_mac=sta_mac, bssid=bssid,
                                    channel=channel, count=odin.CSA_COUNT, beacon_interval_ms=self.interval)
         LOG.info("channel_switch_announcement %s -> channel %d (%d beacons of %d ms): radio %s",
                  sta_mac, channel, odin.CSA_COUNT, self.interval, reply)
 
-    def write_scan_client(self, args):
-        words = args.split()
-        if len(words) != 2:
-            raise HandlerError("expected '<sta_mac> <channel>'")
+    def _scanning(self):
         with self.lock:
-            self.scan_request = (self._mac(words[0]), self._value(odin.validate_channel, words[1]))
+            return any(self.scanning_flags)
+
+    def write_scan_client(self, args):
+        if self._scanning():
+            return   # OdinAgent ignores it (and its arguments) while any scan is on
+        parsed = ClickArgs(args)
+        sta_mac = parsed.read_mp("STA_MAC", parse_ether)
+        channel = parsed.read_mp("CHANNEL", parse_int)
+        parsed.complete()
+        self._retune_scanner(channel)
+        with self.lock:
+            self.scan_request = (sta_mac, channel)
             self.scanning_flags[0] = 1
 
     def write_scan_aps(self, args):
-        words = args.split()
+        if self._scanning():
+            return
+        parsed = ClickArgs(args)
+        ssid = parsed.read_mp("SSID")
+        channel = parsed.read_mp("CHANNEL", parse_int)
+        parsed.complete()
+        self._retune_scanner(channel)
         with self.lock:
-            self.scan_aps_channel = self._value(odin.validate_channel, words[-1]) if words else None
             self.scanning_flags[1] = 1
+            self.scanning_ssid = ssid
+            if ssid == "*":
+                self.scanned_stations = {}
+
+    def write_measurement_beacon(self, args):
+        if self._scanning():
+            return
+        parsed = ClickArgs(args)
+        ssid = parsed.read_mp("SSID")
+        channel = parsed.read_mp("CHANNEL", parse_int)
+        parsed.complete()
+        self._retune_scanner(channel)
+        with self.lock:
+            self.scanning_flags[2] = 1
+            self.measurement_ssid = ssid
+        LOG.info("send_measurement_beacon %s on channel %d (emulated: nothing sent on air)", ssid, channel)
 
     def write_scanning_flags(self, args):
-        words = args.split()
-        if len(words) != 3:
-            raise HandlerError("expected '<client_scanning> <ap_scanning> <measurement_beacon>'")
+        parsed = ClickArgs(args)
+        flags = [parsed.read_mp(k, parse_int) for k in ("ClientScanningFlag", "APScanningFlag",
+                                                          "measurementBeaconFlag")]
+        parsed.complete()
         with self.lock:
-            self.scanning_flags = [self._value(int, w) for w in words]
+            self.scanning_flags = flags
 
-    def _int_setter(self, attribute):
-        def setter(args):
-            value = self._value(int, args.strip())
-            with self.lock:
-                setattr(self, attribute, value)
-        return setter
-
-    def _logged(self, name):
-        def handler(args):
-            LOG.info("%s %s (emulated: nothing sent on air)", name, args.strip())
-        return handler
+    def _retune_scanner(self, channel):
+        with self.lock:
+            if self.scan_channel == channel:
+                return
+            self.scan_channel = channel
+        self._hostapd_cli("wlan1", 0, _frequency(channel))
 
     @staticmethod
-    def _parse_vap(args):
-        try:
-            return odin.Vap.parse(args)
-        except odin.OdinValueError as exc:
-            raise HandlerError(str(exc))
-
-    @staticmethod
-    def _mac(text):
-        try:
-            return odin.normalize_mac(text)
-        except odin.OdinValueError as exc:
-            raise HandlerError(str(exc))
-
-    @staticmethod
-    def _value(convert, text):
-        try:
-            return convert(text.strip() if isinstance(text, str) else text)
-        except (ValueError, TypeError) as exc:
-            raise HandlerError(str(exc))
+    def _hostapd_cli(interface, count, frequency):
+        LOG.info("hostapd_cli -i %s chan_switch %d %d (emulated: not run)", interface, count, frequency)
 
     def _rssi_of(self, sta_mac):
         if sta_mac in self.rssi_override:
@@ -313,128 +609,292 @@ class Agent:
             self.send_to_master(text.rstrip() + "\n")
         return messages
 
+    def _hear_vap_clients(self, now):
+        reply = self.radio.request("poll", ap_mac=self.conf["ap_mac"])
+        with self.lock:
+            vaps = set(self.vaps)
+        for client in (reply or {}).get("clients", []):
+            if client["sta_mac"] in vaps:
+                rssi = self.rssi_override.get(client["sta_mac"], client["rssi"] + self.signal_offset)
+                self._count(client["sta_mac"], rssi, now)
+
     def _count(self, mac, rssi, now):
         with self.lock:
-            stats = self.rx_stats.setdefault(mac, {"packets": 0, "avg_rate": self.conf["tx_rate"] * 500,
-                                                   "avg_signal": rssi, "avg_len_pkt": 100, "air_time": 0,
-                                                   "first_received": "%.3f" % now, "equipment": "emulated"})
+            stats = self.rx_stats.setdefault(mac, dict(self._fresh_stats(),
+                                                       first_received=click_timestamp(now * 1e9)))
             stats["packets"] += 1
+            stats["avg_rate"] = self.conf["tx_rate"] * 500
+            stats["avg_len_pkt"] = 100
+            stats["equipment"] = "STA"
             stats["avg_signal"] = round(stats["avg_signal"] + (rssi - stats["avg_signal"]) / stats["packets"], 1)
             stats["air_time"] = round(stats["packets"] * 0.0002, 4)
-            stats["last_received"] = "%.3f" % now
+            stats["last_received"] = click_timestamp(now * 1e9)
 
 
-# -- the ControlSocket server -------------------------------------------------------------------------
+# -- the ControlSocket server: Click's ControlSocket element, byte for byte ---------------------------------
+
+HELP_LINES = (
+    "Commands supported:",
+    "READ handler [arg...]   call read handler, return DATA",
+    "READDATA handler len    call read handler with len data bytes, return DATA",
+    "READUNTIL handler term  call read handler, take data until term, return DATA",
+    "WRITE handler [arg...]  call write handler",
+    "WRITEDATA handler len   call write handler, pass len data bytes",
+    "WRITEUNTIL handler term call write handler, take data until term",
+    "CHECKREAD handler       check if read handler is valid",
+    "CHECKWRITE handler      check if write handler is valid",
+    "LLRPC elt#number [len]  call LLRPC, pass len data bytes, return DATA",
+    "QUIT                    close connection",
+)
+CLICK_VERSION = "2.1"
+_WORD = re.compile(rb"[^ \t\n\r\x0b\x0c]+")   # C isspace()
+
+
+def printable(data):
+    """String::printable(): control characters as ^X, bytes above 126 as \\ooo."""
+    out = []
+    for byte in data:
+        if 32 <= byte < 127:
+            out.append(chr(byte))
+        elif byte < 32:
+            out.append("^" + chr(byte + 64))
+        else:
+            out.append("\\%03o" % byte)
+    return "".join(out)
+
+
+class _More(Exception):
+    """The command needs bytes that have not arrived yet (and the client may still send them)."""
+
 
 class ControlSession:
-    """One connection: parse command lines, answer with status lines and DATA, as Click's ControlSocket."""
+    """One connection, as Click's ControlSocket serves it: lines end at CR, LF or CRLF; one command at a time;
+    the client's half-close runs what is left (a last line without its end too) before the server closes."""
 
-    def __init__(self, agent, rfile, wfile):
-        self.agent, self.rfile, self.wfile = agent, rfile, wfile
+    def __init__(self, agent, sock):
+        self.agent, self.sock = agent, sock
+        self.buffer, self.closed, self.quit = b"", False, False
+        self.out = []
 
-    def send(self, text):
-        self.wfile.write(text.encode("utf-8") if isinstance(text, str) else text)
-        self.wfile.flush()
+    # replies
+    def message(self, code, text, more=False):
+        self.out.append(("%d%s%s\r\n" % (code, "-" if more else " ", printable(text.encode("latin-1")))).encode(
+            "latin-1"))
+        return -1
 
-    def status(self, code, *lines):
-        out = "".join("%d-%s\r\n" % (code, line) for line in lines[:-1]) + "%d %s\r\n" % (code, lines[-1])
-        self.send(out)
+    def transfer(self, code, text, messages):
+        if text is not None:
+            self.message(code, text + ":" if messages else text, bool(messages))
+        for n, line in enumerate(messages):
+            self.message(code, line, n + 1 < len(messages))
+        return -1
 
+    def flush(self):
+        if self.out:
+            self.sock.sendall(b"".join(self.out))
+            self.out = []
+
+    # the loop
     def run(self):
-        self.send(BANNER + "\r\n")
+        self.sock.sendall(("Click::ControlSocket/1.3\r\n").encode())
         while True:
-            raw = self.rfile.readline()
-            if not raw:
-                return
-            line = raw.decode("utf-8", "replace").strip("\r\n")
-            if not self.dispatch(line):
+            if not self.closed and (not self.buffer or self._blocked):
+                chunk = self.sock.recv(2048)
+                if chunk:
+                    self.buffer += chunk
+                else:
+                    self.closed = True
+            self._blocked = False
+            if self.buffer:
+                end = next((i for i, b in enumerate(self.buffer) if b in (10, 13)), None)
+                if end is None and not self.closed:
+                    self._blocked = True
+                else:
+                    if end is None:
+                        end = len(self.buffer)
+                    elif self.buffer[end:end + 2] == b"\r\n":
+                        end += 2
+                    else:
+                        end += 1
+                    line, rest = self.buffer[:end], self.buffer[end:]
+                    self.buffer = rest
+                    try:
+                        self.parse_command(line)
+                    except _More:
+                        self.buffer = line + self.buffer   # wait for the rest, then run the command again
+                        self._blocked = True
+            self.flush()
+            if self.quit or (self.closed and not self.buffer):
                 return
 
-    def dispatch(self, line):
-        words = line.split()
-        if not words:
-            return True
+    _blocked = False
+
+    def take(self, size):
+        """`size` bytes after the command line: Not enough data once the client has closed, else wait."""
+        if len(self.buffer) < size:
+            if self.closed:
+                return None
+            raise _More()
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+    def parse_command(self, line):
+        matches = list(_WORD.finditer(line))
+        if not matches:
+            return 0
+        words = [m.group(0) for m in matches]
         command = words[0].upper()
-        rest = line.split(None, 2)[2] if len(words) > 2 else ""
-        if command in ("READ", "GET", "WRITE", "SET"):
+        if command in (b"READ", b"GET", b"WRITE", b"SET"):
             if len(words) < 2:
-                self.status(500, "Wrong number of arguments")
-            elif command in ("READ", "GET"):
-                self.read(words[1], rest)
-            else:
-                self.write(words[1], rest)
-        elif command in ("READDATA", "WRITEDATA", "SETDATA"):
-            if len(words) != 3 or not words[2].isdigit():
-                self.status(500, "Wrong number of arguments")
-                return True
-            data = self.rfile.read(int(words[2]))
-            if len(data) < int(words[2]):
-                self.status(500, "Not enough data")
-                return False
-            data = data.decode("utf-8", "replace")
-            (self.read if command == "READDATA" else self.write)(words[1], data)
-        elif command in ("CHECKREAD", "CHECKWRITE"):
+                return self.message(500, "Wrong number of arguments")
+            data = line[matches[2].start():matches[-1].end()] if len(words) > 2 else b""
+            return (self.read if command[0] in b"RG" else self.write)(words[1], data)
+        if command in (b"READDATA", b"WRITEDATA", b"SETDATA"):
+            if len(words) != 3:
+                return self.message(500, "Wrong number of arguments")
+            try:
+                size = parse_int(words[2].decode("latin-1"))
+            except _Bad:
+                size = -1
+            if size < 0:
+                return self.message(500, "Syntax error in '%s'", True)   # sic: Click's format is never filled
+            data = self.take(size)
+            if data is None:
+                return self.message(500, "Not enough data")
+            return (self.read if command[0] == ord("R") else self.write)(words[1], data)
+        if command in (b"READUNTIL", b"WRITEUNTIL"):
+            if len(words) < 2:
+                return self.message(500, "Wrong number of arguments")
+            until = line[matches[2].start():matches[-1].end()] if len(words) > 2 else b""
+            pos = 0
+            while True:
+                end = next((i for i in range(pos, len(self.buffer)) if self.buffer[i] in (10, 13)), None)
+                if end is None:
+                    if self.closed:
+                        return self.message(500, "Not enough data")
+                    raise _More()
+                text = self.buffer[pos:end].rstrip(b" \t\x0b\x0c")
+                nxt = end + 2 if self.buffer[end:end + 2] == b"\r\n" else end + 1
+                if text == until:
+                    data, self.buffer = self.buffer[:pos], self.buffer[nxt:]
+                    return (self.read if command[0] == ord("R") else self.write)(words[1], data)
+                pos = nxt
+        if command in (b"CHECKREAD", b"CHECKWRITE"):
             if len(words) != 2:
-                self.status(500, "Wrong number of arguments")
-            else:
-                self.check(words[1], command == "CHECKWRITE")
-        elif command == "LLRPC":
-            self.status(501, "Cannot call LLRPC '%s' remotely" % (words[1] if len(words) > 1 else ""))
-        elif command in ("QUIT", "CLOSE"):
-            self.status(200, "Goodbye!")
-            return False
+                return self.message(500, "Wrong number of arguments")
+            return self.check(words[1], command == b"CHECKWRITE")
+        if command == b"LLRPC":
+            if len(words) not in (2, 3):
+                return self.message(500, "Wrong number of arguments")
+            size = 0
+            if len(words) == 3:
+                try:
+                    size = parse_int(words[2].decode("latin-1"))
+                except _Bad:
+                    size = -1
+                if size < 0:
+                    return self.message(500, "Syntax error in 'llrpc'")
+            if self.take(size) is None:
+                return self.message(500, "Not enough data")
+            return self.llrpc(words[1])
+        if command in (b"CLOSE", b"QUIT"):
+            if len(words) != 1:
+                self.message(500, "Bad command syntax")
+            self.message(200, "Goodbye!")
+            self.quit, self.buffer = True, b""
+            return 0
+        if command == b"HELP":
+            for n, text in enumerate(HELP_LINES):
+                self.message(200, text, n + 1 < len(HELP_LINES))
+            return 0
+        return self.message(501, "Command '%s' unimplemented" % command.decode("latin-1"))
+
+    # handlers
+    def find(self, full_name):
+        """parse_handler: -> (kind, element, handler name) or None once the error is answered."""
+        name = full_name.decode("latin-1")
+        dot = name.find(".")
+        if dot == 0 or (dot == 1 and name[0] == "0"):
+            name = name[dot + 1:]
+        dot = name.find(".")
+        if dot >= 0:
+            element, hname = name[:dot], name[dot + 1:]
+            if element != odin.ELEMENT:
+                self.message(510, "No element named '%s'" % element)
+                return None
         else:
-            self.status(501, "Command '%s' unimplemented" % command)
-        return True
+            element, hname = "", name
+        handlers = self.handlers(element)
+        if hname not in handlers:
+            self.message(511, "No handler named '%s'" % full_name.decode("latin-1"))
+            return None
+        return handlers[hname], element, hname
 
-    def find(self, name, write):
-        """-> (handler function, None) or (None, (code, message)) as Click's parse_handler."""
-        element, dot, hname = name.rpartition(".")
-        if not dot:  # global handlers
-            handlers = {"version": lambda a: VERSION + "\n", "config": lambda a: self.agent.config_text,
-                        "list": lambda a: "1\nodinagent\n", "classes": lambda a: "OdinAgent\nControlSocket\n"}
-            found = handlers.get(hname) if not write else None
-            if found:
-                return found, None
-            if hname in handlers:
-                return None, (530, "Handler '%s' read-only" % name)
-            return None, (511, "No handler named '%s'" % name)
-        if element != odin.ELEMENT:
-            return None, (510, "No element named '%s'" % element)
-        table = self.agent.write_handlers if write else self.agent.read_handlers
-        other = self.agent.read_handlers if write else self.agent.write_handlers
-        if hname in table:
-            return table[hname], None
-        if hname in other:
-            return None, (530, "Handler '%s' %s" % (name, "read-only" if write else "write-only"))
-        return None, (511, "No handler named '%s'" % name)
+    def handlers(self, element):
+        """{name: (read function or None, write function or None)} of the root or of the agent element."""
+        if not element:
+            return {"version": (lambda: CLICK_VERSION, None)}
+        agent = self.agent
+        table = {"name": (lambda: odin.ELEMENT, None), "class": (lambda: "OdinAgent", None)}
+        for hname in set(agent.read_handlers) | set(agent.write_handlers):
+            table[hname] = (agent.read_handlers.get(hname), agent.write_handlers.get(hname))
+        return table
 
-    def read(self, name, args):
-        handler, error = self.find(name, write=False)
-        if error:
-            return self.status(*error)
+    def read(self, full_name, param):
+        found = self.find(full_name)
+        if not found:
+            return -1
+        (reader, _writer), element, hname = found
+        shown = full_name.decode("latin-1")
+        if reader is None:
+            return self.message(530, "Handler '%s' write-only" % shown)
+        if param:
+            return self.transfer(590, "Read handler '%s' error" % shown,
+                                 ["read handler '%s' does not take parameters" % self.unparse(element, hname)])
+        data = reader().encode("latin-1")
+        self.message(200, "Read handler '%s' OK" % shown)
+        self.out.append(b"DATA %d\r\n" % len(data) + data)
+        return 0
+
+    def write(self, full_name, data):
+        found = self.find(full_name)
+        if not found:
+            return -1
+        (_reader, writer), _element, _hname = found
+        shown = full_name.decode("latin-1")
+        if writer is None:
+            return self.message(530, "Handler '%s' read-only" % shown)
         try:
-            data = handler(args).encode("utf-8")
+            writer(data.decode("latin-1"))
         except HandlerError as exc:
-            return self.status(520, "Read handler '%s' error:" % name, str(exc))
-        self.status(200, "Read handler '%s' OK" % name)
-        self.send(b"DATA %d\r\n" % len(data) + data)
+            return self.transfer(520, "Write handler '%s' error" % shown, exc.messages)
+        self.message(200, "Write handler '%s' OK" % shown)
+        return 0
 
-    def write(self, name, args):
-        handler, error = self.find(name, write=True)
-        if error:
-            return self.status(*error)
+    def check(self, full_name, write):
+        found = self.find(full_name)
+        if not found:
+            return 0
+        (reader, writer), _element, _hname = found
+        shown = full_name.decode("latin-1")
+        if (writer if write else reader) is not None:
+            return self.message(200, "%s handler '%s' OK" % ("Write" if write else "Read", shown))
+        return self.message(511, "Handler '%s' %s" % (shown, "not writable" if write else "not readable"))
+
+    def llrpc(self, name):
+        text = name.decode("latin-1")
+        element, hash_, number = text.partition("#")
         try:
-            handler(args)
-        except HandlerError as exc:
-            return self.status(520, "Write handler '%s' error:" % name, str(exc))
-        self.status(200, "Write handler '%s' OK" % name)
+            parse_int(number or "x", 64) if not re.fullmatch(r"[0-9a-fA-F]+", number) else None
+        except _Bad:
+            return self.message(500, "Syntax error in LLRPC name '%s'" % text)
+        if not self.find((element + ".name").encode("latin-1")):
+            return -1
+        return self.message(501, "Cannot call LLRPC '%s' remotely" % text)   # OdinAgent has none
 
-    def check(self, name, write):
-        _handler, error = self.find(name, write)
-        if error:
-            return self.status(*error)
-        self.status(200, "%s handler '%s' OK" % ("Write" if write else "Read", name))
+    @staticmethod
+    def unparse(element, hname):
+        return "%s.%s" % (element, hname) if element else hname
 
 
 class _ControlServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
@@ -443,10 +903,10 @@ class _ControlServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
 
 def make_control_server(agent, bind, port):
-    class Handler(socketserver.StreamRequestHandler):
+    class Handler(socketserver.BaseRequestHandler):
         def handle(self):
             try:
-                ControlSession(agent, self.rfile, self.wfile).run()
+                ControlSession(agent, self.request).run()
             except (ConnectionError, OSError):
                 pass  # a client that vanished mid-reply is its own problem
     return _ControlServer((bind, port), Handler)

@@ -61,12 +61,19 @@ def test_banner_version_and_handlers(lab):
     _agent, server, _master, _radio = lab
     with client_for(server) as agent:
         assert agent.banner == "Click::ControlSocket/1.3"
-        assert "emulated" in agent.read("version")
-        assert agent.read("odinagent.channel") == "6"
-        assert agent.read("odinagent.interval") == "100"
-        assert "OdinAgent(" in agent.read("config")
+        assert agent.read("version") == agent.read(".version") == agent.read("0.version") == "2.1"
+        assert agent.read("odinagent.channel") == "6\n"      # scalar reads end with a newline, as Click's
+        assert agent.read("odinagent.interval") == "100\n"
+        assert agent.read("odinagent.report_mean") == "0 0 -0\n"
+        assert (agent.read("odinagent.name"), agent.read("odinagent.class")) == ("odinagent", "OdinAgent")
         assert agent.check_read("odinagent.table") and not agent.check_write("odinagent.table")
         assert agent.check_write("odinagent.add_vap") and not agent.check_read("odinagent.nope")
+        with pytest.raises(ClickControlError) as info:
+            agent.read("odinagent.channel", "extra")
+        assert info.value.code == 590 and "does not take parameters" in info.value.message
+        with pytest.raises(ClickControlError) as info:
+            agent._command("CHECKREAD odinagent.add_vap")
+        assert info.value.code == 511 and info.value.message == "Handler 'odinagent.add_vap' not readable"
 
 
 def test_vap_lifecycle_and_errors(lab):
@@ -75,16 +82,21 @@ def test_vap_lifecycle_and_errors(lab):
     with client_for(server) as agent:
         assert agent.read("odinagent.table") == ""
         agent.write("odinagent.add_vap", vap.to_line())
+        assert agent.read("odinagent.table") == vap.to_line().upper().replace("ARNAB", "arnab") + "\n"
         assert odin.parse_table(agent.read("odinagent.table")) == {C1: vap}
         assert the_radio.state.vaps[C1] == {"ap1"}
-        assert odin.parse_sta_rssi(agent.read("odinagent.sta_rssi"))[C1] == -41
+        assert agent.read("odinagent.sta_rssi") == ""            # empty until an AP scan has run
+        with pytest.raises(ClickControlError) as info:
+            agent.write("odinagent.add_vap", vap.to_line())      # a duplicate is refused
+        assert info.value.code == 520 and info.value.message == "Write handler 'odinagent.add_vap' error"
         with pytest.raises(ClickControlError) as info:
             agent.write("odinagent.add_vap", "not-a-mac 1.2.3.4 x arnab")
-        assert info.value.code == 520
+        assert info.value.code == 520 and info.value.message.splitlines()[1:] == [
+            "STA_MAC: parse error", "VAP_BSSID: parse error"]
         agent.write("odinagent.remove_vap", C1)
         with pytest.raises(ClickControlError) as info:
             agent.write("odinagent.remove_vap", C1)
-        assert info.value.code == 520 and "no vAP" in info.value.message
+        assert info.value.code == 520 and info.value.message == "Write handler 'odinagent.remove_vap' error"
         for handler, code in (("nosuch.table", 510), ("odinagent.nosuch", 511), ("odinagent.table", 530)):
             with pytest.raises(ClickControlError) as info:
                 agent.write(handler, "x")
@@ -98,10 +110,13 @@ def test_subscriptions_scan_and_stats(lab):
     _agent, server, master, _radio = lab
     with client_for(server) as agent:
         agent.write("odinagent.subscriptions", "1 7 00:00:00:00:00:00 signal 1 -90")
-        assert agent.read("odinagent.subscriptions") == "1 7 00:00:00:00:00:00 signal 1 -90"
+        assert agent.read("odinagent.subscriptions") == "sub_id 7 addr 00:00:00:00:00:00 stat signal rel 1 val -90\n"
         agent.write("odinagent.scan_client", C1 + " 6")
-        assert agent.read("odinagent.scanning_flags") == "1 0 0"
+        assert agent.read("odinagent.scanning_flags") == "1 0 0\n"
         assert odin.parse_scan_client(agent.read("odinagent.scan_client")) == -41
+        assert agent.read("odinagent.scanning_flags") == "0 0 0\n"
+        agent.write("odinagent.scan_APs", "* 6")                 # the AP scan fills sta_rssi
+        assert odin.parse_sta_rssi(agent.read("odinagent.sta_rssi")) == {C1: -41}
         agent.write("odinagent.add_vap", odin.Vap.build(C1, "10.78.0.100", "arnab").to_line())
         text, dummy = receive_until(master, "publish")
         assert text.startswith("publish %s 1 7:-41" % C1)
@@ -134,13 +149,22 @@ def test_csa_reaches_the_radio(lab):
 
 
 def test_raw_protocol_framing(lab):
-    """Speak the wire protocol by hand: READDATA, WRITEDATA, unknown command, QUIT."""
+    """Speak the wire protocol by hand: WRITEDATA, CR-only line ends, escaped bytes, QUIT, HELP."""
     _agent, server, _master, _radio = lab
     with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=3) as sock:
         f = sock.makefile("rwb")
         assert f.readline() == b"Click::ControlSocket/1.3\r\n"
-        f.write(b"WRITEDATA odinagent.debug 1\r\n2FROB\r\nQUIT\r\n")
+        f.write(b"WRITEDATA odinagent.debug 1\r\n1FROB\rREAD odinagent.\x01\xff\r\nQUIT\r\n")
         f.flush()
         assert f.readline() == b"200 Write handler 'odinagent.debug' OK\r\n"
-        assert f.readline() == b"501 Command 'FROB' unimplemented\r\n"
+        assert f.readline() == b"501 Command 'FROB' unimplemented\r\n"      # CR alone ends a line
+        assert f.readline() == b"511 No handler named 'odinagent.^A\\377'\r\n"
         assert f.readline() == b"200 Goodbye!\r\n"
+        assert f.readline() == b""                                            # QUIT closes
+    with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=3) as sock:
+        f = sock.makefile("rwb")
+        f.readline()
+        f.write(b"HELP\r\n")
+        f.flush()
+        lines = [f.readline() for _ in range(11)]
+        assert lines[0] == b"200-Commands supported:\r\n" and lines[-1].startswith(b"200 QUIT")
