@@ -19,8 +19,8 @@ class PlaybookFailed(RuntimeError):
         super().__init__("%s failed: %s" % (playbook, "; ".join(failures) or "see the output above"))
 
 
-def run_playbook(playbook, extravars=None, inventory=LAB_INVENTORY, quiet=False, limit=None):
-    """Run playbooks/PLAYBOOK; return {host: {task name: result}} for tasks that registered results.
+def run_playbook(playbook, extravars=None, inventory=LAB_INVENTORY, quiet=False, limit=None, check=False):
+    """Run playbooks/PLAYBOOK (``check``: in check mode); return {host: {task name: result}}.
 
     Raises PlaybookFailed naming each failed task and its message.
     """
@@ -45,7 +45,7 @@ def run_playbook(playbook, extravars=None, inventory=LAB_INVENTORY, quiet=False,
         run = ansible_runner.run(private_data_dir=private, project_dir=REPO,
                                  playbook=os.path.join(REPO, "playbooks", playbook), inventory=inventory,
                                  extravars=extravars or {}, envvars=env, limit=limit, quiet=True,
-                                 event_handler=on_event)
+                                 cmdline="--check" if check else None, event_handler=on_event)
     finally:
         shutil.rmtree(private, ignore_errors=True)
     if run.rc != 0:

@@ -246,7 +246,7 @@ def summarize_dump_stats(dump):
 def build_argv(action, images_dir=None, container=None, lxcpath=None, pid=None, parent_dir=None,
                leave="running", track_mem=False, tcp_established=True, lazy_pages=False, page_server=False,
                address=None, port=None, network_lock=None, enable_fs=(), log_file=None, verbose=False,
-               feature=None, backend="lxc", criu="criu", extra=()):
+               feature=None, backend="lxc", criu="criu", action_script=None, extra=()):
     """Return ``(argv, criu_options)`` for one CRIU step.
 
     ``backend='lxc'``: argv runs ``lxc-checkpoint``; ``criu_options`` are the long criu options LXC has no flag for,
@@ -256,6 +256,7 @@ def build_argv(action, images_dir=None, container=None, lxcpath=None, pid=None, 
     ``parent_dir`` is the previous images dir; it is made relative to ``images_dir`` (criu wants
     ``--prev-images-dir`` relative to ``-D``). ``leave``: running (``--leave-running``), stopped
     (``--leave-stopped``: tasks stay stopped, resumable with SIGCONT), dead (criu kills them).
+    ``action_script``: a dump's ``--action-script`` (the migration guard: criu waits in it at ``post-dump``).
     """
     if action not in ACTIONS:
         raise ValueError("unknown criu action %r" % action)
@@ -287,6 +288,11 @@ def build_argv(action, images_dir=None, container=None, lxcpath=None, pid=None, 
             opts += [("lazy-pages", None), ("address", address or "0.0.0.0"), ("port", str(port))]
         elif page_server:
             opts += [("page-server", None), ("address", address), ("port", str(port))]
+        if action_script:
+            if not re.match(r"^/[A-Za-z0-9_./-]+$", action_script):
+                raise ValueError("action script path %r: criu runs it through sh -c, it must be a plain path"
+                                 % action_script)
+            opts.append(("action-script", action_script))
     if action == "restore" and lazy_pages:
         opts.append(("lazy-pages", None))
     if action in ("pre-dump", "dump", "restore"):
@@ -571,16 +577,22 @@ class LxcCriu(object):
             f.write(config_text(criu_options))
         return {"CRIU_CONFIG_FILE": path}
 
-    def checkpoint(self, name, images_dir, action="dump", parent_dir=None, leave="running", track_mem=False,
-                   lazy_pages=False, address=None, port=None, timeout=None):
-        """Run one pre-dump or dump; return ``{'duration_s', 'stats', 'images_dir', 'bytes'}`` or raise CriuError."""
+    def checkpoint_command(self, name, images_dir, action="dump", parent_dir=None, leave="running",
+                           track_mem=False, lazy_pages=False, address=None, port=None, action_script=None):
+        """``(argv, env)`` of one pre-dump or dump, for a caller that runs it in the background."""
         if not os.path.isdir(images_dir):
-            os.makedirs(images_dir)
+            os.makedirs(images_dir, 0o700)
         argv, opts = build_argv(action, images_dir=images_dir, container=name, lxcpath=self.lxcpath,
                                 parent_dir=parent_dir, leave=leave, track_mem=track_mem, lazy_pages=lazy_pages,
                                 address=address, port=port, network_lock=self.network_lock,
-                                enable_fs=self.enable_fs, verbose=self.verbose)
-        env = self._config_env(images_dir, action, opts)
+                                enable_fs=self.enable_fs, verbose=self.verbose, action_script=action_script)
+        return argv, self._config_env(images_dir, action, opts)
+
+    def checkpoint(self, name, images_dir, action="dump", parent_dir=None, leave="running", track_mem=False,
+                   lazy_pages=False, address=None, port=None, timeout=None):
+        """Run one pre-dump or dump; return ``{'duration_s', 'stats', 'images_dir', 'bytes'}`` or raise CriuError."""
+        argv, env = self.checkpoint_command(name, images_dir, action=action, parent_dir=parent_dir, leave=leave,
+                                            track_mem=track_mem, lazy_pages=lazy_pages, address=address, port=port)
         t0 = time.time()
         rc, out, err = self.run(argv, env=env, timeout=timeout)
         dt = time.time() - t0
@@ -591,7 +603,7 @@ class LxcCriu(object):
                             rc=rc, stdout=out, stderr=err, log_tail=tail, argv=argv)
         stats = summarize_dump_stats(read_stats(images_dir, "dump"))
         return {"duration_s": dt, "stats": stats, "images_dir": images_dir, "bytes": dir_bytes(images_dir),
-                "argv": argv, "criu_options": options_argv(opts)}
+                "argv": argv}
 
     def restore(self, name, images_dir, lazy_pages=False, timeout=None):
         argv, opts = build_argv("restore", images_dir=images_dir, container=name, lxcpath=self.lxcpath,

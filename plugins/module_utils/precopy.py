@@ -37,11 +37,13 @@ import shlex
 import signal
 import socket
 import subprocess
+import sys
 import time
 
+from ansible_collections.arnab.testbed.plugins.module_utils import migration_guard
 from ansible_collections.arnab.testbed.plugins.module_utils.criu import (
     PAGE_SIZE, CriuError, LxcCriu, build_argv, config_text, default_runner, find_criu_error, log_tail,
-    netfix_argv)
+    netfix_argv, read_stats, summarize_dump_stats)
 from ansible_collections.arnab.testbed.plugins.module_utils.state_transfer import (
     Pusher, RemoteShell, list_files, ssh_argv)
 
@@ -69,8 +71,15 @@ SMALL_IMAGES_BYTES = 8 * 1024 * 1024
 SSH_ALIVE_INTERVAL_S = 2
 SSH_ALIVE_COUNT = 4
 # After a failure the destination may stay unreachable for a while (a link flap): keep trying to clean it for
-# this long (only while SSH cannot connect, rc 255) before reporting it unclean and resuming the source anyway.
+# this long (only while SSH cannot connect, rc 255). The source resumes only once it is clean.
 DEST_CLEAN_RETRY_S = 30
+# A restore sent but not answered (the link broke): the engine asks the destination what became of it for this
+# long; then it leaves the frozen, fenced source to its guard, which goes on asking (migration_guard.py).
+RESOLVE_S = 60
+# A final dump that has not reached the guard by then has hung.
+DUMP_TIMEOUT_S = 600
+# Post-copy: the drain fails when the page server sends nothing for this long (not after a fixed total time).
+DRAIN_STALL_S = 30
 # The source's work dir <lxcpath>/.arnab-migrate/<name> holds this file, locked (flock) for as long as a migration
 # runs: the kernel drops the lock however the process ends, so a work dir without a held lock is a dead one's.
 WORK_LOCK = "lock"
@@ -92,7 +101,7 @@ class Knobs(object):
 
     def __init__(self, max_iterations=MAX_ITERATIONS, min_pages=MIN_PAGES_WRITTEN, max_growth=MAX_GROWTH_RATIO,
                  target_downtime_s=TARGET_DOWNTIME_S, link_rate_bps=None, fixed_cost_s=FIXED_COST_S,
-                 precopy_mode="auto", plateau_ratio=PLATEAU_RATIO):
+                 precopy_mode="auto", plateau_ratio=PLATEAU_RATIO, postcopy_max_drain_s=None):
         self.max_iterations = int(max_iterations)
         self.min_pages = int(min_pages)
         self.max_growth = float(max_growth)
@@ -101,6 +110,9 @@ class Knobs(object):
         self.fixed_cost_s = float(fixed_cost_s)
         self.precopy_mode = precopy_mode
         self.plateau_ratio = float(plateau_ratio)
+        # auto picks post-copy only when its predicted drain (the window in which the service needs both edges)
+        # fits this bound; None: never (the user has not accepted that risk)
+        self.postcopy_max_drain_s = None if postcopy_max_drain_s is None else float(postcopy_max_drain_s)
 
     def as_dict(self):
         return dict(self.__dict__)
@@ -188,11 +200,18 @@ def choose_method(facts, knobs):
     if facts.get("mem_dirty_track"):
         return ("pre-copy", "native", "stop-and-copy predicted %.2fs > target %.2fs; kernel has soft-dirty: native "
                 "pre-copy" % (sac, knobs.target_downtime_s))
-    if facts.get("lazy_pages_ready"):
-        return ("post-copy", None, "stop-and-copy predicted %.2fs > target %.2fs; no soft-dirty on this kernel, "
-                "userfaultfd and pipe-max-size ready: post-copy (lazy pages)" % (sac, knobs.target_downtime_s))
-    return ("pre-copy", "delta", "stop-and-copy predicted %.2fs > target %.2fs; no soft-dirty, no lazy pages: "
-            "pre-copy with full dumps and 4 KiB delta transfer" % (sac, knobs.target_downtime_s))
+    # post-copy moves every page once whatever the dirty rate: its drain is memory over the link
+    drain = mem / float(rate)
+    if facts.get("lazy_pages_ready") and knobs.postcopy_max_drain_s is not None and \
+            drain <= knobs.postcopy_max_drain_s:
+        return ("post-copy", None, "stop-and-copy predicted %.2fs > target %.2fs; no soft-dirty on this kernel; "
+                "post-copy's predicted drain %.1fs (%d MiB at %.0f Mbit/s) <= the accepted %.1fs"
+                % (sac, knobs.target_downtime_s, drain, mem >> 20, rate * 8 / 1e6, knobs.postcopy_max_drain_s))
+    why_not = ("lazy pages not ready" if not facts.get("lazy_pages_ready") else
+               "post-copy not accepted (postcopy_max_drain unset)" if knobs.postcopy_max_drain_s is None else
+               "post-copy's predicted drain %.1fs > the accepted %.1fs" % (drain, knobs.postcopy_max_drain_s))
+    return ("pre-copy", "delta", "stop-and-copy predicted %.2fs > target %.2fs; no soft-dirty; %s: pre-copy with "
+            "full dumps and 4 KiB delta transfer" % (sac, knobs.target_downtime_s, why_not))
 
 
 def resolve_method(method, facts, knobs):
@@ -317,8 +336,20 @@ def migrate(drv, method="auto", knobs=None, progress=None, clock=time.time):
         t_tx = clock()
         rep["final_transfer"] = {k: tx.get(k) for k in ("bytes_sent", "literal_bytes", "duration_s", "plan")}
         step("restore on destination")
-        rs = drv.restore(lazy=(method == "post-copy"))
-        t_running = clock()
+        try:
+            rs = drv.restore(lazy=(method == "post-copy"))
+        except RestoreUncertain as e:
+            # the restore was sent and the answer lost: ask the destination what became of it before anything
+            # else (its copy may serve already; the source stays frozen meanwhile)
+            step("restore outcome unknown (%s): asking the destination" % e)
+            outcome = drv.await_outcome()
+            rep["restore_outcome"] = outcome
+            if outcome != "running":
+                raise
+            rs = drv.restore_record() if hasattr(drv, "restore_record") else {}
+            rs["recovered"] = "the destination answered again: its copy runs"
+        # an uncertain restore learnt later when the copy started running (the destination's own clock)
+        t_running = rs.pop("running_at", None) or clock()
         rep["restore"] = rs
         rep["frozen"] = {
             "dump_s": round(t_dumped - frozen_at, 4),
@@ -334,7 +365,7 @@ def migrate(drv, method="auto", knobs=None, progress=None, clock=time.time):
         rep["bytes_frozen"] = int(fs.get("bytes_sent", 0) + tx.get("bytes_sent", 0))
         step("running on destination after %.3fs frozen" % rep["downtime_s"])
 
-        # 3b. Post-copy: the source serves pages until the last one has arrived.
+        # 3b. Post-copy: the destination serves; the source sends the pages it faults until the last one.
         if method == "post-copy":
             step("post-copy: waiting for the last page")
             done = drv.wait_lazy_done()
@@ -347,18 +378,29 @@ def migrate(drv, method="auto", knobs=None, progress=None, clock=time.time):
                 "dump_stats": done.get("stats", {}),
             }
             rep["final_dump"]["stats"] = done.get("stats", {}) or rep["final_dump"]["stats"]
-    except Exception as e:  # roll back: the destination copy goes, the source comes back
+    except Exception as e:  # never two copies: the source resumes only once the destination is known clean
         rep["error"] = "%s: %s" % (type(e).__name__, e)
         if getattr(e, "log_tail", None):
             rep["criu_log_tail"] = e.log_tail
         step("failed (%s): rolling back" % rep["error"])
         rep["rollback"] = rollback(drv, frozen_at is not None)
         rep["rolled_back"] = rep["rollback"].get("ok", False)
+        if method == "post-copy" and "postcopy" not in rep and rep.get("downtime_s") is not None:
+            # the restored copy served and is gone: the source resumes from the state it had when frozen
+            rep["postcopy"] = {"went_back_s": round(clock() - frozen_at - rep["downtime_s"], 4),
+                               "note": "the client saw the service go back to its state at the freeze"}
         rep["total_s"] = round(clock() - t0, 4)
         rep["bytes_total"] = total_bytes(rep)
         raise MigrationError(rep["error"], rep)
 
-    # 4. Point of no return: the container runs on the destination; the source copy goes.
+    # 4. Commit point: the destination runs the container: the guard lets criu leave the frozen tasks stopped.
+    step("commit")
+    commit = drv.commit()
+    rep["commit"] = {k: commit.get(k) for k in ("commit_s", "dump_rc")}
+    if commit.get("stats") and method != "post-copy":
+        rep["final_dump"]["stats"] = commit["stats"]
+
+    # 5. Point of no return: the source copy goes.
     step("point of no return: destroy source")
     try:
         rep["source_cleanup"] = drv.destroy_source()
@@ -372,23 +414,28 @@ def migrate(drv, method="auto", knobs=None, progress=None, clock=time.time):
 
 
 def rollback(drv, was_frozen):
-    """Clean the destination first (so there are never two running copies), then resume the source."""
-    out = {"ok": True}
-    try:
-        out["dest"] = drv.clean_dest()
-    except Exception as e:
-        out["ok"] = False
-        out["dest_error"] = "%s: %s" % (type(e).__name__, e)
-    try:
-        out["source"] = drv.resume_source()
-    except Exception as e:
-        out["ok"] = False
-        out["source_error"] = "%s: %s" % (type(e).__name__, e)
+    """Exactly one copy: the destination is cleaned (confirmed) before the source resumes. If no restore was ever
+    sent, no copy can run there: the source resumes first (the client waits less) and the destination is cleaned
+    after. If the destination cannot be confirmed clean, the source stays frozen and fenced: the guard on the
+    source resolves it once the destination answers (migration_guard.py)."""
+    out = {"ok": False, "was_frozen": was_frozen}
+    order = ("source", "dest") if not getattr(drv, "restore_sent", True) else ("dest", "source")
+    for side in order:
+        try:
+            out[side] = drv.clean_dest() if side == "dest" else drv.resume_source()
+        except Exception as e:
+            out["%s_error" % side] = "%s: %s" % (type(e).__name__, e)
+            if side == "dest" and order[0] == "dest":
+                out["fenced"] = drv.fence()
+                out["source"] = ("stays frozen and fenced: the destination could not be confirmed clean; the guard "
+                                 "resumes it once the destination answers and runs no copy, or destroys it if it "
+                                 "does")
+                return out
+    out["ok"] = "source_error" not in out
     if out["ok"]:
         out["logs_kept"] = drv.discard_work(keep_logs=True)   # the source runs again: its images are worth nothing
     else:
         out["work_kept"] = "the source's images stay in its work dir for a manual recovery"
-    out["was_frozen"] = was_frozen
     return out
 
 
@@ -461,8 +508,56 @@ def rss_bytes(pids):
     return total
 
 
+CONTAINER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+
+
 class PreflightError(Exception):
     pass
+
+
+class AlreadyOnDestination(PreflightError):
+    """The container already runs on the destination and not here: nothing to do (idempotence)."""
+
+
+class RestoreUncertain(Exception):
+    """The restore was sent and no answer came back: the destination may or may not run the container."""
+
+
+class SourceState(object):
+    """The source container's state during a migration: one value, changed only through :meth:`to`.
+
+    RUNNING -> FROZEN (criu holds it in the guard) -> COMMITTED (the destination runs it; criu leaves the tasks
+    stopped) -> GONE (destroyed), or FROZEN -> RESUMED (abort: criu resumed it) or FROZEN -> FENCED (outcome
+    unknown: it stays frozen, the guard decides once the destination answers)."""
+
+    RUNNING, FROZEN, COMMITTED, RESUMED, FENCED, GONE = ("running", "frozen", "committed", "resumed", "fenced",
+                                                         "gone")
+    TRANSITIONS = {RUNNING: (FROZEN,), FROZEN: (COMMITTED, RESUMED, FENCED), FENCED: (COMMITTED, RESUMED),
+                   COMMITTED: (GONE,), RESUMED: (), GONE: ()}
+
+    def __init__(self):
+        self.state = self.RUNNING
+
+    def to(self, new):
+        if new not in self.TRANSITIONS[self.state]:
+            raise RuntimeError("source state %s cannot become %s" % (self.state, new))
+        self.state = new
+
+
+# netfix_argv() placeholder for the pid the restore script learns at run time
+PID_SENTINEL = "@PID@"
+
+
+def guard_source():
+    """The text of migration_guard.py (written into the work dir as criu's action script)."""
+    loader = getattr(migration_guard, "__loader__", None)
+    if loader is not None and hasattr(loader, "get_source"):
+        text = loader.get_source(migration_guard.__name__)
+        if text:
+            return text
+    with open(migration_guard.__file__.replace(".pyc", ".py")) as f:
+        return f.read()
 
 
 class LxcMigrationDriver(object):
@@ -481,7 +576,8 @@ class LxcMigrationDriver(object):
         self.run = runner or default_runner
         self.lxc = LxcCriu(lxcpath=lxcpath, criu=criu, runner=self.run, verbose=criu_verbose)
         self.criu = criu
-        self.control_path = "/tmp/.arnab-mig-%s-%d.sock" % (container, os.getpid())
+        # the shared SSH master's socket, in the migrations' private (0700) dir, not a guessable name in /tmp
+        self.control_path = os.path.join(os.path.dirname(self.work), ".ssh-%s-%d" % (container, os.getpid()))
         self.pusher = Pusher(dest, user=ssh_user, key=ssh_key, ssh_port=ssh_port, control_path=self.control_path,
                              compress=compress, bwlimit=bwlimit, runner=self.run)
         self.lazy_port = int(lazy_port)
@@ -494,17 +590,18 @@ class LxcMigrationDriver(object):
         self.log = log or (lambda msg: None)
         self.dest_files = {}          # what the destination's images dir holds (delta mode)
         self.dest_dir = None          # dest images dir to restore from
-        self.lazy_proc = None
-        self.lazy_dir = None
+        self.dump_proc = None         # the final (or lazy) dump: criu waits in the guard until the decision
+        self.dump_dir = None
         self.fs_mark = None
         self.init_pid = None
         self.dest_touched = False
-        self.source_state = "running"
+        self.restore_sent = False     # from here on the destination may run the container
+        self.page_server_started = False
+        self.source = SourceState()
         self._facts = None
         self.rsh = None
         self.prev_local = None
         self.final_channel = None
-        self.frozen_once = False
         self.delta_method = delta_method
         self.remote_python = "python3"
         self.work_lock = None         # fd holding <work>/lock while this migration runs
@@ -533,16 +630,29 @@ class LxcMigrationDriver(object):
         return os.path.join(self.lxcpath, self.name)
 
     # -- preflight: everything that can fail before anything is frozen -------------------------------
-    def preflight(self, method="auto"):
-        """Check container, destination and features; return facts. Raise PreflightError with an actionable msg."""
+    def preflight(self, method="auto", check_mode=False):
+        """Check container, destination and features; return facts. Raise PreflightError with an actionable msg
+        (AlreadyOnDestination when there is nothing to do). ``check_mode``: change nothing on either edge."""
+        if not CONTAINER_NAME_RE.match(self.name or ""):
+            raise PreflightError("container name %r: use letters, digits, '-', '_' and '.' (not first)" % self.name)
+        if not IFNAME_RE.match(self.ifname or ""):
+            raise PreflightError("interface %r: 1-15 letters, digits, '-', '_' or '.'" % self.ifname)
         info = self.lxc.info(self.name)
-        if info is None or not self.lxc.exists(self.name):
-            raise PreflightError("container %s does not exist in %s on this edge" % (self.name, self.lxcpath))
-        if info.get("state") != "RUNNING":
+        if info is None or not self.lxc.exists(self.name) or info.get("state") != "RUNNING":
+            rc, out, _err = self.pusher.ssh("lxc-info -n %s -P %s -sH 2>/dev/null; true"
+                                            % (_q(self.name), _q(self.lxcpath)), timeout=20)
+            if rc == 0 and out.strip() == "RUNNING":
+                raise AlreadyOnDestination("container %s already runs on %s and not here: nothing to do"
+                                           % (self.name, self.dest))
+            if info is None or not self.lxc.exists(self.name):
+                raise PreflightError("container %s does not exist in %s on this edge" % (self.name, self.lxcpath))
             raise PreflightError("container %s is %s, not RUNNING: nothing to migrate live"
                                  % (self.name, info.get("state")))
         self.init_pid = info.get("pid")
-        self.hold_work_lock()
+        if check_mode:
+            self.check_work_lock()
+        else:
+            self.hold_work_lock()
         feats = self.lxc.features()
         if not feats.get("criu_ok"):
             raise PreflightError("criu (%s) does not run on this edge" % self.criu)
@@ -565,13 +675,18 @@ class LxcMigrationDriver(object):
                                         port=self.pusher.ssh_port, control_path=self.control_path))
         # Same storage on both ends (the destination is this edge, or shares its lxcpath) would make the
         # "destination copy" the source itself: probe with a token file.
-        probe = os.path.join(self.lxcpath, ".arnab-probe-%d-%d" % (os.getpid(), int(time.time() * 1e6)))
-        with open(probe, "w") as f:
-            f.write("probe\n")
-        try:
-            _rc, pout, _e = self.pusher.ssh("test -e %s && echo SAME; true" % _q(probe))
-        finally:
-            os.unlink(probe)
+        if check_mode:      # no probe file: compare the directory's device and inode instead
+            st = os.stat(self.lxcpath)
+            _rc, pout, _e = self.pusher.ssh("[ \"$(stat -c '%%d %%i' %s)\" = '%d %d' ] && echo SAME; true"
+                                            % (_q(self.lxcpath), st.st_dev, st.st_ino))
+        else:
+            probe = os.path.join(self.lxcpath, ".arnab-probe-%d-%d" % (os.getpid(), int(time.time() * 1e6)))
+            with open(probe, "w") as f:
+                f.write("probe\n")
+            try:
+                _rc, pout, _e = self.pusher.ssh("test -e %s && echo SAME; true" % _q(probe))
+            finally:
+                os.unlink(probe)
         if "SAME" in pout:
             raise PreflightError("destination %s shares this edge's %s (it is this edge?): refusing"
                                  % (self.dest, self.lxcpath))
@@ -726,23 +841,38 @@ class LxcMigrationDriver(object):
 
     # -- the work dir ----------------------------------------------------------------------------------
     def _prepare_work(self):
-        if not os.path.isdir(self.work):
-            os.makedirs(self.work)
+        """The work dir and its parent are root's alone (0700): images, the guard, the SSH master's socket."""
+        for d in (os.path.dirname(self.work), self.work):
+            if not os.path.isdir(d):
+                os.makedirs(d, 0o700)
+            os.chmod(d, 0o700)
 
     def hold_work_lock(self):
         """Lock <work>/lock for the life of this process: a second migration of the container is refused, and
         the edge role tells a live migration from the work dir a dead one left (killed, power cut), whose
         leftovers go now."""
         self._prepare_work()
-        fd = os.open(os.path.join(self.work, WORK_LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(os.path.join(self.work, WORK_LOCK), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except (IOError, OSError):
             os.close(fd)
             raise PreflightError("container %s is already being migrated from this edge (%s is locked)"
                                  % (self.name, os.path.join(self.work, WORK_LOCK)))
+        os.ftruncate(fd, 0)
+        os.write(fd, b"%d\n" % os.getpid())     # who holds it (the guard writes its own pid when it takes over)
         self.work_lock = fd
         self._empty_work(keep=lambda name: False)
+
+    def check_work_lock(self):
+        """Check mode: refuse as :meth:`hold_work_lock` would, creating nothing."""
+        path = os.path.join(self.work, WORK_LOCK)
+        fd = migration_guard.lock_is_free(path) if os.path.exists(path) else -1
+        if fd is not None and fd >= 0:
+            os.close(fd)
+        if fd is None:
+            raise PreflightError("container %s is already being migrated from this edge (%s is locked)"
+                                 % (self.name, path))
 
     def discard_work(self, keep_logs=False):
         """Remove the source's work dir (and <lxcpath>/.arnab-migrate when nothing else migrates). keep_logs: only
@@ -782,66 +912,113 @@ class LxcMigrationDriver(object):
         return res
 
     def final_dump(self, parent, mode):
-        self._prepare_work()
-        self.frozen_once = True
+        """The freeze: criu dumps and then waits in the guard (tasks frozen, network locked) for the decision."""
         d = os.path.join(self.work, "final")
         _rm_rf(d)
-        self.source_state = "dumping"
-        res = self.lxc.checkpoint(self.name, d, action="dump", leave="stopped",
-                                  parent_dir=parent if mode == "native" else None,
-                                  track_mem=(mode == "native"))
-        self.source_state = "stopped"
-        return res
+        return self._guarded_dump(d, parent_dir=parent if mode == "native" else None, track_mem=(mode == "native"))
 
-    def lazy_dump(self, ready_timeout=120):
-        """Start the lazy dump; return once the page server listens (the rest of memory waits there)."""
-        self._prepare_work()
+    def lazy_dump(self):
+        """Post-copy's freeze: everything but memory is dumped, and criu waits in the guard. Its page server starts
+        only once the restore is about to be sent (:meth:`start_page_server`): until then an abort is criu's
+        own clean resume."""
         d = os.path.join(self.work, "lazy")
         _rm_rf(d)
-        os.makedirs(d)
-        argv, opts = build_argv("dump", images_dir=d, container=self.name, lxcpath=self.lxcpath, leave="stopped",
-                                lazy_pages=True, address=self.page_server_address, port=self.lazy_port,
-                                network_lock=self.lxc.network_lock, enable_fs=self.lxc.enable_fs,
-                                verbose=self.lxc.verbose)
-        conf = os.path.join(d, ".criu-dump.conf")
-        with open(conf, "w") as f:
-            f.write(config_text(opts))
-        env = dict(os.environ)
-        env["CRIU_CONFIG_FILE"] = conf
-        self.source_state = "dumping"
-        self.frozen_once = True
         self.lazy_tx0 = self.link_tx_bytes()
-        t0 = time.time()
-        self.lazy_out = open(os.path.join(self.work, "lazy-dump.out"), "wb")
-        self.lazy_proc = subprocess.Popen(argv, env=env, stdout=self.lazy_out, stderr=subprocess.STDOUT)
-        self.lazy_dir = d
-        while True:
-            if listening(self.lazy_port):
-                break
-            if self.lazy_proc.poll() is not None:
-                self.source_state = "running"   # a failed lazy dump unfreezes the source
-                raise CriuError("lazy dump of %s exited rc %s before serving pages: %s" % (
-                    self.name, self.lazy_proc.returncode, find_criu_error(log_tail(os.path.join(d, "dump.log")))),
-                    rc=self.lazy_proc.returncode, log_tail=log_tail(os.path.join(d, "dump.log")))
-            if time.time() - t0 > ready_timeout:
-                raise CriuError("lazy dump of %s not serving pages after %ss" % (self.name, ready_timeout))
-            time.sleep(0.005)
-        self.source_state = "serving"
-        return {"images_dir": d, "duration_s": time.time() - t0, "bytes": _dir_bytes(d), "stats": {}}
+        return self._guarded_dump(d, lazy=True)
 
-    def wait_lazy_done(self, timeout=600):
-        """Wait for the source's lazy dump to exit (every page served)."""
+    def _guarded_dump(self, images_dir, parent_dir=None, track_mem=False, lazy=False):
+        guard = self._arm_guard(lazy)
+        argv, env = self.lxc.checkpoint_command(self.name, images_dir, action="dump", parent_dir=parent_dir,
+                                                leave="stopped", track_mem=track_mem, lazy_pages=lazy,
+                                                address=self.page_server_address if lazy else None,
+                                                port=self.lazy_port if lazy else None, action_script=guard)
+        full_env = dict(os.environ)
+        full_env.update(env)
+        t0 = time.time()
+        self.source.to(SourceState.FROZEN)
+        # its own session: whatever kills the engine's process group must not take criu and the guard with it
+        with open(os.path.join(self.work, "dump.out"), "wb") as out:
+            self.dump_proc = subprocess.Popen(argv, env=full_env, stdin=subprocess.DEVNULL, stdout=out,
+                                              stderr=subprocess.STDOUT, start_new_session=True)
+        self.dump_dir = images_dir
+        while True:
+            if os.path.exists(os.path.join(self.work, migration_guard.DUMPED_FILE)):
+                break
+            if self.dump_proc.poll() is not None or os.path.exists(os.path.join(self.work,
+                                                                                migration_guard.UNLOCKING_FILE)):
+                tail = log_tail(os.path.join(images_dir, "dump.log"))
+                raise CriuError("%sdump of %s failed before the images were complete (rc %s): %s" % (
+                    "lazy " if lazy else "", self.name, self.dump_proc.returncode,
+                    find_criu_error(tail) or log_tail(os.path.join(self.work, "dump.out"), 5)), log_tail=tail)
+            if time.time() - t0 > DUMP_TIMEOUT_S:
+                raise CriuError("dump of %s not done after %ss" % (self.name, DUMP_TIMEOUT_S))
+            time.sleep(migration_guard.POLL_S)
+        stats = {} if lazy else summarize_dump_stats(read_stats(images_dir, "dump"))
+        return {"images_dir": images_dir, "duration_s": time.time() - t0, "bytes": _dir_bytes(images_dir),
+                "stats": stats}
+
+    def _arm_guard(self, lazy=False):
+        """Write the guard (criu's action script) and what it needs into the private work dir."""
+        for name in (migration_guard.DECISION_FILE, migration_guard.DUMPED_FILE, migration_guard.UNLOCKING_FILE,
+                     migration_guard.RESOLVED_FILE):
+            try:
+                os.remove(os.path.join(self.work, name))
+            except OSError:
+                pass
+        ssh = ssh_argv(self.dest, user=self.pusher.user, key=self.pusher.key, port=self.pusher.ssh_port,
+                       extra=("-o", "ServerAliveInterval=%d" % SSH_ALIVE_INTERVAL_S,
+                              "-o", "ServerAliveCountMax=%d" % SSH_ALIVE_COUNT))
+        cleanup = [["lxc-stop", "-k", "-n", self.name, "-P", self.lxcpath]]
+        if self.source_cleanup == "destroy":
+            cleanup.append(["lxc-destroy", "-n", self.name, "-P", self.lxcpath])
+        cleanup.append(["rm", "-rf", "--one-file-system", self.work])
+        cfg = {"lock": os.path.join(self.work, WORK_LOCK), "status_argv": ssh + ["--", self.status_script()],
+               "clean_argv": ssh + ["--", self.clean_script()], "source_cleanup_argvs": cleanup,
+               "lazy_page_server": [self.page_server_address or "127.0.0.1", self.lazy_port] if lazy else None}
+        migration_guard.write_atomic(os.path.join(self.work, migration_guard.GUARD_CONFIG), json.dumps(cfg))
+        with open(os.path.join(self.work, migration_guard.GUARD_FILE + ".py"), "w") as f:
+            f.write(guard_source())
+        # criu runs the action script at every hook, some while the container is frozen (network-lock): a shell
+        # that exits at once for those, Python (-I -S: no site, no user paths) only where the guard decides
+        path = os.path.join(self.work, migration_guard.GUARD_FILE)
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\ncase \"$CRTOOLS_SCRIPT_ACTION\" in\n  post-dump|network-unlock) exec %s -I -S %s ;;\n"
+                    "esac\nexit 0\n" % (_q(sys.executable or "/usr/bin/python3"), _q(path + ".py")))
+        os.chmod(path, 0o700)
+        return path
+
+    def decide(self, decision):
+        """Tell the guard (criu waits in it): commit -> the frozen source stays stopped; abort -> criu resumes it."""
+        migration_guard.write_atomic(os.path.join(self.work, migration_guard.DECISION_FILE), decision)
+
+    def commit(self):
+        """The commit point: the destination runs the container (post-copy: and every page has arrived there).
+        criu leaves the frozen tasks stopped and exits; :meth:`destroy_source` removes them."""
+        t0 = time.time()
+        self.decide(migration_guard.COMMIT)
+        self.source.to(SourceState.COMMITTED)
         try:
-            rc = self.lazy_proc.wait(timeout=timeout)
+            rc = self.dump_proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            raise CriuError("pages still not all served after %ss" % timeout)
-        self.lazy_out.close()
-        if rc != 0:
-            self.source_state = "running"
-            raise CriuError("lazy page transfer failed (source dump rc %s): %s" % (
-                rc, find_criu_error(log_tail(os.path.join(self.lazy_dir, "dump.log")))),
-                log_tail=log_tail(os.path.join(self.lazy_dir, "dump.log")))
-        self.source_state = "stopped"
+            rc = None
+        return {"commit_s": round(time.time() - t0, 4), "dump_rc": rc,
+                "stats": summarize_dump_stats(read_stats(self.dump_dir, "dump"))}
+
+    def wait_lazy_done(self):
+        """Post-copy drain, watched by progress: the source's page server must keep sending (its link's TX
+        counter grows) or finish; DRAIN_STALL_S without a byte fails it."""
+        last_tx, last_move = self.link_tx_bytes(), time.time()
+        while self.dump_proc.poll() is None:   # criu exits once the last page has left
+            time.sleep(0.05)
+            tx = self.link_tx_bytes()
+            if tx != last_tx:
+                last_tx, last_move = tx, time.time()
+            elif time.time() - last_move > DRAIN_STALL_S:
+                raise CriuError("post-copy drain stalled: no page sent for %ss" % DRAIN_STALL_S)
+        if self.dump_proc.returncode != 0:
+            raise CriuError("lazy page transfer failed on the source (dump rc %s): %s" % (
+                self.dump_proc.returncode, find_criu_error(log_tail(os.path.join(self.dump_dir, "dump.log")))),
+                log_tail=log_tail(os.path.join(self.dump_dir, "dump.log")))
         # the source's page server exits 0 even when its client went away: ask the destination's daemon
         deadline = time.time() + 60
         while True:
@@ -942,14 +1119,20 @@ class LxcMigrationDriver(object):
     # -- restore on the destination ---------------------------------------------------------------
     def restore_script(self, lazy=False):
         """One shell script for the destination: (lazy daemon), restore, TX offload off, gratuitous ARP, TCP kick.
-        Prints ``T <step> <epoch>`` markers so the report can split the time."""
+        Prints ``T <step> <epoch>`` markers so the report can split the time. Its output goes to a file first:
+        a connection lost mid-script must not kill it (SIGPIPE) between the restore and the net fix. It leaves
+        ``restore.pid`` while it runs and ``restore.rc`` when done: the destination's status (:meth:`status_script`)
+        tells a restore still running from a finished or a dead one."""
         d = self.dest_dir
         argv, opts = build_argv("restore", images_dir=d, container=self.name, lxcpath=self.lxcpath,
                                 lazy_pages=lazy, network_lock=self.lxc.network_lock, enable_fs=self.lxc.enable_fs,
                                 verbose=self.lxc.verbose)
-        lines = ["set -e", "cd %s" % _q(d), "now() { date +%s.%N; }", "echo T start $(now)"]
+        lines = ["cd %s || exit 1" % _q(d), "rm -f restore.rc", "read -r mypid _ < /proc/self/stat",
+                 "echo $mypid > restore.pid", "exec 3>&1 >restore.trace 2>&1",
+                 "finish() { echo $1 > restore.rc; cat restore.trace >&3; exit $1; }",
+                 "now() { date +%s.%N; }", "echo T start $(now)"]
         conf = os.path.join(d, ".criu-restore.conf")
-        lines.append("printf %%s %s > %s" % (_q(config_text(opts)), _q(conf)))
+        lines.append("printf %%s %s > %s || finish 1" % (_q(config_text(opts)), _q(conf)))
         if lazy:
             largv, _opts = build_argv("lazy-pages", images_dir=d, address=self.page_server_address,
                                       port=self.lazy_port, criu=self.criu, log_file="lazy-pages.log")
@@ -960,28 +1143,94 @@ class LxcMigrationDriver(object):
                 "setsid sh -c %s </dev/null >lazy-pages.out 2>&1 & echo $! > lazy-pages.pid" % _q(
                     "%s; echo $? > lazy-pages.rc" % " ".join(_q(a) for a in largv)),
                 "i=0; while [ ! -S lazy-pages.socket ]; do i=$((i+1)); [ $i -gt 3000 ] && "
-                "{ echo 'lazy-pages daemon did not start' >&2; cat lazy-pages.out >&2; exit 3; }; sleep 0.01; done",
+                "{ echo 'lazy-pages daemon did not start' >&2; cat lazy-pages.out >&2; finish 3; }; sleep 0.01; done",
                 "echo T lazyd $(now)",
             ]
         # the restored container's monitor must not inherit this session's stdout, or ssh never returns
         lines.append("CRIU_CONFIG_FILE=%s timeout -s KILL %d %s </dev/null >restore.out 2>&1 || "
-                     "{ rc=$?; cat restore.out >&2; exit $rc; }" % (
+                     "{ rc=$?; cat restore.out >&2; finish $rc; }" % (
                          _q(conf), int(self.restore_timeout), " ".join(_q(a) for a in argv)))
         lines.append("echo T restored $(now)")
+        # from here on the container runs: nothing below may fail the restore (it would roll back a container
+        # that already serves), so each step only reports
         lines.append("pid=$(lxc-info -n %s -P %s -pH)" % (_q(self.name), _q(self.lxcpath)))
         lines.append("echo PID $pid")
-        txoff, netfix = (" ".join(_q(a) if not a.startswith("$") else a for a in argv)
-                         for argv in netfix_argv("$pid", ifname=self.ifname, python="$PY"))
-        lines += ["PY=$(command -v /usr/bin/python3 || command -v python3)",
-                  txoff + " >/dev/null", "echo T txoff $(now)",
-                  netfix + " || echo GARP_FAILED", "echo T netfix $(now)"]
+        txoff, netfix = (" ".join('"$pid"' if a == PID_SENTINEL else _q(a) for a in argv)
+                         for argv in netfix_argv(PID_SENTINEL, ifname=self.ifname, python=self.remote_python))
+        lines += ["[ -n \"$pid\" ] || { echo NO_PID; finish 0; }",
+                  txoff + " >/dev/null || echo TXOFF_FAILED", "echo T txoff $(now)",
+                  netfix + " || echo GARP_FAILED",
+                  "echo T netfix $(now)", "finish 0"]
         return "\n".join(lines) + "\n"
+
+    def status_script(self):
+        """Shell script for the destination: ``STATE <lxc state|ABSENT>`` and ``RESTORE <rc|pending|died|none>``."""
+        d = os.path.join(self.dwork, "images")
+        return "\n".join([
+            "st=$(lxc-info -n %s -P %s -sH 2>/dev/null); echo STATE ${st:-ABSENT}"
+            % (_q(self.name), _q(self.lxcpath)),
+            "cd %s 2>/dev/null || { echo RESTORE none; exit 0; }" % _q(d),
+            "if [ -f restore.rc ]; then echo RESTORE $(cat restore.rc); "
+            "elif [ -f restore.pid ] && kill -0 $(cat restore.pid) 2>/dev/null; then echo RESTORE pending; "
+            "elif [ -f restore.pid ]; then echo RESTORE died; else echo RESTORE none; fi",
+        ])
+
+    def dest_status(self):
+        """``(state, restore)`` on the destination (see :meth:`status_script`), or None when it cannot be asked."""
+        rc, out, _err = self.pusher.ssh(self.status_script(), timeout=20)
+        if rc != 0:
+            return None
+        return migration_guard.parse_status(out)
+
+    def start_page_server(self, timeout=60):
+        """Post-copy's point of no return on the source: criu leaves the guard and serves pages. From here a
+        failure leaves the source's tasks with criu's network lock (fenced) until the engine has cleaned the
+        destination and unlocks them by hand (:meth:`_resume_by_hand`)."""
+        self.decide(migration_guard.COMMIT)
+        self.page_server_started = True
+        t0 = time.time()
+        while not listening(self.lazy_port):
+            if self.dump_proc.poll() is not None:
+                raise CriuError("lazy dump of %s exited rc %s before serving pages"
+                                % (self.name, self.dump_proc.returncode))
+            if time.time() - t0 > timeout:
+                raise CriuError("lazy dump of %s not serving pages after %ss" % (self.name, timeout))
+            time.sleep(0.002)
 
     def restore(self, lazy=False):
         script = self.restore_script(lazy=lazy)
+        if lazy:
+            self.start_page_server()
         t0 = time.time()
+        self.restore_sent = True
         rc, out, err = self.ssh(script, timeout=self.restore_timeout + 30, check=False)
         dt = time.time() - t0
+        if rc in (124, 255) or (rc == 0 and " restored " not in out):
+            # the connection broke (or timed out) with the restore sent: it may run there, or not
+            raise RestoreUncertain("restore on %s: no answer (rc %s: %s)"
+                                   % (self.dest, rc, (err or out).strip()[-200:]))
+        if rc != 0:
+            _rc, logtxt, _e = self.ssh("tail -n 30 %s/restore.log 2>/dev/null; tail -n 20 %s/lazy-pages.log "
+                                       "2>/dev/null; true" % (_q(self.dest_dir), _q(self.dest_dir)), check=False)
+            raise CriuError("restore on %s failed (rc %s): %s" % (
+                self.dest, rc, find_criu_error(logtxt) or (err or out).strip()[-400:]), rc=rc, stderr=err,
+                log_tail=logtxt)
+        res = self.parse_restore_output(out)
+        res["duration_s"] = round(dt, 4)
+        return res
+
+    def restore_record(self):
+        """After an uncertain restore whose copy runs: what its script wrote (``running_at`` from its markers)."""
+        rc, out, _err = self.ssh("cat %s/restore.trace 2>/dev/null; true" % _q(self.dest_dir), check=False,
+                                 timeout=30)
+        res = self.parse_restore_output(out if rc == 0 else "")
+        if res.get("marks", {}).get("restored"):
+            res["running_at"] = res["marks"].get("netfix") or res["marks"]["restored"]
+        return res
+
+    @staticmethod
+    def parse_restore_output(out):
+        """The restore script's markers: ``T <step> <epoch>``, ``PID n``, ``kicked n`` and warnings."""
         marks = {}
         pid = kicked = None
         for line in out.splitlines():
@@ -995,19 +1244,31 @@ class LxcMigrationDriver(object):
                 pid = parts[1]
             elif len(parts) == 2 and parts[0] == "kicked" and parts[1].isdigit():
                 kicked = int(parts[1])
-        if rc != 0:
-            _rc, logtxt, _e = self.ssh("tail -n 30 %s/restore.log 2>/dev/null; tail -n 20 %s/lazy-pages.log "
-                                       "2>/dev/null; true" % (_q(self.dest_dir), _q(self.dest_dir)), check=False)
-            raise CriuError("restore on %s failed (rc %s): %s" % (
-                self.dest, rc, find_criu_error(logtxt) or err.strip()[-400:]), rc=rc, stderr=err, log_tail=logtxt)
-        res = {"duration_s": round(dt, 4), "pid": pid, "garp": "GARP_FAILED" not in out, "tcp_kicked": kicked}
+        res = {"pid": pid, "garp": "GARP_FAILED" not in out, "tcp_kicked": kicked, "marks": marks,
+               "warnings": [w for w in ("NO_PID", "TXOFF_FAILED", "GARP_FAILED") if w in out]}
         if "start" in marks and "restored" in marks:
             res["restore_s"] = round(marks["restored"] - marks.get("lazyd", marks["start"]), 4)
             if "lazyd" in marks:
                 res["lazy_daemon_s"] = round(marks["lazyd"] - marks["start"], 4)
             res["netfix_s"] = round(marks.get("netfix", marks["restored"]) - marks["restored"], 4)
-        self.source_state = "stopped" if self.source_state != "serving" else "serving"
         return res
+
+    def await_outcome(self, bound_s=None):
+        """After an uncertain restore: ask the destination until it answers (for at most ``bound_s``).
+        Returns ``'running'`` (its copy serves: commit), ``'absent'`` (no copy: it can be cleaned and the source
+        resumed) or ``'unknown'`` (still unreachable: the source stays frozen, the guard goes on asking)."""
+        deadline = time.time() + (RESOLVE_S if bound_s is None else bound_s)
+        while True:
+            status = self.dest_status()
+            if status is not None:
+                state, restore = status
+                if state == "RUNNING" and restore != "pending":
+                    return "running"
+                if restore != "pending" and state in ("ABSENT", "STOPPED", "ABORTING", "STOPPING"):
+                    return "absent"
+            if time.time() >= deadline:
+                return "unknown"
+            time.sleep(1.0)
 
     # -- rollback / cleanup ------------------------------------------------------------------------
     def clean_dest(self, retry_s=DEST_CLEAN_RETRY_S):
@@ -1045,70 +1306,88 @@ class LxcMigrationDriver(object):
             "timeout 30 lxc-stop -k -n %s -P %s >/dev/null 2>&1 || true" % (_q(self.name), _q(self.lxcpath)),
             # a hung lazy restore: SIGKILL processes that have OUR images dir as one whole argument (criu
             # restore / lazy-pages get "-D DIR"); shells and ssh carrying this script have it only inside a
-            # longer argument, so they never match.
-            "for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/cmdline 2>/dev/null | grep -qx -- %s "
+            # longer argument, so they never match (-F: the path is a string, not a pattern).
+            "for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/cmdline 2>/dev/null | grep -qxF -- %s "
             "&& kill -9 ${p#/proc/}; done; true" % _q(os.path.join(d, "images")),
+            # the container must be gone before anything says so: a copy still running fails the clean-up
+            "st=$(lxc-info -n %s -P %s -sH 2>/dev/null); [ \"$st\" = RUNNING ] && { echo still $st; exit 1; }"
+            % (_q(self.name), _q(self.lxcpath)),
             "rm -rf %s" % _q(d),
             # only remove the container dir if it is the copy we made (marker present)
             "if [ -e %s/.arnab-migrating ]; then rm -rf %s; fi" % (_q(cdir), _q(cdir)),
             "echo cleaned",
         ])
 
+    def fence(self):
+        """The destination's state is unknown: the source stays frozen in criu's guard, which takes over when this
+        process ends (its lock is freed) and decides once the destination answers."""
+        if self.source.state == SourceState.FROZEN:
+            self.source.to(SourceState.FENCED)
+        return {"guard": os.path.join(self.work, migration_guard.GUARD_FILE),
+                "criu_pid": self.dump_proc.pid if self.dump_proc else None,
+                "guard_log": os.path.join(self.work, migration_guard.GUARD_LOG)}
+
     def resume_source(self):
-        """Bring the source container back: stop the lazy dump, thaw, SIGCONT, drop criu's network lock."""
-        out = {}
-        if not self.frozen_once:
+        """Bring the source back. While criu waits in the guard, an ``abort`` lets criu itself unlock the network,
+        take the TCP sockets out of repair and resume the tasks. Never called while the destination may run."""
+        if self.source.state == SourceState.RUNNING:
             return {"noop": "source was never frozen", "ok": True}
-        # Even when criu resumed the tasks itself (a failed dump), it can leave its nftables lock behind (seen
-        # with a lazy dump whose client vanished), and the data switch may have learnt the container's MAC at
-        # the destination: always unlock and announce.
-        if self.lazy_proc is not None and self.lazy_proc.poll() is None:
-            # an interrupted lazy dump resumes its tasks: stop criu (lxc-checkpoint's child) first
-            kill_tree(self.lazy_proc.pid, signal.SIGTERM)
-            try:
-                self.lazy_proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                kill_tree(self.lazy_proc.pid, signal.SIGKILL)
-                self.lazy_proc.wait()
-            out["lazy_dump"] = "stopped"
+        if self.page_server_started:
+            return self._resume_by_hand()
+        out = {}
+        if self.dump_proc is not None:
+            self.decide(migration_guard.ABORT)
+            deadline = time.time() + 60
+            while self.dump_proc.poll() is None:
+                if self.dump_dir.endswith("/lazy"):
+                    # after an abort criu unlocks and still starts its page server: a client that connects and
+                    # leaves ends it, and criu resumes the tasks
+                    poke(self.page_server_address, self.lazy_port)
+                if time.time() > deadline:
+                    raise RuntimeError("criu did not resume %s within 60 s after the abort (pid %d)"
+                                       % (self.name, self.dump_proc.pid))
+                time.sleep(0.05)
+            out["dump_rc"] = self.dump_proc.returncode
         info = self.lxc.info(self.name) or {}
-        pid = info.get("pid") or self.init_pid
-        final = os.path.join(self.work, "final")
-        has_tcp = os.path.isdir(final) and any(n.startswith("tcp-stream-") for n in os.listdir(final))
-        if self.source_state == "stopped" and has_tcp and os.path.exists(os.path.join(final, "inventory.img")):
-            # --leave-stopped leaves live TCP sockets in repair mode, and only criu can take them out of it:
-            # SIGCONT would resume a process whose connections then reset. Kill the stopped tasks (a socket in
-            # repair mode closes silently) and restore the container here from the final images instead.
-            self.run(["lxc-stop", "-k", "-n", self.name, "-P", self.lxcpath], timeout=60)
-            t0 = time.time()
-            self.lxc.restore(self.name, final, timeout=self.restore_timeout)
-            out["restored_locally"] = round(time.time() - t0, 4)
-            info = self.lxc.info(self.name) or {}
-            for argv in netfix_argv(info.get("pid"), ifname=self.ifname, python="/usr/bin/python3"):
-                self.run(argv)
-            self.source_state = "running"
-            out["ok"] = True
-            return out
-        if not pid or not os.path.exists("/proc/%s" % pid):
-            # the tasks are gone (killed dump): bring the container back from the final images, locally
-            final = os.path.join(self.work, "final")
-            if os.path.exists(os.path.join(final, "inventory.img")):
-                self.lxc.restore(self.name, final)
-                out["restored_locally"] = True
-                self.source_state = "running"
-                return out
-            raise RuntimeError("source container %s has no running tasks and no images to restore" % self.name)
         if info.get("state") == "FROZEN":
             self.run(["lxc-unfreeze", "-n", self.name, "-P", self.lxcpath])
             out["thawed"] = True
+        pid = info.get("pid")
+        if not pid or not os.path.exists("/proc/%s" % pid):
+            raise RuntimeError("source container %s has no running tasks after the abort" % self.name)
+        # the data switch may have learnt the container's MAC at the destination: announce it here again
+        for argv in netfix_argv(pid, ifname=self.ifname, python="/usr/bin/python3"):
+            self.run(argv)
+        self.source.to(SourceState.RESUMED)
+        out["resumed_by"] = "criu"
+        out["ok"] = True
+        return out
+
+    def _resume_by_hand(self):
+        """Post-copy after the page server started: criu resumes the tasks itself when serving fails, but keeps
+        its network lock (it decided at post-dump). Stop criu, thaw, SIGCONT, drop the lock, announce. The TCP
+        sockets criu put in repair mode stay there: those connections are lost (the restored copy had carried
+        them on anyway; the source is back at its state of the freeze)."""
+        out = {"resumed_by": "engine (post-copy after the page server started)"}
+        if self.dump_proc.poll() is None:
+            kill_tree(self.dump_proc.pid, signal.SIGTERM)
+            try:
+                self.dump_proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                kill_tree(self.dump_proc.pid, signal.SIGKILL)
+                self.dump_proc.wait()
+        info = self.lxc.info(self.name) or {}
+        pid = info.get("pid") or self.init_pid
+        if not pid or not os.path.exists("/proc/%s" % pid):
+            raise RuntimeError("source container %s has no running tasks: post-copy lost it" % self.name)
+        if info.get("state") == "FROZEN":
+            self.run(["lxc-unfreeze", "-n", self.name, "-P", self.lxcpath])
         pids = pids_in_pidns(int(pid))
         for p in pids:
             try:
                 os.kill(p, signal.SIGCONT)
             except OSError:
                 pass
-        out["sigcont"] = len(pids)
-        # criu keeps the network locked after a dump that did not leave the tasks running
         rc, tables, _err = self.run(["nsenter", "-t", str(pid), "-n", "nft", "list", "tables"])
         dropped = []
         for line in tables.splitlines():
@@ -1117,10 +1396,9 @@ class LxcMigrationDriver(object):
                 self.run(["nsenter", "-t", str(pid), "-n", "nft", "delete", "table", parts[1], parts[2]])
                 dropped.append(parts[2])
         out["network_unlocked"] = dropped
-        # TX offload and ARP as after a restore (harmless when nothing changed)
         for argv in netfix_argv(pid, ifname=self.ifname, python="/usr/bin/python3"):
             self.run(argv)
-        self.source_state = "running"
+        self.source.to(SourceState.RESUMED)
         out["ok"] = True
         return out
 
@@ -1137,7 +1415,7 @@ class LxcMigrationDriver(object):
         self.discard_work()
         self.ssh("rm -rf %s %s/%s/.arnab-migrating; rmdir %s 2>/dev/null; true" % (
             _q(self.dwork), _q(self.lxcpath), _q(self.name), _q(os.path.dirname(self.dwork))), check=False)
-        self.source_state = "gone"
+        self.source.to(SourceState.GONE)
         res["ok"] = True
         return res
 
@@ -1154,6 +1432,14 @@ class LxcMigrationDriver(object):
         if self.rsh is not None:
             self.rsh.close()
         self.run(["ssh", "-o", "ControlPath=%s" % self.control_path, "-O", "exit", self.dest])
+
+
+def poke(address, port):
+    """Connect to a lazy dump's page server and leave: it stops waiting for its client."""
+    try:
+        socket.create_connection((address or "127.0.0.1", int(port)), timeout=2).close()
+    except (OSError, socket.error):
+        pass
 
 
 def child_pids(pid):

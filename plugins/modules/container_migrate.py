@@ -94,6 +94,12 @@ options:
         stopped shrinking; in delta mode every further iteration is one more freeze).
     type: float
     default: 0.9
+  postcopy_max_drain:
+    description:
+      - Seconds. V(auto) picks post-copy only when its predicted drain (memory over O(link_rate), the time the
+        restored container still needs the source for pages, during which losing either edge loses the service)
+        fits this bound. Unset, V(auto) never picks post-copy; O(method=post-copy) still works.
+    type: float
   target_downtime:
     description:
       - Seconds. Pre-copy stops once the predicted downtime is below it; V(auto) takes stop-and-copy when that
@@ -258,12 +264,14 @@ report:
   type: dict
 """
 
+import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.arnab.testbed.plugins.module_utils.precopy import (
-    Knobs, LxcMigrationDriver, MigrationError, PreflightError, migrate, parse_rate, resolve_method, write_report)
+    AlreadyOnDestination, Knobs, LxcMigrationDriver, MigrationError, PreflightError, migrate, parse_rate,
+    resolve_method, write_report)
 
 SUMMARY_KEYS = ("ok", "method", "precopy_mode", "method_reason", "downtime_s", "frozen", "bytes_frozen",
                 "bytes_total", "total_s", "iterations", "stop_reason", "postcopy", "rolled_back", "error")
@@ -286,6 +294,7 @@ def main():
             min_pages=dict(type="int", default=64),
             max_growth=dict(type="float", default=1.1),
             plateau_ratio=dict(type="float", default=0.9),
+            postcopy_max_drain=dict(type="float"),
             target_downtime=dict(type="float", default=1.0),
             link_rate=dict(type="str", default="1gbit"),
             compress=dict(type="bool", default=False),
@@ -311,6 +320,7 @@ def main():
         module.fail_json(msg=str(e))
 
     logf = open(p["progress_log"], "a") if p["progress_log"] else None
+    os.umask(0o077)     # the work dir's images, logs and guard, written by this process and its criu: 0600
 
     def progress(msg):
         if logf:
@@ -319,7 +329,7 @@ def main():
 
     knobs = Knobs(max_iterations=p["max_iterations"], min_pages=p["min_pages"], max_growth=p["max_growth"],
                   target_downtime_s=p["target_downtime"], link_rate_bps=rate, precopy_mode=p["precopy_mode"],
-                  plateau_ratio=p["plateau_ratio"])
+                  plateau_ratio=p["plateau_ratio"], postcopy_max_drain_s=p["postcopy_max_drain"])
     drv = LxcMigrationDriver(p["container"], p["dest"], lxcpath=p["lxcpath"], work_dir=p["work_dir"],
                              dest_work_dir=p["dest_work_dir"], ssh_key=p["ssh_key"], ssh_user=p["ssh_user"],
                              ssh_port=p["ssh_port"], compress=p["compress"], bwlimit=p["bwlimit"], criu=p["criu"],
@@ -332,8 +342,15 @@ def main():
         # Everything that can be wrong is checked here, before anything is frozen or copied.
         progress("preflight: %s -> %s (%s)" % (p["container"], p["dest"], p["method"]))
         try:
-            facts = drv.preflight()
+            facts = drv.preflight(check_mode=module.check_mode)
             method, mode, why = resolve_method(p["method"], facts, knobs)
+        except AlreadyOnDestination as e:
+            progress("nothing to do: %s" % e)
+            rep = dict(base, ok=True, already_on_dest=True, msg=str(e))
+            if p["report"] and not module.check_mode:
+                write_report(p["report"], rep)
+            module.exit_json(changed=False, ok=True, msg=str(e), rolled_back=False, bytes_total=0, total_s=0.0,
+                             iterations=[], report=rep)
         except (PreflightError, ValueError) as e:
             progress("preflight failed: %s" % e)
             module.fail_json(msg=str(e), ok=False, rolled_back=False, changed=False, bytes_total=0, total_s=0.0,
@@ -353,10 +370,16 @@ def main():
                 write_report(p["report"], rep)
             summary = dict((k, rep.get(k)) for k in SUMMARY_KEYS)
             summary["changed"] = True
-            msg = "migration of %s to %s failed: %s; %s" % (
-                p["container"], p["dest"], e,
-                "rolled back: the container runs on the source again" if rep.get("rolled_back")
-                else "ROLLBACK INCOMPLETE - check both edges: %s" % rep.get("rollback"))
+            rollback = rep.get("rollback") or {}
+            if rep.get("rolled_back"):
+                outcome = "rolled back: the container runs on the source again"
+            elif rollback.get("fenced"):
+                outcome = ("outcome unknown: %s could not be reached; the source stays frozen and its guard (%s) "
+                           "resumes it or destroys it once the destination answers"
+                           % (p["dest"], rollback["fenced"].get("guard_log")))
+            else:
+                outcome = "ROLLBACK INCOMPLETE - check both edges: %s" % rollback
+            msg = "migration of %s to %s failed: %s; %s" % (p["container"], p["dest"], e, outcome)
             module.fail_json(msg=msg, report=rep, **summary)
         if p["report"]:
             write_report(p["report"], rep)

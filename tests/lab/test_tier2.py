@@ -17,6 +17,7 @@ the container overrides the workload's --size-mib and its service restarts (benc
 removed and the inventory's 1 GiB restored afterwards (the role's unit and the inventory are never changed). Needs root and a lab that
 `make lab-up` can build; the fixture provisions it with site.yml. Runtime on this 2-core machine: see the report.
 """
+import json
 import os
 import subprocess
 import threading
@@ -230,3 +231,36 @@ def test_edges_play_restarts_workloads_over_a_dead_migrations_leftovers_not_a_li
         bench.labctl_exec(ramsim_edge, ["rm", "-rf", work % "ramsim"])
     run_playbook("edges.yml", quiet=True)       # waits until video answers again
     assert bench.running_on("video", lab["edges"]) == [video_edge]
+
+
+def edge_files(lv):
+    """What migrations leave on the edges: the lxcpath's entries and the work dirs."""
+    cmd = "ls -A /var/lib/lxc; ls -AR /var/lib/lxc/.arnab-migrate 2>/dev/null; true"
+    return {e: bench.labctl_exec(e, ["sh", "-c", cmd]).stdout for e in lv["edges"]}
+
+
+def migrate_task(results):
+    for tasks in results.values():
+        for name, res in tasks.items():
+            if name.startswith("Migrate the container from its edge"):
+                return res
+    return None
+
+
+def test_check_mode_touches_no_edge_and_a_second_migration_changes_nothing(lab, tmp_path):
+    source, dest = placement(lab, "video")
+    args = {"container": "video", "dest": dest, "method": "stop-and-copy", "report": str(tmp_path / "r.json")}
+    before = edge_files(lab)
+    res = migrate_task(run_playbook("migrate_container.yml", args, quiet=True, check=True))
+    assert res["changed"] is True and res["report"]["check_mode"] is True and res["method"] == "stop-and-copy"
+    assert edge_files(lab) == before, "check mode changed an edge"
+    assert bench.running_on("video", lab["edges"]) == [source]
+
+    ok, rep, error = bench.migrate("video", dest, "stop-and-copy", str(tmp_path / "first.json"))
+    assert ok, error
+    results = run_playbook("migrate_container.yml", dict(args, report=str(tmp_path / "second.json")), quiet=True)
+    assert not any(r.get("changed") for tasks in results.values() for r in tasks.values()), results
+    with open(str(tmp_path / "second.json")) as f:
+        second = json.load(f)
+    assert second["ok"] is True and second["already_on_dest"] is True
+    assert bench.running_on("video", lab["edges"]) == [dest]

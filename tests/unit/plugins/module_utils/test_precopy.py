@@ -3,7 +3,9 @@
 The fake driver keeps the state of the two copies; after every run - success or a failure injected at any step -
 exactly one copy of the container runs: never two, never none.
 """
+import json
 import os
+import subprocess
 
 import pytest
 
@@ -102,9 +104,14 @@ def test_auto_big_with_soft_dirty_precopy_native():
     assert (m, mode) == ("pre-copy", "native")
 
 
-def test_auto_big_without_soft_dirty_postcopy_when_ready():
-    m, mode, why = pc.choose_method({"memory_bytes": 1024 * MiB, "lazy_pages_ready": True}, pc.Knobs())
-    assert m == "post-copy" and "no soft-dirty" in why
+def test_auto_never_takes_post_copy_unless_the_user_accepts_its_drain():
+    facts = {"memory_bytes": 1024 * MiB, "lazy_pages_ready": True, "link_rate_bps": 125e6}
+    m, mode, why = pc.choose_method(facts, pc.Knobs())
+    assert (m, mode) == ("pre-copy", "delta") and "postcopy_max_drain unset" in why
+    m, mode, why = pc.choose_method(facts, pc.Knobs(postcopy_max_drain_s=10))
+    assert m == "post-copy" and "drain 8.6s" in why and "<= the accepted 10.0s" in why
+    m, mode, why = pc.choose_method(facts, pc.Knobs(postcopy_max_drain_s=5))
+    assert m == "pre-copy" and "drain 8.6s > the accepted 5.0s" in why
 
 
 def test_auto_big_nothing_available_precopy_delta():
@@ -131,10 +138,13 @@ class Injected(Exception):
 
 
 class FakeDriver(object):
-    """Keeps the truth about both copies. source: running|frozen|stopped|serving|gone; dest: absent|files|running."""
+    """Keeps the truth about both copies. source: running|frozen|stopped|gone (frozen: criu waits in the guard);
+    dest: absent|files|running."""
 
-    def __init__(self, fail_at=None, facts=None, dirty=(16384, 4000, 1000, 40)):
+    def __init__(self, fail_at=None, facts=None, dirty=(16384, 4000, 1000, 40), outcome="absent"):
         self.fail_at = fail_at
+        self.outcome = outcome      # what await_outcome() learns after an uncertain restore
+        self.restore_sent = False
         self._facts = facts or {"uffd_noncoop": True, "lazy_pages_ready": True, "memory_bytes": 64 * MiB}
         self.dirty = list(dirty)
         self.source = "running"
@@ -169,29 +179,45 @@ class FakeDriver(object):
         return {"bytes_sent": pages * 4096, "literal_bytes": pages * 4096, "duration_s": 0.05}
 
     def final_dump(self, parent, mode):
-        self._step("final_dump")    # a failed dump resumes the tasks itself (criu), so the source stays running
-        self.source = "stopped"
+        self._step("final_dump")
+        self.source = "frozen"
         return {"images_dir": "/w/final", "duration_s": 0.2, "stats": {"frozen_time": 200000}, "bytes": 1}
 
     def lazy_dump(self):
         self._step("lazy_dump")
-        self.source = "serving"
+        self.source = "frozen"
         return {"images_dir": "/w/lazy", "duration_s": 0.2, "stats": {}, "bytes": 1}
 
     def restore(self, lazy=False):
         self.calls.append("restore")
+        self.restore_sent = True
         self.dest = "running"            # failure after the restored tree started: it must be cleaned
         if self.fail_at == "restore":
             raise Injected("injected failure at restore")
+        if self.fail_at == "restore-uncertain":
+            self.dest = "running" if self.outcome == "running" else "absent"
+            raise pc.RestoreUncertain("no answer")
         return {"restore_s": 0.1, "netfix_s": 0.01, "duration_s": 0.12}
+
+    def await_outcome(self):
+        self.calls.append("await_outcome")
+        return self.outcome
 
     def wait_lazy_done(self):
         self.calls.append("wait_lazy_done")
         if self.fail_at == "wait_lazy_done":
-            self.source = "running"      # the page server died: criu resumed the source's tasks
-            raise Injected("injected failure at wait_lazy_done")
-        self.source = "stopped"
+            raise Injected("injected failure at wait_lazy_done")      # criu waits in the guard for the abort
         return {"stats": {}, "bytes": None}
+
+    def commit(self):
+        self._step("commit")
+        assert self.dest == "running", "committed without a running destination"
+        self.source = "stopped"
+        return {"commit_s": 0.001, "dump_rc": 0}
+
+    def fence(self):
+        self.calls.append("fence")
+        return {"guard": "resolves"}
 
     def clean_dest(self):
         self._step("clean_dest")
@@ -200,7 +226,8 @@ class FakeDriver(object):
 
     def resume_source(self):
         self._step("resume_source")
-        if self.source in ("stopped", "frozen", "serving"):
+        assert self.dest != "running", "resumed the source while the destination runs"
+        if self.source == "frozen":
             self.source = "running"
         return {"ok": True}
 
@@ -219,11 +246,11 @@ class FakeDriver(object):
 
 FLOW_STEPS = {
     "stop-and-copy": ["sync_fs:preliminary", "sync_fs:pre-freeze", "final_dump", "sync_fs:frozen",
-                      "transfer:final", "restore"],
+                      "transfer:final", "restore", "commit"],
     "pre-copy": ["sync_fs:preliminary", "predump", "transfer", "sync_fs:pre-freeze", "final_dump",
-                 "sync_fs:frozen", "transfer:final", "restore"],
+                 "sync_fs:frozen", "transfer:final", "restore", "commit"],
     "post-copy": ["sync_fs:preliminary", "sync_fs:pre-freeze", "lazy_dump", "sync_fs:frozen", "transfer:final",
-                  "restore", "wait_lazy_done"],
+                  "restore", "wait_lazy_done", "commit"],
 }
 
 
@@ -244,7 +271,8 @@ def test_success_flow(method):
         assert rep["stop_reason"].startswith("converged")
 
 
-@pytest.mark.parametrize("method,step", [(m, s) for m in sorted(FLOW_STEPS) for s in FLOW_STEPS[m]])
+@pytest.mark.parametrize("method,step", [(m, s) for m in sorted(FLOW_STEPS) for s in FLOW_STEPS[m]
+                                         if s != "commit"])
 def test_failure_at_every_step_rolls_back(method, step):
     drv = FakeDriver(fail_at=step)
     with pytest.raises(pc.MigrationError) as e:
@@ -252,9 +280,10 @@ def test_failure_at_every_step_rolls_back(method, step):
     rep = e.value.report
     assert rep["ok"] is False and rep["rolled_back"] is True and "injected" in rep["error"]
     assert drv.running_copies() == 1 and drv.source == "running" and drv.dest == "absent"
-    # destination first (never two copies), then the source's images go (its logs stay): the source runs again
-    assert drv.calls[-3:] == ["clean_dest", "resume_source", "discard_work"] and rep["rollback"]["logs_kept"] == "/w"
-    assert "destroy_source" not in drv.calls
+    # once a restore was sent: destination first (never two copies); before: the source first (shorter gap)
+    order = ["clean_dest", "resume_source"] if drv.restore_sent else ["resume_source", "clean_dest"]
+    assert drv.calls[-3:] == order + ["discard_work"] and rep["rollback"]["logs_kept"] == "/w"
+    assert "destroy_source" not in drv.calls and "commit" not in drv.calls
 
 
 def test_failure_before_freeze_has_no_downtime():
@@ -271,7 +300,7 @@ def test_source_cleanup_failure_after_point_of_no_return_is_reported_not_fatal()
     assert drv.dest == "running" and drv.running_copies() == 1       # the stopped source does not run
 
 
-def test_rollback_that_cannot_clean_the_destination_says_so():
+def test_a_destination_that_cannot_be_confirmed_clean_leaves_the_source_frozen_and_fenced():
     class StuckDest(FakeDriver):
         def clean_dest(self):
             self.calls.append("clean_dest")
@@ -282,7 +311,34 @@ def test_rollback_that_cannot_clean_the_destination_says_so():
         pc.migrate(drv, "stop-and-copy", pc.Knobs())
     rep = e.value.report
     assert rep["rolled_back"] is False and "ssh down" in rep["rollback"]["dest_error"]
-    assert "discard_work" not in drv.calls and "manual recovery" in rep["rollback"]["work_kept"]
+    assert "resume_source" not in drv.calls and drv.source == "frozen" and drv.calls[-1] == "fence"
+    assert "fenced" in rep["rollback"]["source"] and "discard_work" not in drv.calls
+
+
+@pytest.mark.parametrize("method", sorted(FLOW_STEPS))
+def test_an_unanswered_restore_whose_copy_runs_commits(method):
+    drv = FakeDriver(fail_at="restore-uncertain", outcome="running")
+    rep = pc.migrate(drv, method, pc.Knobs(target_downtime_s=0.0))
+    assert rep["ok"] and rep["restore_outcome"] == "running" and drv.running_copies() == 1
+    assert drv.source == "gone" and "resume_source" not in drv.calls
+
+
+def test_an_unanswered_restore_whose_copy_is_absent_rolls_back():
+    drv = FakeDriver(fail_at="restore-uncertain", outcome="absent")
+    with pytest.raises(pc.MigrationError) as e:
+        pc.migrate(drv, "stop-and-copy", pc.Knobs())
+    assert e.value.report["rolled_back"] is True and drv.source == "running" and drv.running_copies() == 1
+    assert drv.calls[-4:] == ["await_outcome", "clean_dest", "resume_source", "discard_work"]
+
+
+def test_source_state_moves_only_along_named_transitions():
+    st = pc.SourceState()
+    st.to(pc.SourceState.FROZEN)
+    st.to(pc.SourceState.FENCED)
+    with pytest.raises(RuntimeError):
+        st.to(pc.SourceState.GONE)     # a fenced source is never destroyed before the outcome is known
+    st.to(pc.SourceState.COMMITTED)
+    st.to(pc.SourceState.GONE)
 
 
 def test_auto_reports_choice_and_reason():
@@ -483,3 +539,23 @@ def test_a_rolled_back_migration_keeps_criu_logs_not_images(tmp_path):
     assert drv.discard_work(keep_logs=True) == str(work)
     assert sorted(os.path.relpath(os.path.join(d, f), str(work)) for d, _s, fs in os.walk(str(work)) for f in fs) \
         == ["it-2/dump.log"]
+
+
+def test_the_written_guard_runs_as_criu_would_run_it(tmp_path):
+    """criu runs the action script through `sh -c PATH` with CRTOOLS_SCRIPT_ACTION set: other hooks pass at once,
+    post-dump waits for the decision and answers it (abort: 1, criu resumes the tasks)."""
+    drv = _driver(tmp_path)
+    drv.hold_work_lock()
+    try:
+        guard = drv._arm_guard()
+        env = dict(os.environ, CRTOOLS_SCRIPT_ACTION="network-lock")
+        assert subprocess.run(["sh", "-c", guard], env=env, timeout=10, check=False).returncode == 0
+        drv.decide("abort")
+        env["CRTOOLS_SCRIPT_ACTION"] = "post-dump"
+        assert subprocess.run(["sh", "-c", guard], env=env, timeout=10, check=False).returncode == 1
+        assert os.path.exists(os.path.join(drv.work, "dumped"))
+        cfg = json.load(open(os.path.join(drv.work, "guard.json")))
+        assert cfg["status_argv"][0] == "ssh" and cfg["lock"].endswith("/lock") and cfg["lazy_page_server"] is None
+        assert oct(os.stat(drv.work).st_mode & 0o777) == "0o700" and os.stat(guard).st_mode & 0o077 == 0
+    finally:
+        drv.close()

@@ -24,10 +24,11 @@ class FakeDriver(object):
         self.fail_at = FakeDriver.fail_at
         FakeDriver.instances.append(self)
 
-    def preflight(self, method="auto"):
-        self.calls.append("preflight")
+    def preflight(self, method="auto", check_mode=False):
+        self.calls.append("preflight (check mode)" if check_mode else "preflight")
         if self.preflight_error:
-            raise precopy.PreflightError(self.preflight_error)
+            raise self.preflight_error if isinstance(self.preflight_error, Exception) else \
+                precopy.PreflightError(self.preflight_error)
         return dict(FACTS)
 
     def facts(self):
@@ -49,7 +50,11 @@ class FakeDriver(object):
         return self._s("transfer", {"bytes_sent": 1000, "duration_s": 0.01})
 
     def restore(self, lazy=False):
+        self.restore_sent = True
         return self._s("restore", {"restore_s": 0.1, "netfix_s": 0.01})
+
+    def commit(self):
+        return self._s("commit", {"commit_s": 0.001, "dump_rc": 0})
 
     def clean_dest(self):
         return self._s("clean_dest", {"ok": True})
@@ -101,7 +106,19 @@ def test_bad_rate_and_iterations():
 def test_check_mode_reports_the_choice_and_touches_nothing(fake_driver):
     ok, res = run_module(container_migrate.main, dict(container="video", dest="edge2"), check_mode=True)
     assert ok and res["changed"] and res["method"] == "stop-and-copy" and "predicted" in res["method_reason"]
-    assert fake_driver.instances[0].calls == ["preflight", "close"]
+    assert fake_driver.instances[0].calls == ["preflight (check mode)", "close"]
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_a_container_already_on_the_destination_is_ok_with_no_change(fake_driver, tmp_path, check_mode):
+    fake_driver.preflight_error = precopy.AlreadyOnDestination("container video already runs on edge2 and not here")
+    report = tmp_path / "r.json"
+    ok, res = run_module(container_migrate.main, dict(container="video", dest="edge2", report=str(report)),
+                         check_mode=check_mode)
+    assert ok and res["changed"] is False and res["report"]["already_on_dest"] is True
+    assert "already runs on edge2" in res["msg"]
+    assert report.exists() is not check_mode
+    assert fake_driver.instances[0].calls[-1] == "close" and "sync_fs" not in fake_driver.instances[0].calls
 
 
 def test_success_writes_report_and_progress(fake_driver, tmp_path):

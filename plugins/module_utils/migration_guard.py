@@ -1,0 +1,268 @@
+# -*- coding: utf-8 -*-
+# Copyright: arnab.testbed developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The source's guard: what keeps exactly one running copy when the engine cannot.
+
+P.Haul's model: the final ``criu dump`` stays alive, with the tasks frozen and the network locked, until the
+migration has decided. The engine gives the dump an *action script* (criu's ``--action-script``, through the
+CRIU config file LXC's criu reads), and this file is that script, written into the migration's private work dir
+next to ``guard.json``. criu runs it at every hook; two matter:
+
+``post-dump``
+    The images are written and the tasks are still frozen. The guard says so (``dumped``) and waits for the
+    engine's decision (``decision``): ``commit`` -> exit 0 (criu leaves the tasks stopped, to be destroyed);
+    ``abort`` -> exit 1 (criu itself unlocks the network, takes the TCP sockets out of repair and resumes the
+    tasks: no kill and no local restore). If the engine dies (its ``lock`` becomes free: the kernel drops a
+    flock however a process ends), the guard takes the lock over and decides alone by asking the destination:
+    its copy running -> commit and destroy the source; not running -> clean it and abort; unreachable -> stay
+    frozen and ask again (never resume while the destination may be running).
+``network-unlock``
+    criu is about to resume the tasks (an aborted or failed dump: also a lazy dump whose pages stopped flowing
+    while a restored copy may already serve). Before it returns, the destination must be known clean: an
+    ``abort`` decision says the engine made sure; otherwise the guard waits for one, or (engine dead) cleans the
+    destination itself, retrying while it cannot reach it.
+
+The guard uses nothing but the standard library and argv lists from ``guard.json`` (no shell).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import time
+
+GUARD_FILE = "guard"
+GUARD_CONFIG = "guard.json"
+DECISION_FILE = "decision"
+DUMPED_FILE = "dumped"
+UNLOCKING_FILE = "unlocking"
+RESOLVED_FILE = "resolved"
+GUARD_LOG = "guard.log"
+COMMIT = "commit"
+ABORT = "abort"
+
+POLL_S = 0.002                 # decision polling: the commit costs at most this much frozen time
+ASK_EVERY_S = 2.0              # an unreachable destination is asked again this often
+SSH_UNREACHABLE_RC = 255
+
+
+def write_atomic(path, text):
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, path)
+
+
+def read_text(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except (IOError, OSError):
+        return None
+
+
+def lock_is_free(path):
+    """Try to take the engine's lock; return the fd holding it (the engine is dead) or None (it still runs)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (IOError, OSError) as e:
+        os.close(fd)
+        if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            return None
+        raise
+    return fd
+
+
+def parse_status(out):
+    """The destination's answer to the status command: ``(state, restore)``.
+
+    ``state``: the container's LXC state there (``RUNNING``, ``STOPPED``, ...) or ``ABSENT``; ``restore``:
+    ``pending`` while a restore still runs, its exit status once done, ``none`` when none was started."""
+    state, restore = "ABSENT", "none"
+    for line in (out or "").splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] == "STATE":
+            state = words[1]
+        elif len(words) == 2 and words[0] == "RESTORE":
+            restore = words[1]
+    return state, restore
+
+
+class Guard(object):
+    def __init__(self, work, clock=time.time, sleep=time.sleep, run=None):
+        self.work = work
+        with open(os.path.join(work, GUARD_CONFIG)) as f:
+            self.cfg = json.load(f)
+        self.clock, self.sleep = clock, sleep
+        self.run = run or self._run
+        self.lock_fd = None
+
+    def path(self, name):
+        return os.path.join(self.work, name)
+
+    def log(self, msg):
+        with open(self.path(GUARD_LOG), "a") as f:
+            f.write("%.3f %s\n" % (self.clock(), msg))
+
+    @staticmethod
+    def _run(argv, timeout=None):
+        try:
+            p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            return 124, "", "timeout"
+        except OSError as e:
+            return 127, "", str(e)
+        return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+    def decision(self):
+        return read_text(self.path(DECISION_FILE))
+
+    def engine_dead(self):
+        if self.lock_fd is None:
+            self.lock_fd = lock_is_free(self.cfg["lock"])
+            if self.lock_fd is not None:
+                os.ftruncate(self.lock_fd, 0)
+                os.write(self.lock_fd, b"%d\n" % os.getpid())
+                self.log("the engine is gone (its lock is free): the guard decides")
+        return self.lock_fd is not None
+
+    def decide(self, what, why):
+        write_atomic(self.path(DECISION_FILE), what)
+        write_atomic(self.path(RESOLVED_FILE), json.dumps({"decision": what, "why": why, "by": "guard",
+                                                           "t": self.clock()}))
+        self.log("decided %s: %s" % (what, why))
+
+    # -- asking the destination ------------------------------------------------------------------------
+    def dest_status(self):
+        rc, out, err = self.run(self.cfg["status_argv"], timeout=30)
+        if rc != 0:
+            return None
+        return parse_status(out)
+
+    def clean_dest(self):
+        """Clean the destination, retrying for as long as it cannot be reached."""
+        while True:
+            rc, out, err = self.run(self.cfg["clean_argv"], timeout=120)
+            if rc == 0 and "cleaned" in out:
+                self.log("destination cleaned")
+                return
+            self.log("cleaning the destination failed (rc %s): %s" % (rc, (err or out).strip()[-200:]))
+            self.sleep(ASK_EVERY_S)
+
+    def resolve(self):
+        """The engine died with the tasks frozen: commit if the destination runs the container, else abort."""
+        while True:
+            status = self.dest_status()
+            if status is None:
+                self.log("destination unreachable: the source stays frozen")
+            else:
+                state, restore = status
+                if state == "RUNNING" and restore != "pending":
+                    self.decide(COMMIT, "the destination runs the container (restore %s)" % restore)
+                    return COMMIT
+                if restore != "pending" and state not in ("STARTING", "FREEZING", "FROZEN", "THAWED"):
+                    self.clean_dest()
+                    self.decide(ABORT, "the destination does not run the container (%s, restore %s)"
+                                % (state, restore))
+                    return ABORT
+                self.log("destination busy (%s, restore %s): asking again" % (state, restore))
+            self.sleep(ASK_EVERY_S)
+
+    # -- criu's hooks ------------------------------------------------------------------------------------
+    def post_dump(self):
+        write_atomic(self.path(DUMPED_FILE), "%.6f" % self.clock())
+        self.log("post-dump: frozen, waiting for the decision")
+        while True:
+            d = self.decision()
+            if d in (COMMIT, ABORT):
+                break
+            if self.engine_dead():
+                d = self.resolve()
+                break
+            self.sleep(POLL_S)
+        if d == COMMIT:
+            self.destroy_source_later()
+            return 0
+        self.poke_later()
+        return 1
+
+    def network_unlock(self):
+        if self.decision() == ABORT:
+            return 0
+        write_atomic(self.path(UNLOCKING_FILE), "%.6f" % self.clock())
+        self.log("network-unlock without an abort: waiting until the destination is known clean")
+        while self.decision() != ABORT:
+            if self.engine_dead():
+                self.clean_dest()
+                self.decide(ABORT, "criu is resuming the source: the destination was cleaned first")
+                break
+            self.sleep(POLL_S)
+        return 0
+
+    def destroy_source_later(self):
+        """Engine dead and committed: once criu has exited, stop (and destroy) the stopped source tasks."""
+        if self.lock_fd is None:
+            return      # the engine lives and destroys the source itself
+        argvs = self.cfg.get("source_cleanup_argvs") or []
+        waiter = ("import os, subprocess, sys, time, json\n"
+                  "pid = int(sys.argv[1])\n"
+                  "while os.path.exists('/proc/%d' % pid): time.sleep(0.1)\n"
+                  "for argv in json.loads(sys.argv[2]): subprocess.call(argv)\n")
+        subprocess.Popen([sys.executable, "-c", waiter, str(criu_pid()), json.dumps(argvs)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True, pass_fds=(self.lock_fd,))
+        self.log("the source is destroyed once criu exits")
+
+    def poke_later(self):
+        """Engine dead and aborted a post-copy dump: after the guard, criu unlocks, resumes... and first starts its
+        page server, which waits for a client that will never come. Connect and leave until criu has exited."""
+        server = self.cfg.get("lazy_page_server")
+        if self.lock_fd is None or not server:
+            return
+        poker = ("import os, socket, sys, time\n"
+                 "pid, addr, port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])\n"
+                 "while os.path.exists('/proc/%d' % pid):\n"
+                 "    try:\n"
+                 "        socket.create_connection((addr, port), timeout=2).close()\n"
+                 "    except OSError:\n"
+                 "        pass\n"
+                 "    time.sleep(0.2)\n")
+        subprocess.Popen([sys.executable, "-c", poker, str(criu_pid()), str(server[0]), str(server[1])],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True, pass_fds=(self.lock_fd,))
+        self.log("the page server is ended once criu serves it")
+
+
+def criu_pid():
+    """criu runs an action script through ``sh -c``: criu is the shell's parent."""
+    sh = os.getppid()
+    try:
+        with open("/proc/%d/stat" % sh) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (IOError, OSError, ValueError, IndexError):
+        return sh
+
+
+def main(argv=None):
+    action = os.environ.get("CRTOOLS_SCRIPT_ACTION", "")
+    if action not in ("post-dump", "network-unlock"):
+        return 0
+    guard = Guard(os.path.dirname(os.path.abspath(__file__ if argv is None else argv[0])))
+    while True:
+        try:
+            return guard.post_dump() if action == "post-dump" else guard.network_unlock()
+        except Exception as e:  # a crash must not resume the source by accident: log, keep it frozen, try again
+            guard.log("guard error: %s: %s" % (type(e).__name__, e))
+            guard.sleep(ASK_EVERY_S)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))

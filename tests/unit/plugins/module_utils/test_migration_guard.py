@@ -1,0 +1,157 @@
+"""The source's guard (criu's action script): the decisions it waits for, and what it decides alone when the
+engine is gone. The destination is a fake runner; the engine's lock is a real flock held by a real child process
+(a flock held by this test process itself would be taken again by the guard: locks are per open file)."""
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from ansible_collections.arnab.testbed.plugins.module_utils import migration_guard as mg
+
+HOLD = "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); " \
+       "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)"
+
+
+class Dest(object):
+    """The destination as the guard's ssh commands see it: answers in order, the last one repeated."""
+
+    def __init__(self, statuses, clean_rc=(0,)):
+        self.statuses = list(statuses)
+        self.clean_rc = list(clean_rc)
+        self.calls = []
+
+    def run(self, argv, timeout=None):
+        kind = argv[0]
+        self.calls.append(kind)
+        if kind == "status":
+            answer = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+            if answer is None:
+                return 255, "", "ssh: connect to host edge2: No route to host"
+            return 0, "STATE %s\nRESTORE %s\n" % answer, ""
+        rc = self.clean_rc.pop(0) if len(self.clean_rc) > 1 else self.clean_rc[0]
+        return rc, "cleaned\n" if rc == 0 else "", "" if rc == 0 else "unreachable"
+
+
+@pytest.fixture
+def work(tmp_path):
+    cfg = {"lock": str(tmp_path / "lock"), "status_argv": ["status"], "clean_argv": ["clean"],
+           "source_cleanup_argvs": [["true"]]}
+    (tmp_path / mg.GUARD_CONFIG).write_text(json.dumps(cfg))
+    return tmp_path
+
+
+@pytest.fixture
+def engine(work):
+    """A live engine: a process holding the work dir's lock."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(work / "lock")], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def guard(work, dest):
+    g = mg.Guard(str(work), sleep=lambda s: None, run=dest.run)
+    g.destroy_source_later = lambda: g.log("destroy source later")
+    return g
+
+
+def test_post_dump_waits_for_the_engines_commit(work, engine):
+    dest = Dest([("RUNNING", "0")])
+    g = guard(work, dest)
+    polls = []
+
+    def sleep(s):
+        polls.append(s)
+        if len(polls) == 3:
+            mg.write_atomic(str(work / mg.DECISION_FILE), mg.COMMIT)
+    g.sleep = sleep
+    assert g.post_dump() == 0
+    assert (work / mg.DUMPED_FILE).exists() and len(polls) == 3 and dest.calls == []
+
+
+def test_post_dump_abort_makes_criu_resume_the_source(work, engine):
+    mg.write_atomic(str(work / mg.DECISION_FILE), mg.ABORT)
+    assert guard(work, Dest([("RUNNING", "0")])).post_dump() == 1
+
+
+def test_engine_dead_and_destination_running_commits(work):
+    dest = Dest([None, None, ("STARTING", "pending"), ("RUNNING", "0")])
+    assert guard(work, dest).post_dump() == 0
+    assert dest.calls == ["status"] * 4 and "clean" not in dest.calls
+    resolved = json.loads((work / mg.RESOLVED_FILE).read_text())
+    assert resolved["decision"] == mg.COMMIT and resolved["by"] == "guard"
+    assert (work / mg.DECISION_FILE).read_text() == mg.COMMIT
+
+
+@pytest.mark.parametrize("state,restore", [("ABSENT", "none"), ("STOPPED", "1"), ("ABSENT", "died")])
+def test_engine_dead_and_no_copy_on_the_destination_cleans_it_then_aborts(work, state, restore):
+    dest = Dest([None, (state, restore)], clean_rc=(255, 0))
+    assert guard(work, dest).post_dump() == 1
+    assert dest.calls == ["status", "status", "clean", "clean"]
+    assert (work / mg.DECISION_FILE).read_text() == mg.ABORT
+
+
+def test_an_unreachable_destination_keeps_the_source_frozen(work):
+    dest = Dest([None])
+    g = guard(work, dest)
+    asked = []
+
+    def sleep(s):
+        asked.append(s)
+        if len(asked) > 50:
+            raise KeyboardInterrupt     # still frozen after 50 questions: enough
+    g.sleep = sleep
+    with pytest.raises(KeyboardInterrupt):
+        g.post_dump()
+    assert not (work / mg.DECISION_FILE).exists() and set(dest.calls) == {"status"}
+
+
+def test_guard_takes_the_engines_lock_over(work):
+    g = guard(work, Dest([("RUNNING", "0")]))
+    assert g.post_dump() == 0
+    fd = os.open(str(work / "lock"), os.O_RDWR)
+    with pytest.raises(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)      # the guard holds it: no one restarts the container
+    os.close(fd)
+
+
+def test_network_unlock_after_an_abort_returns_at_once(work, engine):
+    mg.write_atomic(str(work / mg.DECISION_FILE), mg.ABORT)
+    dest = Dest([("RUNNING", "0")])
+    assert guard(work, dest).network_unlock() == 0 and dest.calls == []
+
+
+def test_network_unlock_without_an_abort_waits_for_the_engine(work, engine):
+    mg.write_atomic(str(work / mg.DECISION_FILE), mg.COMMIT)     # post-copy: a drain that failed after the commit
+    g = guard(work, Dest([("RUNNING", "0")]))
+    done = []
+    t = threading.Thread(target=lambda: done.append(g.network_unlock()))
+    g.sleep = lambda s: __import__("time").sleep(0.001)
+    t.start()
+    t.join(0.3)
+    assert t.is_alive() and (work / mg.UNLOCKING_FILE).exists()
+    mg.write_atomic(str(work / mg.DECISION_FILE), mg.ABORT)
+    t.join(5)
+    assert done == [0]
+
+
+def test_network_unlock_with_the_engine_dead_cleans_the_destination_first(work):
+    dest = Dest([("RUNNING", "0")], clean_rc=(255, 255, 0))
+    assert guard(work, dest).network_unlock() == 0
+    assert dest.calls == ["clean", "clean", "clean"]
+
+
+def test_other_criu_hooks_pass(work, monkeypatch):
+    monkeypatch.setenv("CRTOOLS_SCRIPT_ACTION", "pre-dump")
+    assert mg.main([str(work / mg.GUARD_FILE)]) == 0
+
+
+def test_parse_status():
+    assert mg.parse_status("STATE RUNNING\nRESTORE 0\n") == ("RUNNING", "0")
+    assert mg.parse_status("") == ("ABSENT", "none")
+    assert mg.parse_status("STATE\nnoise here\nRESTORE pending") == ("ABSENT", "pending")
