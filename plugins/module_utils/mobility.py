@@ -14,7 +14,8 @@ Policy (inventory data, ``MobilityPolicy.DEFAULTS``):
     first ``start_s`` after the OCS started (``start``); a client silent for ``idle_s`` starts over;
   * the attempt scans the other APs (``scan: active``: the caller asks each agent's ``scan_client`` for
     ``scan_time_s`` and calls ``scan_done``; ``scan: passive``: the averages of what the other agents published)
-    and picks the AP heard best; it hands off only if that AP beats the serving AP's average by ``min_gain_db``
+    and picks the AP heard best; it hands off only if that AP's average beats the serving AP's level since the
+    crossing (the average of the samples from ``t_trigger`` on) by ``min_gain_db``
     (else ``no_better_ap``) and is not the AP the client left less than ``flap_window_s`` ago (``flapping``):
     a signal that flaps around the threshold produces no ping-pong.
 A decision is ``Decision(client, sta_mac, from_ap, to_ap, from_edge, to_edge, container, t_trigger, t_decision,
@@ -239,7 +240,9 @@ class MobilityPolicy:
             self._suppress("no_candidate")
             return None
         to_ap = max(sorted(heard), key=lambda a: heard[a])
-        from_dbm = self.average(client, from_ap, t)
+        # the serving AP's level: its samples since the signal crossed (what triggered), in linear power
+        window = self._window(client, from_ap, t)
+        from_dbm = mean_dbm(v for when, v in window if when >= t_trigger) or self.average(client, from_ap, t)
         to_dbm_ = heard[to_ap]
         if from_dbm is not None and to_dbm_ < from_dbm + p["min_gain_db"]:
             self._suppress("no_better_ap")

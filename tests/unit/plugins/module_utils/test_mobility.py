@@ -201,8 +201,8 @@ def test_flapping_signal_makes_no_ping_pong(seed):
 
 
 @pytest.mark.parametrize("seed", range(10))
-def test_flapping_signal_with_a_longer_average_moves_once(seed):
-    pol = policy(threshold_dbm=-70, triggers=3, trigger_reset_s=1, hysteresis_s=3, flap_window_s=10, min_gain_db=6,
+def test_flapping_signal_with_more_triggers_and_gain_moves_once(seed):
+    pol = policy(threshold_dbm=-70, triggers=5, trigger_reset_s=1, hysteresis_s=3, flap_window_s=10, min_gain_db=6,
                  average_window_s=2)
     moves = noisy_walk(pol, seed)
     assert [m[1:] for m in moves] == [("ap1", "ap2")], moves

@@ -110,9 +110,9 @@ def test_parser_never_raises_anything_else():
     rng = random.Random(7)
     seeds = [b"ping\n", b"publish 02:c0:00:00:00:01 1 1:-60\n", b"probe 02:c0:00:00:00:01 arnab\n",
              b"association 02:c0:00:00:00:01\n"]
-    for _ in range(5000):
+    for dummy in range(5000):
         data = bytearray(rng.choice(seeds))
-        for _ in range(rng.randint(1, 4)):
+        for dummy2 in range(rng.randint(1, 4)):
             op = rng.random()
             pos = rng.randrange(len(data) + 1)
             if op < 0.4 and data:
