@@ -8,7 +8,7 @@ export JAVA_HOME ?= $(firstword $(wildcard /usr/lib/jvm/java-17-openjdk-*))
 PLAYBOOK := $(VENV)/ansible-playbook -i inventories/lab
 
 .PHONY: demo test setup lab-up lab-down unit integration sanity lint molecule bench bench-quick bench-tier1 bench-tier2 \
-	test-guest clean click test-click test-faults
+	test-guest clean click test-click test-faults bench-ocs
 
 ## The main job: set up, bring the emulated lab up, run it and print its report.
 demo: setup lab-up
