@@ -337,9 +337,9 @@ class Agent:
         if ssid == "*":
             self._collect_scanned_stations(channel)
             with self.lock:
-                return "".join(odin.format_station_stats(mac.upper(), dict(self._fresh_stats(), avg_signal=rssi,
-                                                                          packets=1, equipment="STA")) + "\n"
-                               for mac, rssi in self.scanned_stations.items())
+                heard = [(mac, dict(self._fresh_stats(), avg_signal=rssi, packets=1, equipment="STA"))
+                         for mac, rssi in self.scanned_stations.items()]
+            return "".join(odin.format_station_stats(mac.upper(), stats) + "\n" for mac, stats in heard)
         reply = self.radio.request("scan_aps", ap_mac=self.conf["ap_mac"], channel=channel) or {}
         return "".join("%s avg_signal:%s\n" % (odin.vap_bssid(ap["ap_mac"]).upper(), _g(ap["rssi"]))
                        for ap in reply.get("aps", []))
@@ -554,8 +554,8 @@ class Agent:
 
     def write_scanning_flags(self, args):
         parsed = ClickArgs(args)
-        flags = [parsed.read_mp(k, parse_int) for k in ("ClientScanningFlag", "APScanningFlag",
-                                                          "measurementBeaconFlag")]
+        keys = ("ClientScanningFlag", "APScanningFlag", "measurementBeaconFlag")
+        flags = [parsed.read_mp(k, parse_int) for k in keys]
         parsed.complete()
         with self.lock:
             self.scanning_flags = flags
@@ -883,10 +883,8 @@ class ControlSession:
 
     def llrpc(self, name):
         text = name.decode("latin-1")
-        element, hash_, number = text.partition("#")
-        try:
-            parse_int(number or "x", 64) if not re.fullmatch(r"[0-9a-fA-F]+", number) else None
-        except _Bad:
+        element, _sep, number = text.partition("#")
+        if not re.fullmatch(r"\+?(?:0[xX])?[0-9a-fA-F](?:_?[0-9a-fA-F])*", number):   # IntArg(16)
             return self.message(500, "Syntax error in LLRPC name '%s'" % text)
         if not self.find((element + ".name").encode("latin-1")):
             return -1

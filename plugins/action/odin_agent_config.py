@@ -96,8 +96,8 @@ class ActionModule(ActionBase):
         odin.agent_config_for_check: the running agent holds them); nothing is written on the AP."""
         delimiter = "ARNAB_ODIN_EOF_%s" % uuid.uuid4().hex
         # The last line is a command of its own: the connection may append "&& ..." to what it runs.
-        return "%s -q 2>&1 <<'%s'\n%s%s\ntest $? -eq 0" % (shlex.quote(click), delimiter,
-                                                          odin.agent_config_for_check(content), delimiter)
+        checked = odin.agent_config_for_check(content)
+        return "%s -q 2>&1 <<'%s'\n%s%s\ntest $? -eq 0" % (shlex.quote(click), delimiter, checked, delimiter)
 
     @staticmethod
     def _write_command(dest, content):

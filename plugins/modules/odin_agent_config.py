@@ -258,8 +258,8 @@ config:
   type: dict
 click_check:
   description:
-    - C(passed) when C(click -q) loaded the new configuration, C(skipped: no click on the AP) when Click is not
-      there, C(unchanged) when nothing had to be written, C(refused) (with the task failed) when Click refused it.
+    - "C(passed) when C(click -q) loaded the new configuration, C(skipped: no click on the AP) when Click is not
+      there, C(unchanged) when nothing had to be written, C(refused) (with the task failed) when Click refused it."
   returned: always
   type: str
   sample: passed

@@ -7,7 +7,6 @@ Real Click runs the rendered agent configuration with its radio side on idle inp
 FromDevice/ToDevice/FromHost/ToHost), its ControlSocket on 127.0.0.1 only and its master socket to 127.0.0.1, and a
 harmless hostapd_cli on PATH. Needs a Click build (`make click`); skips saying so when there is none.
 """
-import os
 import re
 import socket
 
@@ -89,7 +88,7 @@ def agents(tmp_path, real_click, harmless_hostapd_cli):
     server = None
     try:
         _agent, server = odin_agent.start(paths[1], "127.0.0.1")
-        yield ports
+        yield ports + (_log,)
     finally:
         differential.stop_real(proc)
         if server is not None:
@@ -103,24 +102,26 @@ def test_allow_list_is_short():
 
 
 def test_real_click_and_the_emulated_agent_answer_alike(agents):
-    real_port, emulated_port = agents
+    real_port, emulated_port, hostapd_log = agents
     used, mismatches = set(), []
     for name, chunks in differential.CASES:
         real = differential.exchange(real_port, chunks)
         emulated = differential.exchange(emulated_port, chunks)
         assert real.startswith(b"Click::ControlSocket/1.3\r\n"), (name, real)
         if real != emulated and normalize(real, used) != normalize(emulated, set()):
-            mismatches.append("%s\n  sent     %r\n  real     %r\n  emulated %r" % (name, b"".join(chunks), real,
-                                                                                     emulated))
+            sent = b"".join(chunks)
+            mismatches.append("%s\n  sent     %r\n  real     %r\n  emulated %r" % (name, sent, real, emulated))
     assert not mismatches, "%d of %d cases differ:\n%s" % (len(mismatches), len(differential.CASES),
                                                            "\n".join(mismatches))
     assert used <= set(ALLOW_LIST)
+    # real OdinAgent ran the harmless hostapd_cli for the channel change and the scans
+    assert "-i wlan0 chan_switch" in hostapd_log.read_text() and "-i wlan1 chan_switch 0 2437" in hostapd_log.read_text()
 
 
 def test_the_allow_list_hides_nothing_else(agents):
     """Two vAPs make the tables' order differ (allowed); a scalar read without its newline, another status code or
     lower-case MACs must still be caught after the rewriting."""
-    real_port, emulated_port = agents
+    real_port, emulated_port, _log = agents
     case = [b"WRITE odinagent.add_vap 02:c0:00:00:00:07 10.78.0.107 00:1b:b3:00:00:07 arnab\r\n"
             b"WRITE odinagent.add_vap 02:c0:00:00:00:05 10.78.0.105 00:1b:b3:00:00:05 arnab\r\n"
             b"READ odinagent.table\r\nREAD odinagent.channel x\r\nREAD odinagent.channel\r\n"]

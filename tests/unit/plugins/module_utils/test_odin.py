@@ -106,8 +106,8 @@ def test_subscriptions_read_in_the_real_agents_format_and_written_in_the_write_f
     text = ("sub_id 1 addr 00:00:00:00:00:00 stat signal rel 2 val -70\n"
             "sub_id 7 addr 02:C0:00:00:00:01 stat signal rel 1 val 160.5\n")
     subs = odin.parse_subscription_lines(text)
-    assert [tuple(s) for s in subs] == [(1, odin.ANY_MAC, "signal", "less_than", -70.0),
-                                       (7, "02:c0:00:00:00:01", "signal", "greater_than", 160.5)]
+    assert [tuple(s) for s in subs] == [
+        (1, odin.ANY_MAC, "signal", "less_than", -70.0), (7, "02:c0:00:00:00:01", "signal", "greater_than", 160.5)]
     assert odin.format_subscription_lines(subs) == text
     assert odin.format_subscriptions(subs) == "2 1 00:00:00:00:00:00 signal 2 -70 7 02:c0:00:00:00:01 signal 1 160.5"
     assert odin.parse_subscription_lines("") == [] and odin.parse_subscription_lines("\n") == []
