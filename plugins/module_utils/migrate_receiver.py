@@ -87,7 +87,7 @@ DEFAULTS = {
     "path": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "network_lock": "nftables",
     "enable_fs": ["ramfs"],
-    "lxc_include_dirs": ["/usr/share/lxc/config", "/etc/lxc"],
+    "lxc_include_dirs": ("/usr/share/lxc/config", "/etc/lxc"),
     "lxc_config_keys": [],          # extra allowed LXC config keys (full-match regexes)
     "restore_timeout": 120,
     "lock_wait_s": 60,
@@ -273,7 +273,7 @@ def parse_rsync(raw, words):
 # LXC config and file-system helpers
 # --------------------------------------------------------------------------------------------------
 
-def check_lxc_config(text, lxcpath, name, include_dirs=DEFAULTS["lxc_include_dirs"], extra_keys=()):
+def check_lxc_config(text, lxcpath, name, include_dirs=("/usr/share/lxc/config", "/etc/lxc"), extra_keys=()):
     """The problems of a container config received from a peer (``[]`` when LXC may read it): only keys that cannot
     run code or reach host paths (no hooks, mounts, net scripts, device rules, capabilities, console paths ...),
     includes only from the LXC config dirs, the rootfs exactly ``<lxcpath>/<name>/rootfs``."""
@@ -670,8 +670,8 @@ class Receiver(object):
         self._kill_users_of(work)
         st = self.state(name)
         if st not in STOPPED_STATES:
-            raise OpError("still %s%s" % (st, "" if ours else ": it is no migration's copy (committed?), not "
-                                                                  "stopping it"))
+            why = "" if ours else ": it is no migration's copy (committed?), not stopping it"
+            raise OpError("still %s%s" % (st, why))
         self.lock(name)
         _remove(work)
         if ours and self.marked(name):
@@ -1203,7 +1203,3 @@ def main(argv=None, environ=None):
     _emit(sys.stdout, out)
     _emit(sys.stderr, err)
     return rc
-
-
-if __name__ == "__main__":
-    sys.exit(main())

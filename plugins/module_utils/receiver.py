@@ -114,8 +114,8 @@ class Receiver(object):
         """Run one operation: ``(rc, out, err)``; ``check=True`` raises ReceiverError when rc != 0."""
         rc, out, err = self.run(self.argv(op, *args), timeout=kw.get("timeout"), input_text=kw.get("input_text"))
         if kw.get("check") and rc != 0:
-            raise ReceiverError("%s %s on %s failed (rc %s): %s" % (op, self.name, self.host, rc,
-                                                                     (err or out).strip()[-400:]), rc, out, err)
+            why = (err or out).strip()[-400:]
+            raise ReceiverError("%s %s on %s failed (rc %s): %s" % (op, self.name, self.host, rc, why), rc, out, err)
         return rc, out, err
 
     def probe(self, link=None, token=None, timeout=20):

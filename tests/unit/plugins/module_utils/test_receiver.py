@@ -254,7 +254,7 @@ def test_session_gone_and_timeout(edge, tmp_path):
 
 def test_guard_argvs_are_json_ready():
     r = Receiver("10.79.0.2", "ramsim", key="/k")
-    cfg = {"status_argv": r.argv("status", control=False), "clean_argv": r.argv("clean", "--ifname", "eth0",
-                                                                                 control=False)}
+    cfg = {"status_argv": r.argv("status", control=False),
+           "clean_argv": r.argv("clean", "--ifname", "eth0", control=False)}
     assert json.loads(json.dumps(cfg))["clean_argv"][-1] == "clean ramsim --ifname eth0"
     assert stat.S_ISREG(os.stat(rc_mod.__file__).st_mode)

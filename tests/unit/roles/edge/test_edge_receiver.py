@@ -46,7 +46,7 @@ def test_receiver_mode_forces_the_command_from_the_backhaul():
     assert "backhaul_ip" in trust["vars"]["_backhaul"]
     template = os.path.join(ROOT, "roles", "edge", "templates", "arnab-migrate-receiver.j2")
     text = open(template).read()
-    assert text.startswith("#!/usr/bin/python3 -I\n") and "import migrate_receiver" in text
+    assert text.startswith("{{ '#!' }}/usr/bin/python3 -I\n") and "import migrate_receiver" in text
 
 
 def test_the_receiver_config_names_no_client_path():
