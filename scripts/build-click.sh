@@ -60,7 +60,7 @@ else
     local url=${1%%#*} ref=HEAD
     [[ $1 == *#* ]] && ref=${1#*#}
     if [[ $ref =~ ^[0-9a-f]{7,40}$ ]]; then echo "$ref"; return; fi
-    GIT_TERMINAL_PROMPT=0 timeout 60 git ls-remote "$url" "$ref" 2>/dev/null | awk 'NR==1{print $1}'
+    { GIT_TERMINAL_PROMPT=0 timeout 60 git ls-remote "$url" "$ref" 2>/dev/null || true; } | awk 'NR==1{print $1}'
   }
   c1=$(resolve "$click_url") c2=$(resolve "$agent_url")
   [ -n "$c1" ] && [ -n "$c2" ] || unavailable "cannot reach $click_url / $agent_url"
