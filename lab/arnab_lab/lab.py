@@ -253,6 +253,8 @@ def up(topo):
     missing = [t for t in REQUIRED_TOOLS if not _which(t)]
     if missing:
         raise LabError("missing tools: %s (run `make setup`)" % ", ".join(missing))
+    if topo.agent == "real":
+        real_click(topo)   # refuse before anything is made: real mode needs a Click build
     found = problems(topo)
     if not found:
         return False, {"status": "already up"}
@@ -508,8 +510,44 @@ exec env PYTHONPATH={lab} {python} -m arnab_lab.odin_agent --config "$1" --bind 
 """
 
 
+REAL_CLICK_SHIM = """#!/bin/sh
+# REAL Click for the arnab lab (lab.agent: real): `click CONFIG.cli` runs real Click with the OdinAgent element on
+# the AP's configuration, its radio side idle and its serving radio's frames sent to the emulated radio
+# (arnab_lab.real_agent). Made by lab/labctl.
+[ -n "$1" ] || {{ echo "usage: click [-q] CONFIG.cli" >&2; exit 64; }}
+# click -q [CONFIG]: real Click loads and checks (stdin without CONFIG), as odin_agent_config does before a write.
+[ "$1" = -q ] && {{ shift; exec {click} -q "$@"; }}
+[ -r "$1" ] || {{ echo "click: cannot read $1" >&2; exit 66; }}
+exec env PYTHONPATH={lab} {python} -m arnab_lab.real_agent --click {click} --config "$1" --radio {radio} \\
+    --node-dir {node_dir} --name {name}
+"""
+
+
+def real_click(topo):
+    """The Click binary with OdinAgent that `lab.agent: real` runs: lab.click, else $ARNAB_CLICK, else the
+    checkout's build/click (`make click`)."""
+    lab = next((hv["lab"] for hv in topo.inventory.get("_meta", {}).get("hostvars", {}).values() if "lab" in hv), {})
+    path = lab.get("click") or os.environ.get("ARNAB_CLICK") or os.path.join(os.path.dirname(LAB_DIR), "build", "click")
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise LabError("lab.agent: real needs real Click with OdinAgent at %s: run `make click` (docs/click.md), "
+                       "or set lab.click or ARNAB_CLICK" % path)
+    return os.path.realpath(path)
+
+
 def _install_click_shim(topo, node):
     path = node_dirs(topo, node.name)["run"] + "/bin/click"
+    if topo.agent == "real":
+        from arnab_lab import real_agent
+        node_dir = node_dirs(topo, node.name)["run"]
+        with open(node_dir + "/bin/hostapd_cli", "w") as f:
+            f.write(real_agent.HOSTAPD_CLI.format(log=node_dir + "/hostapd_cli.log"))
+        os.chmod(node_dir + "/bin/hostapd_cli", 0o755)
+        with open(path, "w") as f:
+            f.write(REAL_CLICK_SHIM.format(lab=LAB_DIR, python=_lab_python(), click=real_click(topo),
+                                           radio="%s:%d" % (topo.control_node_ip, real_agent.FRAMES_PORT),
+                                           node_dir=node_dir, name=node.name))
+        os.chmod(path, 0o755)
+        return
     with open(path, "w") as f:
         f.write(CLICK_SHIM.format(lab=LAB_DIR, python=_lab_python(), ip=node.ctl_ip,
                                   radio=radio_socket(topo), name=node.name))

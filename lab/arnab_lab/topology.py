@@ -16,6 +16,8 @@ HOST_GROUPS = {"ocs_servers": "ocs", "aps": "ap", "edges": "edge", "clients": "c
 # Switch nodes that are not SSH hosts: the data switch and the emulated air.
 DATA_SWITCH = "dsw"
 AIR = "air"
+# lab.agent: what answers as each AP's Odin agent (the `click` on AP nodes).
+AGENTS = ("emulated", "real")
 
 
 class TopologyError(ValueError):
@@ -58,6 +60,7 @@ class Topology:
     nodes: dict
     links: list
     inventory: dict = field(default_factory=dict, repr=False)   # the ansible-inventory --list it came from
+    agent: str = "emulated"        # lab.agent: emulated (arnab_lab.odin_agent) or real (Click + OdinAgent)
 
     @property
     def run_dir(self):
@@ -80,10 +83,12 @@ class Topology:
 
     def fingerprint(self):
         """Changes whenever the inventory changes what the lab looks like."""
-        return json.dumps({"prefix": self.prefix, "cidrs": self.cidrs,
-                           "nodes": {n.name: [n.kind, n.ctl_ip, n.vars] for n in self.nodes.values()},
-                           "links": [[list(l.a), list(l.b), l.rate] for l in self.links]},
-                          sort_keys=True, default=str)
+        described = {"prefix": self.prefix, "cidrs": self.cidrs,
+                     "nodes": {n.name: [n.kind, n.ctl_ip, n.vars] for n in self.nodes.values()},
+                     "links": [[list(l.a), list(l.b), l.rate] for l in self.links]}
+        if self.agent != "emulated":
+            described["agent"] = self.agent   # only then: an emulated lab's fingerprint stays what it was
+        return json.dumps(described, sort_keys=True, default=str)
 
     def nodes_of(self, kind):
         return [n for n in self.nodes.values() if n.kind == kind]
@@ -123,13 +128,16 @@ def from_inventory(inv):
         if not [n for n in nodes.values() if n.kind == kind]:
             raise TopologyError("the lab needs at least one host in group %r"
                                 % next(g for g, k in HOST_GROUPS.items() if k == kind))
+    agent = lab.get("agent", "emulated")
+    if agent not in AGENTS:
+        raise TopologyError("lab.agent %r: use one of %s" % (agent, ", ".join(AGENTS)))
     nodes[DATA_SWITCH] = Node(DATA_SWITCH, "dsw", lab["data"]["switch_ip"])
     nodes[AIR] = Node(AIR, "air")
 
     topo = Topology(prefix=lab["prefix"], control_cidr=lab["control"]["cidr"],
                     control_bridge=lab["control"]["bridge"], data_cidr=lab["data"]["cidr"],
                     backhaul_cidr=lab["backhaul"]["cidr"], openflow_port=int(lab.get("openflow_port", 6634)),
-                    nodes=nodes, links=[], inventory=inv)
+                    nodes=nodes, links=[], inventory=inv, agent=agent)
     _validate_addresses(topo)
 
     links = topo.links
