@@ -18,6 +18,7 @@ Everything but `AirSwitch` and `serve` is pure and unit-tested.
 """
 import argparse
 import ctypes
+import ipaddress
 import json
 import logging
 import math
@@ -30,11 +31,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from arnab_lab import collection_utils
+from arnab_lab import collection_utils, real_agent
 
 openflow = collection_utils.load("openflow")
 ofp13 = collection_utils.load("ofp13")
 odin = collection_utils.load("odin")
+click_control = collection_utils.load("click_control")   # here, once: threads loading it at once see half a module
 
 LOG = logging.getLogger("emulated-radio")
 DEFAULT_SOCKET = "/run/arnab-lab/radio.sock"
@@ -49,6 +51,7 @@ HOLD_TBF = ["rate", "8kbit", "burst", "1600", "limit", "8000000"]
 OPEN_TBF = ["rate", "10gbit", "burst", "8000000", "limit", "8000000"]
 KICK_ETHERTYPE = 0x88B5   # IEEE 802 local experimental: every receiver drops it
 CLONE_NEWNET = 0x40000000
+AGENT_POLL = 0.02         # seconds between reads of a real agent's table (lab.agent: real)
 
 
 @dataclass
@@ -367,6 +370,129 @@ def handle(state, model, request, now):
     return {"ok": False, "error": "unknown op %r" % op}
 
 
+# -- real agents (lab.agent: real): the radio reads what real Click + OdinAgent did -------------------------
+
+def real_agents(inventory):
+    """{AP name: (ControlSocket IP, port)} when the lab runs real Click on its APs (lab.agent: real), else {}."""
+    hostvars = inventory.get("_meta", {}).get("hostvars", {})
+    lab = next((hv["lab"] for hv in hostvars.values() if "lab" in hv), {}) or {}
+    if lab.get("agent", "emulated") != "real":
+        return {}
+    return dict((name, (hostvars[name]["ansible_host"], int(hostvars[name].get("ap_agent_port", odin.CONTROL_PORT))))
+                for name in inventory.get("aps", {}).get("hosts", []))
+
+
+def apply_agent_table(state, ap_name, table, channel, now):
+    """What a real agent's READ table and channel say, as the radio's state: the AP's agent runs, the vAPs of known
+    clients on this AP are exactly the table's (vap_add / vap_remove events as the emulated agent causes them),
+    the AP's channel is the agent's. -> True if anything changed."""
+    changed = False
+    if ap_name not in state.agents:
+        state.agents.add(ap_name)
+        state.log(now, "agent_seen", ap=ap_name)
+        changed = True
+    macs = set(odin.normalize_mac(mac) for mac in table)
+    for mac, client in sorted(state.clients.items()):
+        holders = state.vaps.setdefault(mac, set())
+        if mac in macs and ap_name not in holders:
+            holders.add(ap_name)
+            state.log(now, "vap_add", client=client.name, ap=ap_name)
+            changed = True
+        elif mac not in macs and ap_name in holders:
+            holders.discard(ap_name)
+            state.log(now, "vap_remove", client=client.name, ap=ap_name)
+            changed = True
+    ap = state.aps[ap_name]
+    if channel is not None and channel != ap.channel:
+        try:
+            ap.channel = odin.validate_channel(channel)
+            state.log(now, "ap_channel", ap=ap_name, channel=ap.channel)
+            changed = True
+        except odin.OdinValueError:
+            LOG.warning("%s: channel %s is not a Wi-Fi channel: the radio keeps its channel", ap_name, channel)
+    return changed
+
+
+def agent_csa(state, model, ap_name, csa, beacon_interval_ms, now):
+    """A CSA beacon (real_agent.parse_csa_beacon) that AP's real agent sent: the client switches after `count`
+    beacon intervals of the agent (its `interval`), as with the emulated agent's `csa`. OdinAgent sends the whole
+    countdown (count 4 .. 0) at once; only the first beacon of a switch not yet scheduled counts. -> (ok, reason)."""
+    client = state.clients.get(odin.normalize_mac(csa["sta_mac"]))
+    if client is None:
+        return False, "unknown client %s" % csa["sta_mac"]
+    if client.switch_at is not None or switching(client):
+        return False, "%s already switching" % client.name
+    return schedule_csa(state, model, ap_name, client.mac, csa["channel"], csa["count"], beacon_interval_ms, now)
+
+
+class RealAgents:
+    """Reads each AP's real agent: its ControlSocket (table, channel, interval) every AGENT_POLL seconds, and the
+    serving radio's frames (UDP from Click's `to_dev`, see arnab_lab.real_agent) for channel switch announcements.
+    Last known state is kept while an agent does not answer (as the emulated radio keeps what a dead agent said)."""
+
+    def __init__(self, radio_, agents, listen):
+        self.radio, self.agents, self.listen = radio_, agents, listen
+        self.intervals = dict((name, 100) for name in agents)
+        self.by_ip = dict((ip, name) for name, (ip, dummy) in agents.items())
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(listen)
+
+    def start(self, stop):
+        for name in sorted(self.agents):
+            threading.Thread(target=self._poll, args=(name, stop), daemon=True).start()
+        threading.Thread(target=self._frames, args=(stop,), daemon=True).start()
+
+    def _poll(self, name, stop):
+        ip, port = self.agents[name]
+        client = click_control.ClickControlClient(ip, port, timeout=1.0, connect_timeout=1.0)
+        failing = False
+        while not stop.wait(AGENT_POLL):
+            try:
+                table = odin.parse_table(client.read("%s.table" % odin.ELEMENT))
+                channel = int(client.read("%s.channel" % odin.ELEMENT).strip())
+                self.intervals[name] = int(client.read("%s.interval" % odin.ELEMENT).strip())
+            except (click_control.ClickControlError, ValueError) as exc:
+                client.close(send_quit=False)
+                if not failing:   # once per outage
+                    LOG.warning("real agent %s: %s (read again every 0.2 s; the radio keeps what it last read)",
+                                name, exc)
+                failing = True
+                stop.wait(0.2)
+                continue
+            except Exception:   # a poller that dies leaves the radio blind to that AP: log, go on
+                LOG.exception("real agent %s", name)
+                stop.wait(0.2)
+                continue
+            if failing:
+                LOG.info("real agent %s answers again", name)
+                failing = False
+            with self.radio.lock:
+                changed = apply_agent_table(self.radio.state, name, table, channel, self.radio.now())
+            if changed:
+                self.radio.sync()
+
+    def _frames(self, stop):
+        self.sock.settimeout(0.5)
+        while not stop.is_set():
+            try:
+                frame, (src, dummy) = self.sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            name = self.by_ip.get(src)
+            csa = real_agent.parse_csa_beacon(frame)
+            if name is None or csa is None:
+                continue
+            with self.radio.lock:
+                ok, reason = agent_csa(self.radio.state, self.radio.model, name, csa, self.intervals[name],
+                                       self.radio.now())
+            LOG.info("CSA beacon from %s's real agent (%s -> channel %d, count %d): %s", name, csa["sta_mac"],
+                     csa["channel"], csa["count"], reason)
+            if ok:
+                self.radio.sync()
+
+
 def snapshot(state, model):
     linked = links(state, model)
     return {
@@ -633,6 +759,14 @@ def main(argv=None):
     server = serve(radio, args.socket)
     stop = threading.Event()
     threading.Thread(target=radio.tick_forever, args=(stop,), daemon=True).start()
+    agents = real_agents(inventory)
+    if agents:
+        hostvars = inventory["_meta"]["hostvars"]
+        cidr = next(hv["lab"] for hv in hostvars.values() if "lab" in hv)["control"]["cidr"]
+        listen = (str(next(ipaddress.ip_network(cidr).hosts())), real_agent.FRAMES_PORT)
+        RealAgents(radio, agents, listen).start(stop)
+        LOG.info("REAL agents (Click + OdinAgent) on %s: vAP tables read over their ControlSockets, CSA beacons "
+                 "received on %s:%d", ", ".join(sorted(agents)), listen[0], listen[1])
     signal.signal(signal.SIGTERM, _exit_on_signal)  # labctl stops us with SIGTERM: still remove the socket
     LOG.info("EMULATED radio: %d APs, %d clients, socket %s, air %s, model %s",
              len(state.aps), len(state.clients), args.socket, args.air, model)
