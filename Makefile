@@ -8,7 +8,7 @@ export JAVA_HOME ?= $(firstword $(wildcard /usr/lib/jvm/java-17-openjdk-*))
 PLAYBOOK := $(VENV)/ansible-playbook -i inventories/lab
 
 .PHONY: demo test setup lab-up lab-down unit integration sanity lint molecule bench bench-quick bench-tier1 bench-tier2 \
-	test-guest clean click test-click test-faults bench-ocs
+	test-guest clean click test-click test-faults bench-ocs test-tier1-real bench-tier1-agents
 
 ## The main job: set up, bring the emulated lab up, run it and print its report.
 demo: setup lab-up
@@ -61,6 +61,17 @@ click: setup
 test-click: setup
 	bash scripts/build-click.sh --if-available >/dev/null
 	$(VENV)/pytest -v -rs tests/click
+
+## Tier 1's lab tests against real Click with OdinAgent (lab.agent: real) on a private lab instance (prefix arnabr,
+## 10.67-69.x; the main lab is left alone), about 3 min; skipped, saying so, without a Click build.
+test-tier1-real: setup
+	bash scripts/build-click.sh --if-available >/dev/null
+	$(VENV)/pytest -v -rs tests/lab/test_tier1_real_click.py
+
+## Tier 1's control path with the emulated agent and with real Click, side by side (two private instances in turn).
+bench-tier1-agents: setup
+	bash scripts/build-click.sh
+	PYTHONPATH=lab $(VENV)/python -m arnab_lab.bench_agents $(BENCH_ARGS)
 
 ## Benchmarks (ratios measured side by side in one run; see docs/benchmarks.md).
 bench-tier1: setup lab-up

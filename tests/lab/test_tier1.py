@@ -35,6 +35,8 @@ class Lab:
         self.inventory = inventory
         hosts = yaml.safe_load(open(os.path.join(inventory, "hosts.yml")))["all"]["children"]
         self.hosts = dict((h, hv) for group in hosts.values() for h, hv in group["hosts"].items())
+        lab = yaml.safe_load(open(os.path.join(inventory, "group_vars", "all", "lab.yml")))["lab"]
+        self.prefix, self.switch_ip = lab["prefix"], lab["data"]["switch_ip"]
         self.server = None
 
     def ip(self, host):
@@ -42,7 +44,7 @@ class Lab:
 
     def switches(self):
         return {"ap1": "tcp:%s:6634" % self.ip("ap1"), "ap2": "tcp:%s:6634" % self.ip("ap2"),
-                "dsw": "tcp:10.87.0.5:6634"}
+                "dsw": "tcp:%s:6634" % self.switch_ip}
 
     def aps(self):
         return [{"name": ap, "agent": self.ip(ap), "switch": self.switches()[ap]} for ap in ("ap1", "ap2")]
@@ -74,7 +76,7 @@ class Lab:
         return {"tables": self.tables(), "flows": self.flows()}
 
     def agent_pid(self, ap):
-        proc = subprocess.run([LABCTL, "--inventory", self.inventory, "exec", ap, "--", "cat", "/tmp/odin-agent-%s-%s.pid" % (PREFIX, ap)],
+        proc = subprocess.run([LABCTL, "--inventory", self.inventory, "exec", ap, "--", "cat", "/tmp/odin-agent-%s-%s.pid" % (self.prefix, ap)],
                               capture_output=True, text=True, check=True)
         return int(proc.stdout.strip())
 
@@ -88,12 +90,23 @@ def labctl(inventory, *args):
 def lab(tmp_path_factory):
     """The lab inventory with prefix arnabx and 10.87-89.x; up, APs and client placed, a stream server in
     edge1's namespace. Everything is removed at the end, whatever happened."""
+    yield from private_lab(tmp_path_factory, PREFIX, (87, 88, 89))
+
+
+def private_lab(tmp_path_factory, prefix, nets, agent=None):
+    """A private lab instance: the lab inventory with `prefix` and 10.<nets>.x for 10.77-79.x (and lab.agent
+    `agent`), up, APs and client placed, a stream server in edge1's namespace; all removed at the end."""
     inv = tmp_path_factory.mktemp("inv")
     shutil.copytree(os.path.join(REPO, "inventories", "lab"), inv, dirs_exist_ok=True)
     for path in (inv / "hosts.yml", inv / "group_vars" / "all" / "lab.yml", inv / "group_vars" / "edges.yml"):
-        text = path.read_text().replace("10.77.", "10.87.").replace("10.78.", "10.88.").replace("10.79.", "10.89.")
-        text = text.replace("prefix: arnab ", "prefix: %s " % PREFIX).replace("bridge: arnab-ctl", "bridge: arnabx-ctl")
-        text = text.replace("/var/lib/arnab-lab/", "/var/lib/%s-lab/" % PREFIX)
+        text = path.read_text()
+        for old, new in zip((77, 78, 79), nets):
+            text = text.replace("10.%d." % old, "10.%d." % new)
+        text = text.replace("prefix: arnab ", "prefix: %s " % prefix).replace("bridge: arnab-ctl",
+                                                                              "bridge: %s-ctl" % prefix)
+        text = text.replace("/var/lib/arnab-lab/", "/var/lib/%s-lab/" % prefix)
+        if agent:
+            text = text.replace("  agent: emulated\n", "  agent: %s\n" % agent)
         path.write_text(text)
     old_path = os.environ.get("PATH", "")
     os.environ["PATH"] = VENV_BIN + os.pathsep + old_path   # ansible-runner runs the venv's ansible-playbook
@@ -106,7 +119,7 @@ def lab(tmp_path_factory):
         binary = str(tmp_path_factory.mktemp("bin") / "arnab-workload")
         source = os.path.join(REPO, "roles", "edge", "files", "arnab_workload.c")
         subprocess.run(["gcc", "-O2", "-static", "-o", binary, source], check=True)
-        the_lab.server = subprocess.Popen(["ip", "netns", "exec", "%s-edge1" % PREFIX, binary, "video", "--port",
+        the_lab.server = subprocess.Popen(["ip", "netns", "exec", "%s-edge1" % prefix, binary, "video", "--port",
                                            str(STREAM_PORT), "--rss-mib", "1"],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         print("private lab up, APs and client placed: %.1f s" % (time.monotonic() - started))
