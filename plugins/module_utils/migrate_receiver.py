@@ -628,13 +628,21 @@ class Receiver(object):
 
     def _kill_users_of(self, prefix):
         """SIGKILL every process with an argument that is ``prefix`` or a path below it (criu restore and
-        lazy-pages get ``-D <work>/<dir>``): this container's migration, never another one's."""
+        lazy-pages get ``-D <work>/<dir>``): this container's migration, never another one's. Only processes of
+        this host's mount namespace: the same path can name another host's work dir where hosts share a PID
+        namespace (the emulated lab's edges do: the source's criu dump has ``-D <work>/final``)."""
         killed = []
         me = os.getpid()
+        try:
+            mnt = os.readlink("/proc/self/ns/mnt")
+        except OSError:
+            mnt = None
         for entry in os.listdir("/proc"):
             if not entry.isdigit() or int(entry) == me:
                 continue
             try:
+                if mnt is not None and os.readlink("/proc/%s/ns/mnt" % entry) != mnt:
+                    continue
                 with open("/proc/%s/cmdline" % entry, "rb") as f:
                     args = f.read().split(b"\0")
             except (IOError, OSError):

@@ -42,10 +42,12 @@ import time
 
 from ansible_collections.arnab.testbed.plugins.module_utils import migration_guard
 from ansible_collections.arnab.testbed.plugins.module_utils.criu import (
-    PAGE_SIZE, CriuError, LxcCriu, build_argv, config_text, default_runner, find_criu_error, log_tail,
+    PAGE_SIZE, CriuError, LxcCriu, default_runner, find_criu_error, log_tail,
     netfix_argv, read_stats, summarize_dump_stats)
 from ansible_collections.arnab.testbed.plugins.module_utils.state_transfer import (
-    Pusher, RemoteShell, list_files, ssh_argv)
+    Pusher, list_files)
+from ansible_collections.arnab.testbed.plugins.module_utils.migrate_receiver import SESSION_OPS
+from ansible_collections.arnab.testbed.plugins.module_utils.receiver import Receiver, ReceiverError
 
 # --------------------------------------------------------------------------------------------------
 # Stopping rules (P.Haul: 8 iterations, <= 64 pages, > 10% growth) and the downtime target.
@@ -346,10 +348,8 @@ def migrate(drv, method="auto", knobs=None, progress=None, clock=time.time):
             rep["restore_outcome"] = outcome
             if outcome != "running":
                 raise
-            rs = drv.restore_record() if hasattr(drv, "restore_record") else {}
-            rs["recovered"] = "the destination answered again: its copy runs"
-        # an uncertain restore learnt later when the copy started running (the destination's own clock)
-        t_running = rs.pop("running_at", None) or clock()
+            rs = {"recovered": "the destination answered again: its copy runs"}
+        t_running = clock()
         rep["restore"] = rs
         rep["frozen"] = {
             "dump_s": round(t_dumped - frozen_at, 4),
@@ -545,10 +545,6 @@ class SourceState(object):
         self.state = new
 
 
-# netfix_argv() placeholder for the pid the restore script learns at run time
-PID_SENTINEL = "@PID@"
-
-
 def guard_source():
     """The text of migration_guard.py (written into the work dir as criu's action script)."""
     loader = getattr(migration_guard, "__loader__", None)
@@ -563,7 +559,7 @@ def guard_source():
 class LxcMigrationDriver(object):
     """Migrate one LXC container from this edge to ``dest`` (SSH-reachable host or IP)."""
 
-    def __init__(self, container, dest, lxcpath="/var/lib/lxc", work_dir=None, dest_work_dir=None, ssh_key=None,
+    def __init__(self, container, dest, lxcpath="/var/lib/lxc", work_dir=None, ssh_key=None,
                  ssh_user="root", ssh_port=None, compress=False, bwlimit=None, criu="criu", lazy_port=27100,
                  page_server_address=None, interface="eth0", fs_sync=True, source_cleanup="destroy",
                  link_rate_bps=None, criu_verbose=False, restore_timeout=120, runner=None, log=None,
@@ -572,7 +568,6 @@ class LxcMigrationDriver(object):
         self.dest = dest
         self.lxcpath = lxcpath
         self.work = work_dir or os.path.join(lxcpath, ".arnab-migrate", container)
-        self.dwork = dest_work_dir or self.work
         self.run = runner or default_runner
         self.lxc = LxcCriu(lxcpath=lxcpath, criu=criu, runner=self.run, verbose=criu_verbose)
         self.criu = criu
@@ -580,6 +575,12 @@ class LxcMigrationDriver(object):
         self.control_path = os.path.join(os.path.dirname(self.work), ".ssh-%s-%d" % (container, os.getpid()))
         self.pusher = Pusher(dest, user=ssh_user, key=ssh_key, ssh_port=ssh_port, control_path=self.control_path,
                              compress=compress, bwlimit=bwlimit, runner=self.run)
+        # everything on the destination goes through its migration receiver (the migration key's forced
+        # command there): fixed operations on this container only, never a shell
+        self.recv = Receiver(dest, container, user=ssh_user, key=ssh_key, port=ssh_port,
+                             control_path=self.control_path, runner=self.run,
+                             ssh_options=("-o", "ServerAliveInterval=%d" % SSH_ALIVE_INTERVAL_S,
+                                          "-o", "ServerAliveCountMax=%d" % SSH_ALIVE_COUNT))
         self.lazy_port = int(lazy_port)
         self.page_server_address = page_server_address
         self.ifname = interface
@@ -599,32 +600,23 @@ class LxcMigrationDriver(object):
         self.page_server_started = False
         self.source = SourceState()
         self._facts = None
-        self.rsh = None
+        self.session = None           # the receiver's session for the frozen window (opened in preflight)
         self.prev_local = None
         self.final_channel = None
         self.delta_method = delta_method
-        self.remote_python = "python3"
         self.work_lock = None         # fd holding <work>/lock while this migration runs
 
     # -- helpers -----------------------------------------------------------------------------------
-    def ssh(self, command, timeout=None, check=True, what="remote command"):
-        """Run on the destination through the persistent remote shell (or a fresh SSH command)."""
-        if self.rsh is not None and self.rsh.alive():
-            rc, out = self.rsh.run(command, timeout=timeout)
-            err = out
+    def request(self, op, *args, **kw):
+        """One receiver operation on the destination: through the open session when it can carry it (no SSH
+        session, no Python start-up), else its own SSH command. ``(rc, out, err)``; ``check`` raises."""
+        if self.session is not None and self.session.alive() and op in SESSION_OPS:
+            rc, out, err = self.session.request(op, *args, timeout=kw.get("timeout"))
         else:
-            rc, out, err = self.pusher.ssh(command, timeout=timeout)
-        if check and rc != 0:
-            raise RuntimeError("%s on %s failed (rc %s): %s" % (what, self.dest, rc, (err or out).strip()[-600:]))
+            rc, out, err = self.recv.call(op, *args, timeout=kw.get("timeout"))
+        if kw.get("check") and rc != 0:
+            raise RuntimeError("%s on %s failed (rc %s): %s" % (op, self.dest, rc, (err or out).strip()[-600:]))
         return rc, out, err
-
-    def master_argv(self, command):
-        """ssh argv for the first session to the destination: it starts the shared master connection
-        (ControlMaster=auto, ControlPersist), which keeps the keepalive options for every later session."""
-        return ssh_argv(self.dest, user=self.pusher.user, key=self.pusher.key, port=self.pusher.ssh_port,
-                        control_path=self.control_path,
-                        extra=("-o", "ServerAliveInterval=%d" % SSH_ALIVE_INTERVAL_S,
-                               "-o", "ServerAliveCountMax=%d" % SSH_ALIVE_COUNT)) + ["--", command]
 
     def rootfs_dir(self):
         return os.path.join(self.lxcpath, self.name)
@@ -638,10 +630,27 @@ class LxcMigrationDriver(object):
         if not IFNAME_RE.match(self.ifname or ""):
             raise PreflightError("interface %r: 1-15 letters, digits, '-', '_' or '.'" % self.ifname)
         info = self.lxc.info(self.name)
+        link = self.lxc.config_item(self.name, "lxc.net.0.link") if info is not None else None
+        # the first SSH session becomes the shared master: it carries the keepalives (see SSH_ALIVE_*); the probe
+        # is read-only, and a token file tells whether the destination shares this edge's lxcpath
+        token = None if check_mode else ".arnab-probe-%d-%d" % (os.getpid(), int(time.time() * 1e6))
+        if token:
+            with open(os.path.join(self.lxcpath, token), "w") as f:
+                f.write("probe\n")
+        try:
+            dest = self.recv.probe(link=link, token=token)
+        except ReceiverError as e:
+            if e.rc == 126:
+                raise PreflightError("destination %s refuses the migration receiver's probe (rc 126: %s): is the "
+                                     "edge role's receiver installed there (edge_ssh_restrict: receiver)?"
+                                     % (self.dest, (e.err or e.out).strip()[-200:]))
+            raise PreflightError("destination %s is not reachable over SSH or has no migration receiver: %s"
+                                 % (self.dest, e))
+        finally:
+            if token:
+                os.unlink(os.path.join(self.lxcpath, token))
         if info is None or not self.lxc.exists(self.name) or info.get("state") != "RUNNING":
-            rc, out, _err = self.pusher.ssh("lxc-info -n %s -P %s -sH 2>/dev/null; true"
-                                            % (_q(self.name), _q(self.lxcpath)), timeout=20)
-            if rc == 0 and out.strip() == "RUNNING":
+            if dest.get("state") == "RUNNING":
                 raise AlreadyOnDestination("container %s already runs on %s and not here: nothing to do"
                                            % (self.name, self.dest))
             if info is None or not self.lxc.exists(self.name):
@@ -656,64 +665,25 @@ class LxcMigrationDriver(object):
         feats = self.lxc.features()
         if not feats.get("criu_ok"):
             raise PreflightError("criu (%s) does not run on this edge" % self.criu)
-        # the first SSH session becomes the shared master: it carries the keepalives (see SSH_ALIVE_*)
-        rc, out, err = self.run(self.master_argv("hostname; command -v lxc-checkpoint; %s --version | head -1; "
-                                                 "cat /proc/sys/fs/pipe-max-size; command -v /usr/bin/python3 || "
-                                                 "command -v python3; lxc-info -n %s -P %s -sH 2>/dev/null; true"
-                                                 % (_q(self.criu), _q(self.name), _q(self.lxcpath))), timeout=20)
-        if rc == 126:
-            raise PreflightError("destination %s refuses this key's commands (rc 126: %s): the engine runs sh and "
-                                 "python3 there (restore script, page patcher, an open shell for the frozen window), "
-                                 "so it needs a key without a forced command such as arnab-migrate-allow"
-                                 % (self.dest, err.strip()[-200:]))
-        if rc != 0:
-            raise PreflightError("destination %s is not reachable over SSH (rc %s): %s"
-                                 % (self.dest, rc, err.strip()[-300:]))
-        lines = out.splitlines()
-        dest_host = lines[0].strip() if lines else ""
-        self.rsh = RemoteShell(ssh_argv(self.dest, user=self.pusher.user, key=self.pusher.key,
-                                        port=self.pusher.ssh_port, control_path=self.control_path))
-        # Same storage on both ends (the destination is this edge, or shares its lxcpath) would make the
-        # "destination copy" the source itself: probe with a token file.
-        if check_mode:      # no probe file: compare the directory's device and inode instead
-            st = os.stat(self.lxcpath)
-            _rc, pout, _e = self.pusher.ssh("[ \"$(stat -c '%%d %%i' %s)\" = '%d %d' ] && echo SAME; true"
-                                            % (_q(self.lxcpath), st.st_dev, st.st_ino))
-        else:
-            probe = os.path.join(self.lxcpath, ".arnab-probe-%d-%d" % (os.getpid(), int(time.time() * 1e6)))
-            with open(probe, "w") as f:
-                f.write("probe\n")
-            try:
-                _rc, pout, _e = self.pusher.ssh("test -e %s && echo SAME; true" % _q(probe))
-            finally:
-                os.unlink(probe)
-        if "SAME" in pout:
+        st = os.stat(self.lxcpath)
+        if dest.get("token_found") or dest.get("lxcpath_id") == [st.st_dev, st.st_ino]:
             raise PreflightError("destination %s shares this edge's %s (it is this edge?): refusing"
                                  % (self.dest, self.lxcpath))
-        if not any(line.endswith("lxc-checkpoint") for line in lines):
+        if not dest.get("lxc_checkpoint"):
             raise PreflightError("destination %s has no lxc-checkpoint" % self.dest)
-        if not any(line.startswith("Version:") for line in lines):
-            raise PreflightError("destination %s cannot run criu (%s)" % (self.dest, self.criu))
-        for line in lines:
-            if line.strip().endswith("/python3"):
-                self.remote_python = line.strip()
-        dest_pipe = None
-        for line in lines:
-            if line.strip().isdigit():
-                dest_pipe = int(line.strip())
-        if any(line.strip() in ("RUNNING", "FROZEN", "STARTING") for line in lines[1:]):
+        if not dest.get("criu_ok"):
+            raise PreflightError("destination %s cannot run criu" % self.dest)
+        if dest.get("state") in ("RUNNING", "FROZEN", "STARTING"):
             raise PreflightError("a container named %s already runs on %s" % (self.name, self.dest))
-        rc, out, _err = self.pusher.ssh(
-            "test -e %s/%s/config && ! test -e %s/%s/.arnab-migrating && echo EXISTS; true"
-            % (_q(self.lxcpath), _q(self.name), _q(self.lxcpath), _q(self.name)))
-        if "EXISTS" in out:
+        if dest.get("exists_unmarked"):
             raise PreflightError("%s already has a container %s (stopped); remove it or pick another name"
                                  % (self.dest, self.name))
-        link = self.lxc.config_item(self.name, "lxc.net.0.link")
-        if link:
-            rc, _o, _e = self.pusher.ssh("ip link show %s >/dev/null" % _q(link))
-            if rc != 0:
-                raise PreflightError("destination %s has no bridge %s for the container's eth0" % (self.dest, link))
+        if link and not dest.get("bridge"):
+            raise PreflightError("destination %s has no bridge %s for the container's eth0" % (self.dest, link))
+        if not check_mode:
+            self.session = self.recv.session()
+        dest_host = dest.get("hostname", "")
+        dest_pipe = dest.get("pipe_max_size")
         feats["dest_hostname"] = dest_host
         feats["dest_pipe_max_size"] = dest_pipe
         from ansible_collections.arnab.testbed.plugins.module_utils.criu import LAZY_PIPE_MAX_SIZE
@@ -778,12 +748,10 @@ class LxcMigrationDriver(object):
         pre-freeze sync began (a local walk, no remote scan), so the frozen window does not pay a tree
         comparison."""
         src = self.rootfs_dir().rstrip("/") + "/"
-        dst = src
         t0 = time.time()
         if phase == "preliminary":
-            self.ssh("rm -rf %s && mkdir -p %s %s/images && touch %s/.arnab-migrating"
-                     % (_q(self.dwork), _q(dst), _q(self.dwork), _q(dst)), what="prepare destination")
             self.dest_touched = True
+            self.recv.prepare()
         if not self.do_fs_sync:
             return {"phase": phase, "skipped": True, "bytes_sent": 0, "duration_s": 0.0}
         if phase in ("preliminary", "pre-freeze"):
@@ -794,9 +762,9 @@ class LxcMigrationDriver(object):
                 with open(self.fs_mark_file, "w"):
                     pass
                 os.utime(self.fs_mark_file, (mark - 1.0, mark - 1.0))
-            res = self.pusher.push([src], dst, mode="whole", delete=True,
+            res = self.pusher.push([src], "./", mode="whole", delete=True,
                                    archive_extras=("-H", "-A", "-X", "--numeric-ids"),
-                                   excludes=["/.arnab-migrating"])
+                                   excludes=["/.arnab-migrating"], rsync_path=self.recv.rsync_path("fs"))
             if phase == "pre-freeze":
                 self.fs_mark = mark - 1.0
             return {"phase": phase, "bytes_sent": res["bytes_sent"], "duration_s": round(time.time() - t0, 4),
@@ -814,17 +782,17 @@ class LxcMigrationDriver(object):
                 size += st.st_size if not os.path.isdir(os.path.join(src, rel)) else 0
             except OSError:
                 pass
-        if size <= SMALL_IMAGES_BYTES and self.rsh is not None and self.rsh.alive():
-            # a few files: through the open remote shell, no rsync session in the frozen window
+        if size <= SMALL_IMAGES_BYTES and self.session is not None and self.session.alive():
+            # a few files: through the open session, no rsync session in the frozen window
             existing = [rel for rel in changed if os.path.lexists(os.path.join(src, rel))]
-            res = self.rsh.put_files(src, existing, dst, timeout=120)
+            res = self.session.put_files(src, existing, kind="fs", timeout=120)
             return {"phase": phase, "bytes_sent": res["bytes_sent"], "duration_s": round(time.time() - t0, 4),
-                    "scan_s": round(scan_s, 4), "files_changed": len(changed), "via": "remote shell (tar)"}
+                    "scan_s": round(scan_s, 4), "files_changed": len(changed), "via": "receiver session (tar)"}
         listfile = os.path.join(self.work, "fs-changed.list")
         with open(listfile, "w") as f:
             f.write("\n".join(changed) + "\n")
-        res = self.pusher.push([src], dst, mode="whole", archive_extras=("-H", "-A", "-X", "--numeric-ids"),
-                               extra=["--files-from=%s" % listfile])
+        res = self.pusher.push([src], "./", mode="whole", archive_extras=("-H", "-A", "-X", "--numeric-ids"),
+                               extra=["--files-from=%s" % listfile], rsync_path=self.recv.rsync_path("fs"))
         return {"phase": phase, "bytes_sent": res["bytes_sent"], "duration_s": round(time.time() - t0, 4),
                 "scan_s": round(scan_s, 4), "files_changed": len(changed)}
 
@@ -965,15 +933,15 @@ class LxcMigrationDriver(object):
                 os.remove(os.path.join(self.work, name))
             except OSError:
                 pass
-        ssh = ssh_argv(self.dest, user=self.pusher.user, key=self.pusher.key, port=self.pusher.ssh_port,
-                       extra=("-o", "ServerAliveInterval=%d" % SSH_ALIVE_INTERVAL_S,
-                              "-o", "ServerAliveCountMax=%d" % SSH_ALIVE_COUNT))
         cleanup = [["lxc-stop", "-k", "-n", self.name, "-P", self.lxcpath]]
         if self.source_cleanup == "destroy":
             cleanup.append(["lxc-destroy", "-n", self.name, "-P", self.lxcpath])
         cleanup.append(["rm", "-rf", "--one-file-system", self.work])
-        cfg = {"lock": os.path.join(self.work, WORK_LOCK), "status_argv": ssh + ["--", self.status_script()],
-               "clean_argv": ssh + ["--", self.clean_script()], "source_cleanup_argvs": cleanup,
+        # the guard outlives this process: its SSH commands do not lean on our shared master connection
+        cleanup.append(self.recv.argv("commit", control=False))
+        cfg = {"lock": os.path.join(self.work, WORK_LOCK), "status_argv": self.recv.argv("status", control=False),
+               "clean_argv": self.recv.argv("clean", "--ifname", self.ifname, control=False),
+               "source_cleanup_argvs": cleanup,
                "lazy_page_server": [self.page_server_address or "127.0.0.1", self.lazy_port] if lazy else None}
         migration_guard.write_atomic(os.path.join(self.work, migration_guard.GUARD_CONFIG), json.dumps(cfg))
         with open(os.path.join(self.work, migration_guard.GUARD_FILE + ".py"), "w") as f:
@@ -1022,16 +990,13 @@ class LxcMigrationDriver(object):
         # the source's page server exits 0 even when its client went away: ask the destination's daemon
         deadline = time.time() + 60
         while True:
-            rc_dest, out, _err = self.ssh(
-                "cd %s && if [ -f lazy-pages.rc ]; then cat lazy-pages.rc; elif kill -0 $(cat lazy-pages.pid) "
-                "2>/dev/null; then echo PENDING; else echo LOST; fi" % _q(self.dest_dir), check=False, timeout=30)
+            _rc, out, _err = self.request("lazy-status", timeout=30)
             text = out.strip().splitlines()[-1] if out.strip() else "PENDING"
             if text != "PENDING" or time.time() > deadline:
                 break
             time.sleep(0.1)
         if text != "0":
-            _r, logtxt, _e = self.ssh("tail -n 20 %s/lazy-pages.log 2>/dev/null; true" % _q(self.dest_dir),
-                                      check=False)
+            _r, logtxt, _e = self.request("logs", timeout=30)
             raise CriuError("lazy page transfer failed at the destination (criu lazy-pages exit status %s): %s" % (
                 text, find_criu_error(logtxt) or "daemon killed or lost"), log_tail=logtxt)
         # criu 4.2.1 leaves stats-dump of a lazy dump unfilled (zero counters, a bogus frozen_time), so the pages
@@ -1042,18 +1007,18 @@ class LxcMigrationDriver(object):
 
     # -- transfer ----------------------------------------------------------------------------------
     def transfer(self, images_dir, n, mode):
-        """Push an images dir. delta/stop-and-copy/post-copy: into ONE dest dir (delta against what is there);
-        native: a dest dir per iteration, chained like the source's (``parent`` symlinks are relative)."""
+        """Push an images dir. delta/stop-and-copy/post-copy: into ONE dest dir, ``images`` (delta against what
+        is there); native: a dest dir per iteration, chained like the source's (``parent`` symlinks are
+        relative). The receiver confines every write to this container's work dir on the destination."""
         if mode == "native":
-            # rsync creates the last path component itself: no extra SSH round trip
-            dest = os.path.join(self.dwork, os.path.basename(images_dir.rstrip("/")))
-            res = self.pusher.push([images_dir.rstrip("/") + "/"], dest + "/", mode="whole", ignore_times=True,
-                                   excludes=["*.log", ".criu-*.conf"])
+            dest = os.path.basename(images_dir.rstrip("/"))
+            res = self.pusher.push([images_dir.rstrip("/") + "/"], "./", mode="whole", ignore_times=True,
+                                   excludes=["*.log", ".criu-*.conf"], rsync_path=self.recv.rsync_path("images", dest))
             res["literal_bytes"] = res["stats"].get("literal_bytes", 0)
         elif n == "final" and self.final_channel is not None:
             # the frozen window: one stream into the patcher opened before the freeze; pages as deltas against
             # the previous iteration when the destination has it, everything else whole
-            dest = os.path.join(self.dwork, "images")
+            dest = "images"
             channel, self.final_channel = self.final_channel, None
             prev = self.prev_local if (self.dest_files and self.delta_method == "pages") else None
             t0 = time.time()
@@ -1062,24 +1027,25 @@ class LxcMigrationDriver(object):
             keep = set(res["names"])
             stale = sorted(set(self.dest_files) - keep)
             if stale:
-                self.ssh("cd %s && rm -f %s" % (_q(dest), " ".join(_q(x) for x in stale)), what="remove stale")
+                self.request("rm", "--dir", dest, *stale, check=True)
             res["duration_s"] = time.time() - t0
             res["plan"] = {"delta": res["delta"], "whole": res["whole"], "stale_removed": stale,
                            "via": "patch stream opened before the freeze"}
-        elif not self.dest_files and self.rsh is not None and self.rsh.alive() and \
+        elif not self.dest_files and self.session is not None and self.session.alive() and \
                 _dir_bytes(images_dir) <= SMALL_IMAGES_BYTES:
-            # a small images dir (post-copy, tiny containers) goes through the open remote shell: an rsync would
+            # a small images dir (post-copy, tiny containers) goes through the open session: an rsync would
             # pay a new SSH session in the frozen window
-            dest = os.path.join(self.dwork, "images")
+            dest = "images"
             names = sorted(n for n in list_files(images_dir) if not n.endswith(".log") and not n.startswith(".criu-"))
-            res = self.rsh.put_files(images_dir, names, dest, timeout=120)
-            res["plan"] = {"whole": names, "delta": [], "via": "remote shell (tar)"}
+            res = self.session.put_files(images_dir, names, kind="images", subdir=dest, timeout=120)
+            res["plan"] = {"whole": names, "delta": [], "via": "receiver session (tar)"}
         elif self.dest_files and self.prev_local and self.delta_method == "pages":
-            dest = os.path.join(self.dwork, "images")
+            dest = "images"
             res = self.push_pages(images_dir, dest)
         else:
-            dest = os.path.join(self.dwork, "images")
-            res = self.pusher.push_images(images_dir, dest, dest_files=self.dest_files)
+            dest = "images"
+            res = self.pusher.push_images(images_dir, "./", dest_files=self.dest_files,
+                                          rsync_path=self.recv.rsync_path("images", dest))
         if mode != "native":
             self.dest_files = dict((k, v) for k, v in list_files(images_dir).items()
                                    if not k.endswith(".log") and not k.startswith(".criu-"))
@@ -1094,22 +1060,23 @@ class LxcMigrationDriver(object):
         """Open the channel the final transfer will use (not for native pre-copy: its final dir is a chain)."""
         if mode == "native":
             return
-        self.final_channel = self.pusher.open_patch_channel(os.path.join(self.dwork, "images"), self.remote_python)
+        self.final_channel = self.recv.open_patch("images")
 
     def push_pages(self, images_dir, dest):
         """Delta mode after the first iteration: page images as page-aligned deltas against the previous
-        iteration (one SSH stream), the small metadata images through the open remote shell, stale files
-        removed."""
+        iteration (one SSH stream into the receiver's patcher), the small metadata images through the open
+        session, stale files removed."""
         files = dict((k, v) for k, v in list_files(images_dir).items()
                      if not k.endswith(".log") and not k.startswith(".criu-"))
         t0 = time.time()
         pages = self.pusher.push_page_delta(images_dir, self.prev_local, dest, self.dest_files,
-                                            python=self.remote_python)
+                                            channel=self.recv.open_patch(dest))
         others = sorted(n for n in files if n not in pages["names"])
-        small = self.rsh.put_files(images_dir, others, dest, timeout=120) if others else {"bytes_sent": 0}
+        small = self.session.put_files(images_dir, others, kind="images", subdir=dest, timeout=120) if others \
+            else {"bytes_sent": 0}
         stale = sorted(set(self.dest_files) - set(files))
         if stale:
-            self.ssh("cd %s && rm -f %s" % (_q(dest), " ".join(_q(n) for n in stale)), what="remove stale images")
+            self.request("rm", "--dir", dest, *stale, check=True)
         return {"bytes_sent": pages["bytes_sent"] + small["bytes_sent"],
                 "literal_bytes": pages["literal_bytes"] + small.get("literal_bytes", 0),
                 "duration_s": time.time() - t0, "page_delta_s": round(pages["duration_s"], 4),
@@ -1117,70 +1084,10 @@ class LxcMigrationDriver(object):
                          "runs": pages["runs"], "stale_removed": stale}}
 
     # -- restore on the destination ---------------------------------------------------------------
-    def restore_script(self, lazy=False):
-        """One shell script for the destination: (lazy daemon), restore, TX offload off, gratuitous ARP, TCP kick.
-        Prints ``T <step> <epoch>`` markers so the report can split the time. Its output goes to a file first:
-        a connection lost mid-script must not kill it (SIGPIPE) between the restore and the net fix. It leaves
-        ``restore.pid`` while it runs and ``restore.rc`` when done: the destination's status (:meth:`status_script`)
-        tells a restore still running from a finished or a dead one."""
-        d = self.dest_dir
-        argv, opts = build_argv("restore", images_dir=d, container=self.name, lxcpath=self.lxcpath,
-                                lazy_pages=lazy, network_lock=self.lxc.network_lock, enable_fs=self.lxc.enable_fs,
-                                verbose=self.lxc.verbose)
-        lines = ["cd %s || exit 1" % _q(d), "rm -f restore.rc", "read -r mypid _ < /proc/self/stat",
-                 "echo $mypid > restore.pid", "exec 3>&1 >restore.trace 2>&1",
-                 "finish() { echo $1 > restore.rc; cat restore.trace >&3; exit $1; }",
-                 "now() { date +%s.%N; }", "echo T start $(now)"]
-        conf = os.path.join(d, ".criu-restore.conf")
-        lines.append("printf %%s %s > %s || finish 1" % (_q(config_text(opts)), _q(conf)))
-        if lazy:
-            largv, _opts = build_argv("lazy-pages", images_dir=d, address=self.page_server_address,
-                                      port=self.lazy_port, criu=self.criu, log_file="lazy-pages.log")
-            lines += [
-                "rm -f lazy-pages.socket lazy-pages.rc",
-                # the daemon's exit status is the only sign that every page arrived: a source page server whose
-                # client vanished still exits 0, and the restored tasks then get zero-filled pages
-                "setsid sh -c %s </dev/null >lazy-pages.out 2>&1 & echo $! > lazy-pages.pid" % _q(
-                    "%s; echo $? > lazy-pages.rc" % " ".join(_q(a) for a in largv)),
-                "i=0; while [ ! -S lazy-pages.socket ]; do i=$((i+1)); [ $i -gt 3000 ] && "
-                "{ echo 'lazy-pages daemon did not start' >&2; cat lazy-pages.out >&2; finish 3; }; sleep 0.01; done",
-                "echo T lazyd $(now)",
-            ]
-        # the restored container's monitor must not inherit this session's stdout, or ssh never returns
-        lines.append("CRIU_CONFIG_FILE=%s timeout -s KILL %d %s </dev/null >restore.out 2>&1 || "
-                     "{ rc=$?; cat restore.out >&2; finish $rc; }" % (
-                         _q(conf), int(self.restore_timeout), " ".join(_q(a) for a in argv)))
-        lines.append("echo T restored $(now)")
-        # from here on the container runs: nothing below may fail the restore (it would roll back a container
-        # that already serves), so each step only reports
-        lines.append("pid=$(lxc-info -n %s -P %s -pH)" % (_q(self.name), _q(self.lxcpath)))
-        lines.append("echo PID $pid")
-        txoff, netfix = (" ".join('"$pid"' if a == PID_SENTINEL else _q(a) for a in argv)
-                         for argv in netfix_argv(PID_SENTINEL, ifname=self.ifname, python=self.remote_python))
-        lines += ["[ -n \"$pid\" ] || { echo NO_PID; finish 0; }",
-                  txoff + " >/dev/null || echo TXOFF_FAILED", "echo T txoff $(now)",
-                  netfix + " || echo GARP_FAILED",
-                  "echo T netfix $(now)", "finish 0"]
-        return "\n".join(lines) + "\n"
-
-    def status_script(self):
-        """Shell script for the destination: ``STATE <lxc state|ABSENT>`` and ``RESTORE <rc|pending|died|none>``."""
-        d = os.path.join(self.dwork, "images")
-        return "\n".join([
-            "st=$(lxc-info -n %s -P %s -sH 2>/dev/null); echo STATE ${st:-ABSENT}"
-            % (_q(self.name), _q(self.lxcpath)),
-            "cd %s 2>/dev/null || { echo RESTORE none; exit 0; }" % _q(d),
-            "if [ -f restore.rc ]; then echo RESTORE $(cat restore.rc); "
-            "elif [ -f restore.pid ] && kill -0 $(cat restore.pid) 2>/dev/null; then echo RESTORE pending; "
-            "elif [ -f restore.pid ]; then echo RESTORE died; else echo RESTORE none; fi",
-        ])
-
     def dest_status(self):
-        """``(state, restore)`` on the destination (see :meth:`status_script`), or None when it cannot be asked."""
-        rc, out, _err = self.pusher.ssh(self.status_script(), timeout=20)
-        if rc != 0:
-            return None
-        return migration_guard.parse_status(out)
+        """``(state, restore)`` on the destination (the receiver's ``status``: the container's LXC state and the
+        restore's ``restore.rc``/``restore.pid``), or None when it cannot be asked."""
+        return self.recv.status()
 
     def start_page_server(self, timeout=60):
         """Post-copy's point of no return on the source: criu leaves the guard and serves pages. From here a
@@ -1198,34 +1105,31 @@ class LxcMigrationDriver(object):
             time.sleep(0.002)
 
     def restore(self, lazy=False):
-        script = self.restore_script(lazy=lazy)
+        """The receiver restores (lazy-pages daemon, ``lxc-checkpoint -r``, TX offload off, gratuitous ARP, TCP
+        kick) in the session opened before the freeze; once criu's restore succeeded nothing after it can fail
+        it, and a connection lost mid-way cannot stop it (it ignores SIGHUP/SIGPIPE and buffers its output)."""
         if lazy:
             self.start_page_server()
         t0 = time.time()
         self.restore_sent = True
-        rc, out, err = self.ssh(script, timeout=self.restore_timeout + 30, check=False)
+        kw = dict(lazy=lazy, address=self.page_server_address, port=self.lazy_port, timeout=self.restore_timeout,
+                  verbose=self.lxc.verbose, subdir=self.dest_dir or "images")
+        if self.session is not None and self.session.alive():
+            rc, out, err = self.session.restore(self.ifname, **kw)
+        else:
+            rc, out, err = self.recv.restore(self.ifname, **kw)
         dt = time.time() - t0
         if rc in (124, 255) or (rc == 0 and " restored " not in out):
             # the connection broke (or timed out) with the restore sent: it may run there, or not
             raise RestoreUncertain("restore on %s: no answer (rc %s: %s)"
                                    % (self.dest, rc, (err or out).strip()[-200:]))
         if rc != 0:
-            _rc, logtxt, _e = self.ssh("tail -n 30 %s/restore.log 2>/dev/null; tail -n 20 %s/lazy-pages.log "
-                                       "2>/dev/null; true" % (_q(self.dest_dir), _q(self.dest_dir)), check=False)
+            logtxt = self.request("logs", timeout=30)[1]
             raise CriuError("restore on %s failed (rc %s): %s" % (
-                self.dest, rc, find_criu_error(logtxt) or (err or out).strip()[-400:]), rc=rc, stderr=err,
-                log_tail=logtxt)
+                self.dest, rc, find_criu_error(logtxt) or find_criu_error(out) or (err or out).strip()[-400:]),
+                rc=rc, stderr=err, log_tail=logtxt)
         res = self.parse_restore_output(out)
         res["duration_s"] = round(dt, 4)
-        return res
-
-    def restore_record(self):
-        """After an uncertain restore whose copy runs: what its script wrote (``running_at`` from its markers)."""
-        rc, out, _err = self.ssh("cat %s/restore.trace 2>/dev/null; true" % _q(self.dest_dir), check=False,
-                                 timeout=30)
-        res = self.parse_restore_output(out if rc == 0 else "")
-        if res.get("marks", {}).get("restored"):
-            res["running_at"] = res["marks"].get("netfix") or res["marks"]["restored"]
         return res
 
     @staticmethod
@@ -1284,7 +1188,7 @@ class LxcMigrationDriver(object):
         attempts = 0
         while True:
             attempts += 1
-            rc, out, err = self.ssh(self.clean_script(), timeout=90, check=False)
+            rc, out, err = self.recv.clean(self.ifname)
             if rc != 255 or time.time() >= deadline:
                 break
             time.sleep(1.0)     # unreachable (the backhaul is down?): try again until the deadline
@@ -1292,31 +1196,6 @@ class LxcMigrationDriver(object):
             raise RuntimeError("cleaning %s failed (rc %s%s): %s" % (
                 self.dest, rc, ", unreachable for %ss" % retry_s if rc == 255 else "", err.strip()[-300:]))
         return {"ok": True, "attempts": attempts}
-
-    def clean_script(self):
-        """Shell script for the destination: stop and remove everything this migration put there."""
-        d = self.dwork
-        cdir = os.path.join(self.lxcpath, self.name)
-        return "\n".join([
-            "for f in %s/images/lazy-pages.pid; do [ -f \"$f\" ] && kill -9 $(cat \"$f\") 2>/dev/null; done" % _q(d),
-            # cut the restored copy off the network first: killing it would otherwise reset (RST) the client
-            # connections it took over, which the resumed source still holds
-            "pid=$(lxc-info -n %s -P %s -pH 2>/dev/null); [ -n \"$pid\" ] && nsenter -t $pid -n ip link set %s down "
-            "2>/dev/null; true" % (_q(self.name), _q(self.lxcpath), _q(self.ifname)),
-            "timeout 30 lxc-stop -k -n %s -P %s >/dev/null 2>&1 || true" % (_q(self.name), _q(self.lxcpath)),
-            # a hung lazy restore: SIGKILL processes that have OUR images dir as one whole argument (criu
-            # restore / lazy-pages get "-D DIR"); shells and ssh carrying this script have it only inside a
-            # longer argument, so they never match (-F: the path is a string, not a pattern).
-            "for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/cmdline 2>/dev/null | grep -qxF -- %s "
-            "&& kill -9 ${p#/proc/}; done; true" % _q(os.path.join(d, "images")),
-            # the container must be gone before anything says so: a copy still running fails the clean-up
-            "st=$(lxc-info -n %s -P %s -sH 2>/dev/null); [ \"$st\" = RUNNING ] && { echo still $st; exit 1; }"
-            % (_q(self.name), _q(self.lxcpath)),
-            "rm -rf %s" % _q(d),
-            # only remove the container dir if it is the copy we made (marker present)
-            "if [ -e %s/.arnab-migrating ]; then rm -rf %s; fi" % (_q(cdir), _q(cdir)),
-            "echo cleaned",
-        ])
 
     def fence(self):
         """The destination's state is unknown: the source stays frozen in criu's guard, which takes over when this
@@ -1413,8 +1292,8 @@ class LxcMigrationDriver(object):
             if rc != 0:
                 raise RuntimeError("lxc-destroy %s failed: %s" % (self.name, err.strip()[-300:]))
         self.discard_work()
-        self.ssh("rm -rf %s %s/%s/.arnab-migrating; rmdir %s 2>/dev/null; true" % (
-            _q(self.dwork), _q(self.lxcpath), _q(self.name), _q(os.path.dirname(self.dwork))), check=False)
+        rc, _out, _err = self.recv.commit()
+        res["dest_committed"] = rc == 0     # else the destination keeps its work dir and marker: harmless
         self.source.to(SourceState.GONE)
         res["ok"] = True
         return res
@@ -1429,8 +1308,8 @@ class LxcMigrationDriver(object):
             self.final_channel.kill()
             self.final_channel.wait()
             self.final_channel = None
-        if self.rsh is not None:
-            self.rsh.close()
+        if self.session is not None:
+            self.session.close()
         self.run(["ssh", "-o", "ControlPath=%s" % self.control_path, "-O", "exit", self.dest])
 
 

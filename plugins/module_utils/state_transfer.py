@@ -20,18 +20,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import base64
 import fnmatch
-import io
 import os
-import shlex
-import struct
-import tarfile
 import re
-import select
-import subprocess
+import struct
 import time
-import uuid
 
 try:
     from ansible_collections.arnab.testbed.plugins.module_utils.criu import default_runner
@@ -257,20 +250,13 @@ class Pusher(object):
                                 result)
         return result
 
-    def open_patch_channel(self, dest_dir, python="python3"):
-        """Start :data:`PATCHER` on the destination now; it waits on stdin. Opened before the freeze, it lets the
-        frozen window send images without paying for an SSH session."""
-        argv = ssh_argv(self.host, user=self.user, key=self.key, port=self.ssh_port,
-                        control_path=self.control_path) + ["--", "mkdir -p %s && exec %s -c %s %s" % (
-                            shlex.quote(dest_dir), python, shlex.quote(PATCHER), shlex.quote(dest_dir))]
-        return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-    def push_page_delta(self, src_dir, prev_dir, dest_dir, dest_files, python="python3", channel=None,
-                        all_files=False):
+    def push_page_delta(self, src_dir, prev_dir, dest_dir, dest_files, channel, all_files=False):
         """Send ``src_dir``'s page images as page-aligned deltas against ``prev_dir`` (whose bytes the
-        destination holds), streamed through one SSH session into :data:`PATCHER`. Returns the sent names and
+        destination holds), streamed through one SSH session into the destination receiver's ``patch``
+        (``migrate_receiver.apply_patch``). Returns the sent names and
         the figures. Files the destination lacks go whole inside the same stream; with ``all_files`` the
-        metadata images ride along whole too. ``channel``: a process from :meth:`open_patch_channel`."""
+        metadata images ride along whole too. ``channel``: a process whose stdin takes the stream, the destination
+        receiver's ``patch`` (``receiver.Receiver.open_patch``)."""
         src_files = list_files(src_dir)
         pairs = []
         for name in sorted(src_files):
@@ -285,7 +271,7 @@ class Pusher(object):
                 old = None
             pairs.append((name, old, os.path.join(src_dir, name)))
         t0 = time.time()
-        proc = channel or self.open_patch_channel(dest_dir, python)
+        proc = channel
         try:
             figures = encode_patch(pairs, proc.stdin)
             proc.stdin.close()
@@ -351,43 +337,10 @@ class Pusher(object):
 # against 3.1 s to send the whole 269 MB). CRIU writes a page image in pagemap order, 4 KiB per page, so when the
 # source still holds the previous iteration's image (the destination holds the same bytes), comparing the two at
 # 4 KiB boundaries finds exactly the rewritten pages. Only those go over SSH, as (offset, length, data) records
-# that a few lines of Python at the destination write in place. If the layout shifted (new mappings), more
+# that the destination's receiver writes in place. If the layout shifted (new mappings), more
 # blocks differ, but the result is still byte-identical: correctness never depends on the layout.
 PATCH_MAGIC = b"APD1"
 END_OF_FILE = 0xFFFFFFFFFFFFFFFF
-
-PATCHER = r"""
-import os, struct, sys
-d = sys.argv[1]
-inp = sys.stdin.buffer
-def rd(n):
-    b = inp.read(n)
-    if len(b) != n:
-        raise SystemExit("short read")
-    return b
-if rd(4) != b"APD1":
-    raise SystemExit("not a page patch stream")
-files = total = 0
-while True:
-    (nl,) = struct.unpack("<H", rd(2))
-    if nl == 0:
-        break
-    name = rd(nl).decode()
-    (size,) = struct.unpack("<Q", rd(8))
-    path = os.path.join(d, os.path.basename(name))
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    while True:
-        off, ln = struct.unpack("<QI", rd(12))
-        if off == 0xFFFFFFFFFFFFFFFF:
-            break
-        data = rd(ln)
-        os.pwrite(fd, data, off)
-        total += ln
-    os.ftruncate(fd, size)
-    os.close(fd)
-    files += 1
-print("ok files=%d bytes=%d" % (files, total))
-"""
 
 
 def page_diff(old_path, new_path, block=PAGE_BLOCK, chunk=1 << 20):
@@ -453,103 +406,6 @@ def encode_patch(pairs, out):
         sent += w(struct.pack("<QI", END_OF_FILE, 0))
     sent += w(struct.pack("<H", 0))
     return {"bytes_sent": sent, "literal_bytes": literal, "runs": runs}
-
-
-def apply_patch_locally(stream, dest_dir):
-    """Apply a patch stream here (tests, and the reference for PATCHER)."""
-    rc = subprocess.run([_python(), "-c", PATCHER, dest_dir], input=stream, stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE, check=False)
-    return rc.returncode, rc.stdout.decode() + rc.stderr.decode()
-
-
-def _python():
-    import sys
-    return sys.executable or "python3"
-
-
-class RemoteShell(object):
-    """A shell kept open on the destination over SSH, so commands in the frozen window pay neither an SSH
-    session nor the remote login shell's start-up (``bash -c`` reads ~/.bashrc under sshd; 0.3 s here).
-
-    ``run(script)`` runs ``script`` in a subshell (stdin /dev/null, stderr merged) and returns ``(rc, output)``.
-    """
-
-    def __init__(self, argv):
-        self.argv = list(argv) + ["--", "exec sh"]
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL)
-        self._buf = b""
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def run(self, script, timeout=None):
-        if not self.alive():
-            return 255, "remote shell is gone"
-        token = "__ARNAB_DONE_%s__" % uuid.uuid4().hex
-        data = "(\n%s\n) </dev/null 2>&1; __arnab_rc=$?; echo; echo %s $__arnab_rc\n" % (script, token)
-        try:
-            self.proc.stdin.write(data.encode())
-            self.proc.stdin.flush()
-        except (IOError, OSError):
-            return 255, "remote shell is gone"
-        deadline = None if timeout is None else time.time() + timeout
-        out = []
-        fd = self.proc.stdout.fileno()
-        while True:
-            while b"\n" in self._buf:
-                line, self._buf = self._buf.split(b"\n", 1)
-                text = line.decode("utf-8", "replace")
-                if text.startswith(token):
-                    rc = int(text.split()[1])
-                    if out and out[-1] == "":
-                        out.pop()
-                    return rc, "\n".join(out)
-                out.append(text)
-            wait = None if deadline is None else max(0.0, deadline - time.time())
-            if deadline is not None and wait == 0.0:
-                self.close()
-                return 124, "\n".join(out) + "\ntimeout after %ss" % timeout
-            ready, _w, _x = select.select([fd], [], [], wait)
-            if not ready:
-                continue
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                return 255, "\n".join(out) + "\nremote shell closed"
-            self._buf += chunk
-
-    def put_files(self, src_dir, names, dest_dir, timeout=None):
-        """Copy small files (or single tree entries: directories are not recursed, owners are kept by number)
-        through this shell (tar + base64 in a here-document): no new SSH session.
-        Returns ``{'bytes_sent', 'duration_s', 'files'}``; raises TransferError on failure."""
-        t0 = time.time()
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name in names:
-                tar.add(os.path.join(src_dir, name), arcname=name, recursive=False)
-        payload = base64.encodebytes(buf.getvalue()).decode("ascii")
-        marker = "ARNAB_TAR_%s" % uuid.uuid4().hex
-        script = "mkdir -p %s && base64 -d <<'%s' | tar -x -p --numeric-owner -C %s\n%s%s" % (
-            shlex.quote(dest_dir), marker, shlex.quote(dest_dir), payload, marker)
-        rc, out = self.run(script, timeout=timeout)
-        if rc != 0:
-            raise TransferError("copying %d files to %s through the remote shell failed (rc %s): %s"
-                                % (len(names), dest_dir, rc, out[-400:]))
-        return {"bytes_sent": len(payload), "literal_bytes": len(buf.getvalue()), "duration_s": time.time() - t0,
-                "files": len(names)}
-
-    def close(self):
-        if self.proc is not None:
-            try:
-                self.proc.stdin.close()
-            except (IOError, OSError):
-                pass
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
 
 
 class TransferError(Exception):

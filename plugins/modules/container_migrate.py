@@ -73,9 +73,6 @@ options:
   work_dir:
     description: Images directory on this edge (default C(<lxcpath>/.arnab-migrate/<container>)).
     type: path
-  dest_work_dir:
-    description: Images directory on O(dest) (default the same path as O(work_dir)).
-    type: path
   max_iterations:
     description: Pre-copy - at most this many iterations (P.Haul uses 8).
     type: int
@@ -289,7 +286,6 @@ def main():
             ssh_port=dict(type="int"),
             lxcpath=dict(type="path", default="/var/lib/lxc"),
             work_dir=dict(type="path"),
-            dest_work_dir=dict(type="path"),
             max_iterations=dict(type="int", default=8),
             min_pages=dict(type="int", default=64),
             max_growth=dict(type="float", default=1.1),
@@ -331,7 +327,7 @@ def main():
                   target_downtime_s=p["target_downtime"], link_rate_bps=rate, precopy_mode=p["precopy_mode"],
                   plateau_ratio=p["plateau_ratio"], postcopy_max_drain_s=p["postcopy_max_drain"])
     drv = LxcMigrationDriver(p["container"], p["dest"], lxcpath=p["lxcpath"], work_dir=p["work_dir"],
-                             dest_work_dir=p["dest_work_dir"], ssh_key=p["ssh_key"], ssh_user=p["ssh_user"],
+                             ssh_key=p["ssh_key"], ssh_user=p["ssh_user"],
                              ssh_port=p["ssh_port"], compress=p["compress"], bwlimit=p["bwlimit"], criu=p["criu"],
                              lazy_port=p["lazy_port"], page_server_address=p["page_server_address"],
                              interface=p["interface"], fs_sync=p["fs_sync"], source_cleanup=p["source_cleanup"],

@@ -392,74 +392,19 @@ def test_listening_parses_proc_net_tcp(tmp_path):
 
 def _driver(tmp_path):
     drv = pc.LxcMigrationDriver("t2b-unit-none", "10.79.0.2", lxcpath=str(tmp_path / "lxc"),
-                                work_dir=str(tmp_path / "src-work"), dest_work_dir=str(tmp_path / "dst-work"),
+                                work_dir=str(tmp_path / "src-work"),
                                 runner=lambda argv, env=None, timeout=None: (0, "", ""))
     drv.dest_dir = str(tmp_path / "dst-work" / "images")
     drv.page_server_address = "10.79.0.1"
     return drv
 
 
-@pytest.mark.parametrize("lazy", [False, True])
-def test_restore_script_is_valid_shell(tmp_path, lazy):
-    import subprocess
-    script = _driver(tmp_path).restore_script(lazy=lazy)
-    assert subprocess.run(["sh", "-n", "-c", script], check=False).returncode == 0
-    assert "lxc-checkpoint -n t2b-unit-none" in script and "-r -d" in script
-    assert "</dev/null >restore.out 2>&1" in script            # the monitor must not hold the session
-    assert "ethtool -K eth0 tx off" in script and "echo T netfix" in script
-    if lazy:
-        assert "criu lazy-pages -D" in script and "--page-server --address 10.79.0.1 --port 27100" in script
-        assert "lazy-pages.rc" in script and "lazy-pages.socket" in script
-        assert "lazy-pages" in script.split("printf %s ")[1].split(">")[0]   # restore config asks for lazy pages
-
-
-def test_clean_script_kills_only_processes_with_the_images_dir_as_an_argument(tmp_path):
-    import subprocess
-    import sys
-    import time
-    drv = _driver(tmp_path)
-    images = str(tmp_path / "dst-work" / "images")
-    os_makedirs = __import__("os").makedirs
-    os_makedirs(images)
-    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "-D", images])
-    decoy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "x %s y" % images])
-    try:
-        script = drv.clean_script()
-        assert subprocess.run(["sh", "-n", "-c", script], check=False).returncode == 0
-        out = subprocess.run(["sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, check=False)
-        assert b"cleaned" in out.stdout
-        for dummy in range(50):
-            if victim.poll() is not None:
-                break
-            time.sleep(0.05)
-        assert victim.poll() is not None and decoy.poll() is None
-        assert not (tmp_path / "dst-work").exists()
-    finally:
-        for p in (victim, decoy):
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-
-
-def test_clean_script_keeps_a_container_dir_it_did_not_create(tmp_path):
-    import subprocess
-    drv = _driver(tmp_path)
-    cdir = tmp_path / "lxc" / "t2b-unit-none"
-    cdir.mkdir(parents=True)
-    (cdir / "config").write_text("lxc.uts.name = x\n")
-    subprocess.run(["sh", "-c", drv.clean_script()], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, check=False)
-    assert (cdir / "config").exists()
-    (cdir / ".arnab-migrating").write_text("")
-    subprocess.run(["sh", "-c", drv.clean_script()], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60, check=False)
-    assert not cdir.exists()
-
-
 def test_the_first_ssh_session_carries_keepalives_for_the_shared_master(tmp_path):
     """A cut backhaul must break the transfer in seconds: the master connection (the first session, which every
     later rsync, patch stream and remote shell shares through ControlPath) has ServerAlive options."""
     drv = _driver(tmp_path)
-    argv = drv.master_argv("hostname")
-    assert argv[0] == "ssh" and argv[-2:] == ["--", "hostname"]
+    argv = drv.recv.argv("probe")
+    assert argv[0] == "ssh" and argv[-2:] == ["--", "probe t2b-unit-none"]     # the receiver's words, no shell
     assert "ServerAliveInterval=%d" % pc.SSH_ALIVE_INTERVAL_S in argv
     assert "ServerAliveCountMax=%d" % pc.SSH_ALIVE_COUNT in argv
     assert "ControlMaster=auto" in argv and "ControlPath=%s" % drv.control_path in argv
@@ -472,10 +417,10 @@ def test_clean_dest_retries_while_the_destination_is_unreachable(tmp_path, monke
     answers = [(255, "", "ssh: connect to host: Network is unreachable")] * 2 + [(0, "cleaned", "")]
     calls = []
 
-    def fake_ssh(command, timeout=None, check=True, what=""):
-        calls.append(command)
+    def fake_clean(ifname):
+        calls.append(ifname)
         return answers[len(calls) - 1]
-    monkeypatch.setattr(drv, "ssh", fake_ssh)
+    monkeypatch.setattr(drv.recv, "clean", fake_clean)
     monkeypatch.setattr(pc.time, "sleep", lambda s: None)
     assert drv.clean_dest(retry_s=60) == {"ok": True, "attempts": 3}
 
@@ -483,7 +428,7 @@ def test_clean_dest_retries_while_the_destination_is_unreachable(tmp_path, monke
 def test_clean_dest_gives_up_after_the_retry_window_and_says_why(tmp_path, monkeypatch):
     drv = _driver(tmp_path)
     drv.dest_touched = True
-    monkeypatch.setattr(drv, "ssh", lambda *a, **k: (255, "", "Network is unreachable"))
+    monkeypatch.setattr(drv.recv, "clean", lambda *a, **k: (255, "", "Network is unreachable"))
     monkeypatch.setattr(pc.time, "sleep", lambda s: None)
     with pytest.raises(RuntimeError, match="unreachable for 0s"):
         drv.clean_dest(retry_s=0)
@@ -493,7 +438,7 @@ def test_clean_dest_does_not_retry_a_script_that_failed(tmp_path, monkeypatch):
     drv = _driver(tmp_path)
     drv.dest_touched = True
     calls = []
-    monkeypatch.setattr(drv, "ssh", lambda *a, **k: calls.append(1) or (1, "", "rm: cannot remove"))
+    monkeypatch.setattr(drv.recv, "clean", lambda *a, **k: calls.append(1) or (1, "", "still RUNNING"))
     with pytest.raises(RuntimeError, match="rc 1"):
         drv.clean_dest(retry_s=60)
     assert len(calls) == 1

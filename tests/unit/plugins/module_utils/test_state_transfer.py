@@ -3,6 +3,7 @@ import os
 
 import pytest
 
+from ansible_collections.arnab.testbed.plugins.module_utils import migrate_receiver
 from ansible_collections.arnab.testbed.plugins.module_utils import state_transfer as st
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
@@ -133,35 +134,6 @@ def test_ssh_argv():
     assert "-p" in argv and "2222" in argv and "ControlPersist=300" in argv
 
 
-LOCAL_SHELL = ["sh", "-c", 'shift; eval "$1"', "remote-shell"]   # + ["--", "exec sh"] -> a local sh
-
-
-def test_remote_shell_runs_commands_and_keeps_state(tmp_path):
-    rsh = st.RemoteShell(LOCAL_SHELL)
-    try:
-        assert rsh.run("echo hello; echo err >&2") == (0, "hello\nerr")
-        assert rsh.run("exit 3")[0] == 3           # a subshell: the shell itself survives
-        assert rsh.run("echo still here") == (0, "still here")
-        rc, out = rsh.run("sleep 5", timeout=0.2)
-        assert rc == 124 and not rsh.alive()
-    finally:
-        rsh.close()
-
-
-def test_remote_shell_put_files(tmp_path):
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "a.img").write_bytes(os.urandom(70000))
-    (src / "b.img").write_bytes(b"b")
-    rsh = st.RemoteShell(LOCAL_SHELL)
-    try:
-        res = rsh.put_files(str(src), ["a.img", "b.img"], str(tmp_path / "dst"))
-    finally:
-        rsh.close()
-    assert (tmp_path / "dst" / "a.img").read_bytes() == (src / "a.img").read_bytes()
-    assert res["files"] == 2 and res["bytes_sent"] > 70000
-
-
 # ---- page-aligned delta ---------------------------------------------------------------------------
 
 def _pages(n, seed):
@@ -198,8 +170,8 @@ def test_patch_stream_makes_the_destination_identical(tmp_path):
     figures = st.encode_patch([("pages-1.img", str(prev / "pages-1.img"), str(src / "pages-1.img")),
                                ("pages-2.img", None, str(src / "pages-2.img"))], buf)
     assert figures["literal_bytes"] == 3 * 4096 + 5000
-    rc, out = st.apply_patch_locally(buf.getvalue(), str(dst))
-    assert rc == 0 and out.startswith("ok files=2")
+    buf.seek(0)
+    assert migrate_receiver.apply_patch(buf, str(dst)) == (2, figures["literal_bytes"])
     assert (dst / "pages-1.img").read_bytes() == bytes(new)
     assert (dst / "pages-2.img").read_bytes() == b"fresh" * 1000
 
@@ -213,5 +185,6 @@ def test_patch_shrinks_a_file(tmp_path):
     d = tmp_path / "d"
     d.mkdir()
     (d / "pages-1.img").write_bytes(b"a" * 8192)
-    assert st.apply_patch_locally(buf.getvalue(), str(d))[0] == 0
+    buf.seek(0)
+    assert migrate_receiver.apply_patch(buf, str(d))[0] == 1
     assert (d / "pages-1.img").read_bytes() == b"a" * 4096
