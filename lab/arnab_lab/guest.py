@@ -47,7 +47,7 @@ DSW_VETH_NS = "arnabg-guests"                   # the end in the data switch's n
 RECIPE_FILES = ["build-image.sh", "recipe.env", "files"]
 QEMU = "qemu-system-x86_64"
 
-# The recipe of /work/shared/reference/tcg-guests.md: TCG with a bounded translation cache (0.7 GB RSS per
+# The TCG recipe (lab/guest/README.md): TCG with a bounded translation cache (0.7 GB RSS per
 # guest instead of 3 GB), one vCPU (-smp 2 panicked once: cross-modifying code under multi-threaded TCG).
 # la57=off: no 5-level paging. With plain `-cpu max` (qemu 7.2) an edge guest's kernel died once after 9 min of
 # Ansible work with a double fault in the slab allocator's cmpxchg16b fast path, page tables 5-level.

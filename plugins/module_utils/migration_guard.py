@@ -242,13 +242,19 @@ class Guard(object):
 
 
 def criu_pid():
-    """criu runs an action script through ``sh -c``: criu is the shell's parent."""
-    sh = os.getppid()
-    try:
-        with open("/proc/%d/stat" % sh) as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    except (IOError, OSError, ValueError, IndexError):
-        return sh
+    """criu, the nearest ancestor naming it (criu runs the action script through ``sh -c``, and the shell may
+    exec this guard); else the parent."""
+    pid = os.getppid()
+    for dummy in range(3):
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                if b"criu" in f.read():
+                    return pid
+            with open("/proc/%d/stat" % pid) as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (IOError, OSError, ValueError, IndexError):
+            break
+    return os.getppid()
 
 
 def main(argv=None):

@@ -545,6 +545,30 @@ class SourceState(object):
         self.state = new
 
 
+# criu's action script: %(w)s the work dir, %(py)s the Python, %(guard)s migration_guard.py written beside it
+GUARD_SH = """#!/bin/sh
+w=%(w)s
+case "$CRTOOLS_SCRIPT_ACTION" in
+  post-dump)
+    : > "$w/dumped"
+    i=0
+    while :; do
+      if [ -e "$w/decision" ]; then
+        read -r d < "$w/decision"
+        case "$d" in commit) exit 0 ;; abort) exit 1 ;; esac
+      fi
+      i=$((i + 1))
+      if [ $((i %% 20)) -eq 0 ] && flock -n "$w/lock" true; then exec %(py)s -I -S %(guard)s; fi
+      sleep 0.005
+    done ;;
+  network-unlock)
+    if [ -e "$w/decision" ]; then read -r d < "$w/decision"; [ "$d" = abort ] && exit 0; fi
+    exec %(py)s -I -S %(guard)s ;;
+esac
+exit 0
+"""
+
+
 def guard_source():
     """The text of migration_guard.py (written into the work dir as criu's action script)."""
     loader = getattr(migration_guard, "__loader__", None)
@@ -665,8 +689,11 @@ class LxcMigrationDriver(object):
         feats = self.lxc.features()
         if not feats.get("criu_ok"):
             raise PreflightError("criu (%s) does not run on this edge" % self.criu)
+        # the token file decides; check mode writes none and compares the lxcpath's device and inode on the same
+        # host name only (identical disk images give equal inode numbers on distinct machines)
         st = os.stat(self.lxcpath)
-        if dest.get("token_found") or dest.get("lxcpath_id") == [st.st_dev, st.st_ino]:
+        same_dir = dest.get("lxcpath_id") == [st.st_dev, st.st_ino] and dest.get("hostname") == socket.gethostname()
+        if dest.get("token_found") or (check_mode and same_dir):
             raise PreflightError("destination %s shares this edge's %s (it is this edge?): refusing"
                                  % (self.dest, self.lxcpath))
         if not dest.get("lxc_checkpoint"):
@@ -946,12 +973,13 @@ class LxcMigrationDriver(object):
         migration_guard.write_atomic(os.path.join(self.work, migration_guard.GUARD_CONFIG), json.dumps(cfg))
         with open(os.path.join(self.work, migration_guard.GUARD_FILE + ".py"), "w") as f:
             f.write(guard_source())
-        # criu runs the action script at every hook, some while the container is frozen (network-lock): a shell
-        # that exits at once for those, Python (-I -S: no site, no user paths) only where the guard decides
+        # criu runs the action script at every hook, some while the container is frozen: the common path is a shell
+        # (a Python start costs ~0.1 s here, in the frozen window); Python (-I -S) only where the guard must decide
+        # alone (the engine is gone: its lock is free) or wait for a clean destination (network-unlock, no abort)
         path = os.path.join(self.work, migration_guard.GUARD_FILE)
         with open(path, "w") as f:
-            f.write("#!/bin/sh\ncase \"$CRTOOLS_SCRIPT_ACTION\" in\n  post-dump|network-unlock) exec %s -I -S %s ;;\n"
-                    "esac\nexit 0\n" % (_q(sys.executable or "/usr/bin/python3"), _q(path + ".py")))
+            f.write(GUARD_SH % {"w": _q(self.work), "py": _q(sys.executable or "/usr/bin/python3"),
+                                "guard": _q(path + ".py")})
         os.chmod(path, 0o700)
         return path
 
@@ -1247,7 +1275,8 @@ class LxcMigrationDriver(object):
         its network lock (it decided at post-dump). Stop criu, thaw, SIGCONT, drop the lock, announce. The TCP
         sockets criu put in repair mode stay there: those connections are lost (the restored copy had carried
         them on anyway; the source is back at its state of the freeze)."""
-        out = {"resumed_by": "engine (post-copy after the page server started)"}
+        out = {"resumed_by": "engine (post-copy after the page server started)",
+               "connections": "lost: criu keeps the TCP sockets in repair mode once its page server started"}
         if self.dump_proc.poll() is None:
             kill_tree(self.dump_proc.pid, signal.SIGTERM)
             try:

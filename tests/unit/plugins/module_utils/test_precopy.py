@@ -499,8 +499,33 @@ def test_the_written_guard_runs_as_criu_would_run_it(tmp_path):
         env["CRTOOLS_SCRIPT_ACTION"] = "post-dump"
         assert subprocess.run(["sh", "-c", guard], env=env, timeout=10, check=False).returncode == 1
         assert os.path.exists(os.path.join(drv.work, "dumped"))
+        drv.decide("commit")
+        assert subprocess.run(["sh", "-c", guard], env=env, timeout=10, check=False).returncode == 0
+        env["CRTOOLS_SCRIPT_ACTION"] = "network-unlock"
+        drv.decide("abort")
+        assert subprocess.run(["sh", "-c", guard], env=env, timeout=10, check=False).returncode == 0
         cfg = json.load(open(os.path.join(drv.work, "guard.json")))
         assert cfg["status_argv"][0] == "ssh" and cfg["lock"].endswith("/lock") and cfg["lazy_page_server"] is None
         assert oct(os.stat(drv.work).st_mode & 0o777) == "0o700" and os.stat(guard).st_mode & 0o077 == 0
     finally:
         drv.close()
+
+
+def test_the_written_guard_decides_alone_once_the_engine_is_gone(tmp_path):
+    """The engine dies while criu waits in post-dump: the shell sees the lock free and hands over to the Python
+    guard, which asks the destination (here a fake status command: its copy runs) and commits."""
+    drv = _driver(tmp_path)
+    drv.hold_work_lock()
+    guard = drv._arm_guard()
+    cfg_path = os.path.join(drv.work, "guard.json")
+    cfg = json.load(open(cfg_path))
+    cfg.update(status_argv=["sh", "-c", "echo STATE RUNNING; echo RESTORE 0"], clean_argv=["false"],
+               source_cleanup_argvs=[["true"]])
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f)
+    os.close(drv.work_lock)        # the engine is gone: the kernel drops its flock
+    drv.work_lock = None
+    env = dict(os.environ, CRTOOLS_SCRIPT_ACTION="post-dump")
+    assert subprocess.run(["sh", "-c", guard], env=env, timeout=30, check=False).returncode == 0
+    assert open(os.path.join(drv.work, "decision")).read() == "commit"
+    assert "the guard decides" in open(os.path.join(drv.work, "guard.log")).read()
