@@ -40,7 +40,7 @@ import subprocess
 import sys
 import time
 
-from ansible_collections.arnab.testbed.plugins.module_utils import migration_guard
+from ansible_collections.arnab.testbed.plugins.module_utils import migration_guard, validate
 from ansible_collections.arnab.testbed.plugins.module_utils.criu import (
     PAGE_SIZE, CriuError, LxcCriu, default_runner, find_criu_error, log_tail,
     netfix_argv, read_stats, summarize_dump_stats)
@@ -508,10 +508,6 @@ def rss_bytes(pids):
     return total
 
 
-CONTAINER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
-
-
 class PreflightError(Exception):
     pass
 
@@ -649,10 +645,11 @@ class LxcMigrationDriver(object):
     def preflight(self, method="auto", check_mode=False):
         """Check container, destination and features; return facts. Raise PreflightError with an actionable msg
         (AlreadyOnDestination when there is nothing to do). ``check_mode``: change nothing on either edge."""
-        if not CONTAINER_NAME_RE.match(self.name or ""):
-            raise PreflightError("container name %r: use letters, digits, '-', '_' and '.' (not first)" % self.name)
-        if not IFNAME_RE.match(self.ifname or ""):
-            raise PreflightError("interface %r: 1-15 letters, digits, '-', '_' or '.'" % self.ifname)
+        try:
+            validate.container_name(self.name)
+            validate.ifname(self.ifname)
+        except validate.ValidationError as e:
+            raise PreflightError(str(e))
         info = self.lxc.info(self.name)
         link = self.lxc.config_item(self.name, "lxc.net.0.link") if info is not None else None
         # the first SSH session becomes the shared master: it carries the keepalives (see SSH_ALIVE_*); the probe
@@ -1112,11 +1109,6 @@ class LxcMigrationDriver(object):
                          "runs": pages["runs"], "stale_removed": stale}}
 
     # -- restore on the destination ---------------------------------------------------------------
-    def dest_status(self):
-        """``(state, restore)`` on the destination (the receiver's ``status``: the container's LXC state and the
-        restore's ``restore.rc``/``restore.pid``), or None when it cannot be asked."""
-        return self.recv.status()
-
     def start_page_server(self, timeout=60):
         """Post-copy's point of no return on the source: criu leaves the guard and serves pages. From here a
         failure leaves the source's tasks with criu's network lock (fenced) until the engine has cleaned the
@@ -1191,7 +1183,7 @@ class LxcMigrationDriver(object):
         resumed) or ``'unknown'`` (still unreachable: the source stays frozen, the guard goes on asking)."""
         deadline = time.time() + (RESOLVE_S if bound_s is None else bound_s)
         while True:
-            status = self.dest_status()
+            status = self.recv.status()     # (state, restore), None while it cannot be asked
             if status is not None:
                 state, restore = status
                 if state == "RUNNING" and restore != "pending":

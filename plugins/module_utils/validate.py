@@ -32,7 +32,7 @@ class ValidationError(ValueError):
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_CONTAINER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", re.ASCII)
+_CONTAINER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*", re.ASCII)
 _IFNAME = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,14}", re.ASCII)
 _MAC = re.compile(r"[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(?:\1[0-9a-fA-F]{2}){4}", re.ASCII)
 _HOST_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?", re.ASCII)
@@ -80,11 +80,11 @@ def no_control_chars(value, what="value"):
 
 
 def container_name(value, what="container name"):
-    """An LXC container name: letters, digits, ``-``, ``_``, ``.``; not starting with ``-`` or ``.``; at most 64."""
+    """An LXC container name: letters, digits, ``-``, ``_``, ``.``; starting with a letter or digit; at most 64."""
     text = no_control_chars(value, what)
     if not text or len(text) > CONTAINER_NAME_MAX or not _CONTAINER.fullmatch(text):
-        raise ValidationError("%s %r is not a container name: use 1 to %d letters, digits, '-', '_' or '.', not "
-                              "starting with '-' or '.'" % (_label(what), text, CONTAINER_NAME_MAX))
+        raise ValidationError("%s %r is not a container name: use 1 to %d letters, digits, '-', '_' or '.', "
+                              "starting with a letter or digit" % (_label(what), text, CONTAINER_NAME_MAX))
     return text
 
 
