@@ -10,34 +10,14 @@ control path, client gap and total per agent. Needs root and a Click build (`mak
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 
-from arnab_lab import bench_tier1, runner
+from arnab_lab import bench_tier1, runner, topology
 
 REPO = runner.REPO
 LABCTL = os.path.join(REPO, "lab", "labctl")
-
-
-def private_inventory(workdir, prefix, nets, agent):
-    """The lab inventory with `prefix`, 10.<nets>.x for 10.77-79.x and lab.agent `agent`."""
-    inv = os.path.join(workdir, "inv-" + agent)
-    shutil.copytree(os.path.join(REPO, "inventories", "lab"), inv)
-    for rel in ("hosts.yml", os.path.join("group_vars", "all", "lab.yml"), os.path.join("group_vars", "edges.yml")):
-        path = os.path.join(inv, rel)
-        with open(path) as handle:
-            text = handle.read()
-        for old, new in zip((77, 78, 79), nets):
-            text = text.replace("10.%d." % old, "10.%d." % new)
-        text = text.replace("prefix: arnab ", "prefix: %s " % prefix).replace("bridge: arnab-ctl",
-                                                                              "bridge: %s-ctl" % prefix)
-        text = text.replace("/var/lib/arnab-lab/", "/var/lib/%s-lab/" % prefix)
-        text = text.replace("  agent: emulated\n", "  agent: %s\n" % agent)
-        with open(path, "w") as handle:
-            handle.write(text)
-    return inv
 
 
 def labctl(inv, *args):
@@ -47,7 +27,7 @@ def labctl(inv, *args):
 
 
 def one(agent, migrations, prefix, nets, workdir, outdir):
-    inv = private_inventory(workdir, prefix, nets, agent)
+    inv = topology.private_inventory(os.path.join(workdir, "inv-" + agent), prefix, nets, agent)
     try:
         labctl(inv, "up")
         bench_tier1.bench.use_venv(bench_tier1.VENV_BIN)

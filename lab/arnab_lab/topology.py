@@ -5,6 +5,7 @@ Pure functions only: unit tests build a Topology from a dict shaped like `ansibl
 import ipaddress
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -204,3 +205,24 @@ def _validate_addresses(topo):
     if topo.control_node_ip in seen:
         raise TopologyError("%s uses %s, the control node's own address" % (seen[topo.control_node_ip],
                                                                             topo.control_node_ip))
+
+
+def private_inventory(dest, prefix, nets, agent="emulated",
+                      source=os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                          "inventories", "lab")):
+    """A copy of the lab inventory at ``dest`` for a second lab instance beside the main one: netns prefix
+    ``prefix``, 10.<nets>.x for 10.77-79.x, its own state dir and ``lab.agent`` ``agent``. Returns ``dest``."""
+    shutil.copytree(source, dest, dirs_exist_ok=True)
+    for rel in ("hosts.yml", os.path.join("group_vars", "all", "lab.yml"), os.path.join("group_vars", "edges.yml")):
+        path = os.path.join(dest, rel)
+        with open(path) as handle:
+            text = handle.read()
+        for old, new in zip((77, 78, 79), nets):
+            text = text.replace("10.%d." % old, "10.%d." % new)
+        text = text.replace("prefix: arnab ", "prefix: %s " % prefix).replace("bridge: arnab-ctl",
+                                                                              "bridge: %s-ctl" % prefix)
+        text = text.replace("/var/lib/arnab-lab/", "/var/lib/%s-lab/" % prefix)
+        text = text.replace("  agent: emulated\n", "  agent: %s\n" % agent)
+        with open(path, "w") as handle:
+            handle.write(text)
+    return dest

@@ -18,7 +18,7 @@ import yaml
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "lab"))
 
-from arnab_lab import runner  # noqa: E402  pylint: disable=wrong-import-position
+from arnab_lab import runner, topology  # noqa: E402  pylint: disable=wrong-import-position
 
 LABCTL = os.path.join(REPO, "lab", "labctl")
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
@@ -96,18 +96,7 @@ def lab(tmp_path_factory):
 def private_lab(tmp_path_factory, prefix, nets, agent=None):
     """A private lab instance: the lab inventory with `prefix` and 10.<nets>.x for 10.77-79.x (and lab.agent
     `agent`), up, APs and client placed, a stream server in edge1's namespace; all removed at the end."""
-    inv = tmp_path_factory.mktemp("inv")
-    shutil.copytree(os.path.join(REPO, "inventories", "lab"), inv, dirs_exist_ok=True)
-    for path in (inv / "hosts.yml", inv / "group_vars" / "all" / "lab.yml", inv / "group_vars" / "edges.yml"):
-        text = path.read_text()
-        for old, new in zip((77, 78, 79), nets):
-            text = text.replace("10.%d." % old, "10.%d." % new)
-        text = text.replace("prefix: arnab ", "prefix: %s " % prefix).replace("bridge: arnab-ctl",
-                                                                              "bridge: %s-ctl" % prefix)
-        text = text.replace("/var/lib/arnab-lab/", "/var/lib/%s-lab/" % prefix)
-        if agent:
-            text = text.replace("  agent: emulated\n", "  agent: %s\n" % agent)
-        path.write_text(text)
+    inv = topology.private_inventory(str(tmp_path_factory.mktemp("inv")), prefix, nets, agent or "emulated")
     old_path = os.environ.get("PATH", "")
     os.environ["PATH"] = VENV_BIN + os.pathsep + old_path   # ansible-runner runs the venv's ansible-playbook
     the_lab = Lab(str(inv))
