@@ -68,6 +68,8 @@ TIME_FIELDS = ("freezing_time", "frozen_time", "memdump_time", "memwrite_time", 
                "forking_time", "restore_time")
 
 ACTIONS = ("pre-dump", "dump", "restore", "lazy-pages", "page-server", "check")
+# criu runs an action script through ``sh -c PATH`` (and reads it from a config line): only a plain path will do
+PLAIN_PATH_RE = re.compile(r"^/[A-Za-z0-9_./-]+$")
 LEAVE_STATES = ("running", "stopped", "dead")
 
 # Options LXC always gives criu (src/lxc/criu.c); used when driving criu directly on a process tree.
@@ -289,7 +291,7 @@ def build_argv(action, images_dir=None, container=None, lxcpath=None, pid=None, 
         elif page_server:
             opts += [("page-server", None), ("address", address), ("port", str(port))]
         if action_script:
-            if not re.match(r"^/[A-Za-z0-9_./-]+$", action_script):
+            if not PLAIN_PATH_RE.match(action_script):
                 raise ValueError("action script path %r: criu runs it through sh -c, it must be a plain path"
                                  % action_script)
             opts.append(("action-script", action_script))

@@ -42,7 +42,7 @@ import time
 
 from ansible_collections.arnab.testbed.plugins.module_utils import migration_guard, validate
 from ansible_collections.arnab.testbed.plugins.module_utils.criu import (
-    PAGE_SIZE, CriuError, LxcCriu, default_runner, find_criu_error, log_tail,
+    PAGE_SIZE, PLAIN_PATH_RE, CriuError, LxcCriu, default_runner, find_criu_error, log_tail,
     netfix_argv, read_stats, summarize_dump_stats)
 from ansible_collections.arnab.testbed.plugins.module_utils.state_transfer import (
     Pusher, list_files)
@@ -650,6 +650,9 @@ class LxcMigrationDriver(object):
             validate.ifname(self.ifname)
         except validate.ValidationError as e:
             raise PreflightError(str(e))
+        if not PLAIN_PATH_RE.match(os.path.join(self.work, migration_guard.GUARD_FILE)):
+            raise PreflightError("work dir %r: criu runs the migration guard in it through sh -c, so it must be a "
+                                 "plain absolute path (letters, digits, '_', '.', '-', '/')" % self.work)
         info = self.lxc.info(self.name)
         link = self.lxc.config_item(self.name, "lxc.net.0.link") if info is not None else None
         # the first SSH session becomes the shared master: it carries the keepalives (see SSH_ALIVE_*); the probe

@@ -266,12 +266,30 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.arnab.testbed.plugins.module_utils import validate
 from ansible_collections.arnab.testbed.plugins.module_utils.precopy import (
     AlreadyOnDestination, Knobs, LxcMigrationDriver, MigrationError, PreflightError, migrate, parse_rate,
     resolve_method, write_report)
 
 SUMMARY_KEYS = ("ok", "method", "precopy_mode", "method_reason", "downtime_s", "frozen", "bytes_frozen",
                 "bytes_total", "total_s", "iterations", "stop_reason", "postcopy", "rolled_back", "error")
+
+
+def check_options(p):
+    """Every string option before anything runs (raises validate.ValidationError): each reaches argv lists, the
+    receiver's words, ssh's ``user@host`` and criu's config lines, where a newline or a leading ``-`` would be a
+    second line or an option."""
+    validate.strings(p)
+    validate.container_name(p["container"], "container")
+    validate.host(p["dest"], "dest")
+    validate.user(p["ssh_user"], "ssh_user")
+    validate.ifname(p["interface"], "interface")
+    validate.command(p["criu"], "criu")
+    if p["page_server_address"]:
+        validate.host(p["page_server_address"], "page_server_address")
+    for key in ("ssh_key", "lxcpath", "work_dir"):      # report and progress_log are only opened here
+        if p[key]:
+            validate.abs_path(p[key], key)
 
 
 def main():
@@ -308,6 +326,10 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
+    try:
+        check_options(p)
+    except validate.ValidationError as e:
+        module.fail_json(msg=str(e))
     if p["max_iterations"] < 1:
         module.fail_json(msg="max_iterations must be at least 1")
     try:

@@ -143,6 +143,53 @@ def test_failure_rolls_back_and_still_writes_the_report(fake_driver, tmp_path):
     assert json.loads(report.read_text())["rolled_back"] is True
 
 
+PAYLOADS = ["$(touch /tmp/arnab-pwned)", "`touch /tmp/arnab-pwned`", "a;touch /tmp/arnab-pwned",
+            "a\ntouch /tmp/arnab-pwned", "a'b", 'a"b', "-oProxyCommand=touch /tmp/arnab-pwned"]
+WORDS = ("container", "dest", "ssh_user", "interface", "criu", "page_server_address")
+
+
+@pytest.mark.parametrize("option", WORDS)
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_a_payload_in_a_word_option_is_refused_before_anything_runs(fake_driver, option, payload):
+    args = dict(container="video", dest="edge2")
+    args[option] = payload
+    ok, res = run_module(container_migrate.main, args)
+    assert not ok and option in res["msg"]
+    assert fake_driver.instances == []                 # no driver: nothing touched on either edge
+
+
+@pytest.mark.parametrize("option", ("ssh_key", "lxcpath", "work_dir"))
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_a_path_option_is_absolute_and_reaches_the_driver_as_one_value(fake_driver, option, payload):
+    ok, res = run_module(container_migrate.main, dict(container="video", dest="edge2", **{option: payload}))
+    assert not ok and option in res["msg"] and fake_driver.instances == []     # relative, or a newline
+    value = "/srv/" + payload
+    ok, res = run_module(container_migrate.main, dict(container="video", dest="edge2", method="stop-and-copy",
+                                                      **{option: value}))
+    if "\n" in payload:
+        assert not ok and fake_driver.instances == []
+    else:
+        assert ok and fake_driver.instances[-1].kw[option] == value          # data, one argv element later
+
+
+@pytest.mark.parametrize("option", ("report", "progress_log"))
+def test_a_report_path_with_a_newline_is_refused(fake_driver, tmp_path, option):
+    ok, res = run_module(container_migrate.main, dict(container="video", dest="edge2",
+                                                      **{option: str(tmp_path / "r\nx")}))
+    assert not ok and option in res["msg"] and fake_driver.instances == []
+
+
+@pytest.mark.parametrize("work_dir", ["/srv/a;touch /tmp/arnab-pwned", "/srv/$(touch /tmp/arnab-pwned)",
+                                      "/srv/a b"])
+def test_a_work_dir_criu_could_not_run_the_guard_in_is_refused_before_anything_runs(tmp_path, work_dir):
+    calls = []
+    drv = precopy.LxcMigrationDriver("video", "10.79.0.2", lxcpath=str(tmp_path), work_dir=work_dir,
+                                     runner=lambda argv, **kw: calls.append(argv) or (0, "", ""))
+    with pytest.raises(precopy.PreflightError, match="plain absolute path"):
+        drv.preflight()
+    assert calls == [] and not tmp_path.joinpath("srv").exists()
+
+
 # ---- container_checkpoint -------------------------------------------------------------------------
 
 def test_checkpoint_predump_without_soft_dirty_fails_clearly():
