@@ -1,28 +1,37 @@
 """Benchmarks on the emulated lab, driven through the runner (playbooks, events; no stdout scraping).
 
-    python -m arnab_lab.bench tier2 [--quick] [--trials N] [--sizes 1024] [--dirty 20,30,50,70,100]
-                                    [--methods stop-and-copy,pre-copy,post-copy] [--no-video]
+    python -m arnab_lab.bench tier2 [--quick] [--working-set 20,30,50,70,100] [--dirty D[,D...]]
+                                    [--methods stop-and-copy,pre-copy,post-copy,auto] [--trials 3] [--no-video]
+                                    [--sizes 1024] [--results docs/results] [--dry-run]
+    python -m arnab_lab.bench fig4 docs/results/tier2-<stamp>.csv [-o fig4.png]
 
-tier2 is the paper's Fig. 4: the `video` container and `ramsim` at each size and dirty rate, migrated by every
-method, N trials, all in ONE run on the lab's backhaul. Methods are interleaved per configuration (and their order
-rotated per trial) so that noise on this shared machine hits every method alike. While a container moves, a
-client in `client1` holds ONE TCP connection to it (the video stream probe, or a ramsim pinger) and its longest
-silence is recorded as `client_gap_s`. Writes reports/bench-tier2-<UTC stamp>.csv (one row per migration),
-reports/bench-tier2-<stamp>.md (the table), reports/downtime.png (Fig. 4) and each migration's JSON report
-under reports/bench-tier2-<stamp>/.
+tier2 is the paper's Fig. 4: the `video` container and `ramsim` (1 GiB by default) with a hot set (working set) of
+each given percentage of its pages, migrated by every method, N trials, all in ONE run on the lab's backhaul. The
+hot set and dirty rate are set on the running ramsim (`hot P`, `dirty D`: no restart); by default each working set
+P is rewritten at P% of the memory per period. Trial by trial, every cell by every method (the methods' order
+rotated per trial), so that noise on this shared machine spreads over all cells and methods alike. While a container
+moves, a client in `client1` holds ONE TCP connection to it (the video stream probe, or a ramsim pinger) and its
+longest silence is recorded as `client_gap_s`. Writes reports/bench-tier2-<UTC stamp>.csv (one row per migration),
+each migration's JSON report under reports/bench-tier2-<stamp>/, reports/downtime.png (Fig. 4 with error bars and
+the paper's bars), and the run's summary (per cell: mean, sd, min, max; command, date, load, machine) to
+docs/results/tier2-<stamp>.{csv,md}, the part to commit.
 
 floor_s = bytes moved while frozen * 8 / backhaul rate (lab.backhaul.rate): the physical floor of the downtime.
 source_needed_s = from the freeze until the destination no longer needs the source (post-copy: the last lazy
 page; other methods: running on the destination, i.e. the downtime).
 
-The helpers (where a container runs, ramsim control, the client sessions, ramsim's size) are shared with
-tests/lab/test_tier2.py.
+The matrix itself (configs, plan, run_matrix, aggregate, summary_markdown, write_summary, plot_fig4) is pure and
+unit tested (tests/unit/lab/test_bench.py). The lab helpers (where a container runs, ramsim control, the client
+sessions, ramsim's size) are shared with tests/lab/test_tier2.py.
 """
 import argparse
 import csv
 import datetime
 import json
+import math
 import os
+import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -36,14 +45,27 @@ from arnab_lab.runner import LAB_INVENTORY, REPO, PlaybookFailed, run_playbook
 
 LABCTL = os.path.join(REPO, "lab", "labctl")
 REPORTS = os.path.join(REPO, "reports")
+RESULTS = os.path.join(REPO, "docs", "results")
 PROBE = os.path.join(REPO, "playbooks", "files", "stream_probe.py")
 CLIENT = "client1"
 PAPER_METHODS = ("stop-and-copy", "pre-copy", "post-copy")
 ALL_METHODS = PAPER_METHODS + ("auto",)
-CSV_COLUMNS = ("workload", "config", "size_mib", "dirty_pct", "method", "method_used", "trial", "ok", "downtime_s",
-               "bytes_frozen", "total_s", "bytes_total", "floor_s", "source_needed_s", "client_gap_s",
+DEFAULT_WORKING_SETS = (20.0, 30.0, 50.0, 70.0, 100.0)
+CSV_COLUMNS = ("workload", "config", "size_mib", "working_set_pct", "dirty_pct", "method", "method_used", "trial", "ok",
+               "downtime_s", "bytes_frozen", "total_s", "bytes_total", "floor_s", "source_needed_s", "client_gap_s",
                "client_ok", "verify", "iterations", "stop_reason", "dump_s", "transfer_s", "restore_s", "error",
-               "report")
+               "report", "load1")
+# Per cell: mean, sd, min and max of these over the successful trials.
+STAT_KEYS = ("downtime_s", "client_gap_s", "total_s", "bytes_frozen", "source_needed_s", "floor_s")
+SUMMARY_COLUMNS = ("config", "workload", "size_mib", "working_set_pct", "dirty_pct", "method", "methods_used",
+                   "trials", "ok") + tuple("%s_%s" % (key, stat) for key in STAT_KEYS
+                                           for stat in ("mean", "sd", "min", "max")) + (
+    "vs_stop_and_copy", "paper_downtime_s", "paper_bytes_frozen")
+NAN = float("nan")
+# The paper's Fig. 4 in numbers: only its 20% row is given in the text (the other bars are drawn, not stated).
+PAPER_NOTE = "1 GiB container, 1 Gbit/s, mean of 10 trials"
+PAPER_FIG4 = {20.0: {"stop-and-copy": {"downtime_s": 14.7, "bytes_frozen": 1.2e9},
+                     "pre-copy": {"downtime_s": 5.4, "bytes_frozen": 171e6}}}
 
 # A client that holds ONE TCP connection to ramsim's control port and pings it every INTERVAL seconds; prints
 # "ready" after the first answer and, on SIGTERM, one JSON line: pings answered, longest silence, reset or not,
@@ -301,30 +323,69 @@ def migrate(container, dest, method, report_path, extravars=None, inventory=LAB_
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# tier 2 (Fig. 4)
+# tier 2 (Fig. 4): the matrix as pure functions (configurations, run order, aggregation, summary), then the lab run
 # ----------------------------------------------------------------------------------------------------------------
 
 def utc_stamp():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
-def configs(args):
+def pct(value):
+    """20.0 -> 20 (as the CSV shows it), 12.5 stays."""
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def config_name(size_mib, working_set, dirty):
+    return "ramsim %d MiB hot %g%% dirty %g%%" % (size_mib, working_set, dirty)
+
+
+def configs(video=True, sizes=(1024,), working_sets=DEFAULT_WORKING_SETS, dirty=None):
+    """The matrix's configurations: video (if asked), then ramsim for each size, working set and dirty rate.
+
+    dirty None: each working set with its own percentage as dirty rate (as many page writes per period as the hot
+    set holds), the paper's "P% of the memory changes"; a list: every working set at every dirty rate."""
     out = []
-    if args.video:
-        out.append({"workload": "video", "config": "video", "size_mib": "", "dirty_pct": ""})
-    for size in args.sizes:
-        for dirty in args.dirty:
-            out.append({"workload": "ramsim", "config": "ramsim %d MiB %g%%" % (size, dirty), "size_mib": size,
-                        "dirty_pct": dirty})
+    if video:
+        out.append({"workload": "video", "config": "video", "size_mib": "", "working_set_pct": "", "dirty_pct": ""})
+    for size in sizes:
+        for ws in working_sets:
+            for rate in (dirty or [ws]):
+                out.append({"workload": "ramsim", "config": config_name(size, ws, rate), "size_mib": size,
+                            "working_set_pct": pct(ws), "dirty_pct": pct(rate)})
     return out
 
 
-def row_from(cfg, method, trial, ok, rep, error, client, verify, rate):
+def plan(cfgs, methods, trials):
+    """The run order: [{"cfg", "trial", "method"}].
+
+    Per ramsim size (resizing restarts ramsim, so each size once; video joins the first group), trial by trial:
+    every configuration by every method in trial 1, then all of it again in trial 2, ..., so a noisy stretch of
+    this shared machine hits one trial of many cells rather than every trial of one. The methods' order rotates
+    per trial: none always runs first (cold caches) or last."""
+    sizes = []
+    for cfg in cfgs:
+        if cfg["workload"] == "ramsim" and cfg["size_mib"] not in sizes:
+            sizes.append(cfg["size_mib"])
+    groups = [[c for c in cfgs if c["workload"] == "ramsim" and c["size_mib"] == size] for size in sizes] or [[]]
+    groups[0] = [c for c in cfgs if c["workload"] != "ramsim"] + groups[0]
+    methods = list(methods)
+    steps = []
+    for group in groups:
+        for trial in range(1, trials + 1):
+            shift = (trial - 1) % len(methods)
+            for cfg in group:
+                for method in methods[shift:] + methods[:shift]:
+                    steps.append({"cfg": cfg, "trial": trial, "method": method})
+    return steps
+
+
+def row_from(cfg, method, trial, ok, rep, error, client, verify, rate, load1=""):
     frozen = rep.get("frozen") or {}
     bytes_frozen = int(rep.get("bytes_frozen") or 0)
     post = rep.get("postcopy") or {}
     return {
         "workload": cfg["workload"], "config": cfg["config"], "size_mib": cfg["size_mib"],
+        "working_set_pct": cfg.get("working_set_pct", ""),
         "dirty_pct": cfg["dirty_pct"], "method": method, "method_used": rep.get("method", ""), "trial": trial,
         "ok": ok, "downtime_s": rep.get("downtime_s", ""), "bytes_frozen": bytes_frozen,
         "total_s": rep.get("total_s", ""), "bytes_total": rep.get("bytes_total", ""),
@@ -335,8 +396,345 @@ def row_from(cfg, method, trial, ok, rep, error, client, verify, rate):
         "iterations": len(rep.get("iterations") or []), "stop_reason": rep.get("stop_reason", ""),
         "dump_s": frozen.get("dump_s", ""), "transfer_s": frozen.get("transfer_s", ""),
         "restore_s": frozen.get("restore_s", ""),
-        "error": (error or rep.get("error") or "")[:300], "report": os.path.relpath(rep["_path"], REPO) if rep.get("_path") else "",
+        "error": (error or rep.get("error") or "")[:300],
+        "report": os.path.relpath(rep["_path"], REPO) if rep.get("_path") else "", "load1": load1,
     }
+
+
+def run_matrix(steps, run_step, failed_row, prepare=None, on_row=None, log=None, retry_wait=5.0):
+    """Run the steps in order; one row each. run_step(step) -> row; a RuntimeError or timeout is retried once
+    (e.g. the lead's demo moved the container under us), then failed_row(step, message) stands for it.
+    prepare(step) runs before each step (e.g. resize ramsim); on_row(row) after each (write, print)."""
+    log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    rows = []
+    for step in steps:
+        if prepare:
+            prepare(step)
+        row, problem = None, "could not run"
+        for attempt in range(2):
+            try:
+                row = run_step(step)
+                break
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                problem = "could not run: %s" % exc
+                log("  %s %s trial %d: %s%s" % (step["cfg"]["config"], step["method"], step["trial"], exc,
+                                                "; retrying" if attempt == 0 else ""))
+                if attempt == 0 and retry_wait:
+                    time.sleep(retry_wait)
+        if row is None:
+            row = failed_row(step, problem)
+        rows.append(row)
+        if on_row:
+            on_row(row)
+    return rows
+
+
+def numbers(values):
+    out = []
+    for value in values:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        if not math.isnan(number):
+            out.append(number)
+    return out
+
+
+def spread(values):
+    """mean, sd (sample; 0 for one value), min, max of the numbers among values (NaN when there is none)."""
+    vals = numbers(values)
+    if not vals:
+        return {"mean": NAN, "sd": NAN, "min": NAN, "max": NAN, "n": 0}
+    return {"mean": statistics.mean(vals), "sd": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+            "min": min(vals), "max": max(vals), "n": len(vals)}
+
+
+def isnum(value):
+    return isinstance(value, (int, float)) and not math.isnan(value)
+
+
+def is_ok(row):
+    return str(row.get("ok")) == "True"
+
+
+def paper_figures(cell):
+    """The paper's Fig. 4 figures for this cell, or {} (only its 1 GiB, 20% row has numbers)."""
+    if cell["workload"] != "ramsim" or numbers([cell["size_mib"]]) != [1024.0]:
+        return {}
+    return PAPER_FIG4.get((numbers([cell["working_set_pct"]]) or [None])[0], {}).get(cell["method"], {})
+
+
+def cell_order(cell):
+    """video first, then ramsim by size, working set and dirty rate; methods in the usual order."""
+    method = ALL_METHODS.index(cell["method"]) if cell["method"] in ALL_METHODS else len(ALL_METHODS)
+    if cell["workload"] != "ramsim":
+        return (0, cell["config"], 0, 0, 0, method)
+    size, ws, dirty = ((numbers([cell[k]]) or [0.0])[0] for k in ("size_mib", "working_set_pct", "dirty_pct"))
+    return (1, "", size, ws, dirty, method)
+
+
+def aggregate(rows):
+    """One cell per (configuration, method), video first then by size, working set, dirty rate, method: trials, ok count, and mean/sd/min/max of
+    each figure over the successful trials; the downtime's ratio to stop-and-copy's in the same configuration."""
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["config"], row["method"]), []).append(row)
+    cells = []
+    for (config, method), items in groups.items():
+        first = items[0]
+        good = [r for r in items if is_ok(r)]
+        cell = {"config": config, "workload": first["workload"], "size_mib": first.get("size_mib", ""),
+                "working_set_pct": first.get("working_set_pct", ""), "dirty_pct": first.get("dirty_pct", ""),
+                "method": method, "trials": len(items), "ok": len(good),
+                "methods_used": ",".join(sorted({r.get("method_used") or "" for r in good} - {""}))}
+        for key in STAT_KEYS:
+            for stat, value in spread(r.get(key) for r in good).items():
+                if stat != "n":
+                    cell["%s_%s" % (key, stat)] = value
+        paper = paper_figures(cell)
+        cell["paper_downtime_s"] = paper.get("downtime_s", "")
+        cell["paper_bytes_frozen"] = paper.get("bytes_frozen", "")
+        cells.append(cell)
+    cells.sort(key=cell_order)
+    sac = {c["config"]: c["downtime_s_mean"] for c in cells if c["method"] == "stop-and-copy"}
+    for cell in cells:
+        base = sac.get(cell["config"], NAN)
+        cell["vs_stop_and_copy"] = cell["downtime_s_mean"] / base if isnum(base) and base > 0 else NAN
+    return cells
+
+
+def fmt(value, pattern="%.2f"):
+    return pattern % value if isnum(value) else "-"
+
+
+def fmt_bytes(value):
+    return report_mod.human_bytes(value) if isnum(value) else "-"
+
+
+def spread_text(cell, key, pattern="%.2f"):
+    """'mean [min-max]' (just the mean for one trial)."""
+    if not isnum(cell["%s_mean" % key]):
+        return "-"
+    text = fmt(cell["%s_mean" % key], pattern)
+    if cell["%s_max" % key] > cell["%s_min" % key]:
+        text += " [%s-%s]" % (fmt(cell["%s_min" % key], pattern), fmt(cell["%s_max" % key], pattern))
+    return text
+
+
+def heading(cell):
+    if cell["workload"] != "ramsim":
+        return cell["config"]
+    return "ramsim %s MiB, hot set %s%% (%s%% of the memory rewritten per period)" % (
+        fmt(float(cell["size_mib"]), "%g"), fmt(float(cell["working_set_pct"]), "%g"),
+        fmt(float(cell["dirty_pct"]), "%g"))
+
+
+def cell_tables(cells):
+    """One Markdown table per configuration (per working set), methods in the usual order; the paper's figures
+    beside ours where it has some."""
+    configs_seen = []
+    for cell in cells:
+        if cell["config"] not in configs_seen:
+            configs_seen.append(cell["config"])
+    lines = []
+    for config in configs_seen:
+        mine = sorted((c for c in cells if c["config"] == config), key=cell_order)
+        paper = any(c["paper_downtime_s"] != "" for c in mine)
+        lines += ["## %s" % heading(mine[0]), "",
+                  "| method | ok/trials | downtime (s) | sd | / stop-and-copy | client gap (s) | total (s) | bytes frozen"
+                  " | source needed (s) |" + (" paper downtime | paper bytes frozen |" if paper else ""),
+                  "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if paper else "")]
+        for c in mine:
+            frozen = fmt_bytes(c["bytes_frozen_mean"])
+            if c["bytes_frozen_max"] > c["bytes_frozen_min"]:
+                frozen += " [%s-%s]" % (fmt_bytes(c["bytes_frozen_min"]), fmt_bytes(c["bytes_frozen_max"]))
+            lines.append("| %s%s | %d/%d | %s | %s | %s | %s | %s | %s | %s |%s" % (
+                c["method"], " (chose %s)" % c["methods_used"] if c["method"] == "auto" and c["methods_used"] else "",
+                c["ok"], c["trials"], spread_text(c, "downtime_s"), fmt(c["downtime_s_sd"]),
+                fmt(c["vs_stop_and_copy"]), spread_text(c, "client_gap_s"), spread_text(c, "total_s", "%.1f"),
+                frozen, spread_text(c, "source_needed_s", "%.1f"),
+                " %s | %s |" % ("%.1f s" % c["paper_downtime_s"] if c["paper_downtime_s"] != "" else "-",
+                                fmt_bytes(c["paper_bytes_frozen"]) if c["paper_bytes_frozen"] != "" else "-")
+                if paper else ""))
+        if paper:
+            lines += ["", "Paper: %s." % PAPER_NOTE]
+        lines.append("")
+    return lines
+
+
+def target_lines(cells, rate_bits_s):
+    """Issue 13's goals for this host kernel, checked against the cells (means over the successful trials)."""
+    out = []
+    by = {(c["config"], c["method"]): c for c in cells}
+    for cell in cells:
+        if cell["workload"] != "ramsim" or cell["method"] != "stop-and-copy" or \
+                numbers([cell["working_set_pct"]]) != [20.0]:
+            continue
+        pre = by.get((cell["config"], "pre-copy"))
+        if pre and pre["ok"] and cell["ok"]:
+            ratio = pre["downtime_s_mean"] / cell["downtime_s_mean"]
+            out.append("%s: pre-copy / stop-and-copy downtime = %.2f (goal <= 0.3): %s" % (
+                cell["config"], ratio, "met" if ratio <= 0.3 else "NOT met"))
+        post = by.get((cell["config"], "post-copy"))
+        if post and post["ok"]:
+            bound = 1.5 * float(cell["size_mib"]) * 1048576 * 8 / rate_bits_s
+            out.append("%s: post-copy source needed %.1f s (goal <= 1.5 x memory / link = %.1f s): %s" % (
+                cell["config"], post["source_needed_s_mean"], bound,
+                "met" if post["source_needed_s_mean"] <= bound else "NOT met"))
+    measured = [c for c in cells if c["ok"] and isnum(c["client_gap_s_mean"])]
+    late = [c for c in measured if c["client_gap_s_mean"] > c["downtime_s_mean"] + 0.1]
+    if measured:
+        out.append("client gap <= downtime + 0.1 s: met in %d of %d cells%s" % (
+            len(measured) - len(late), len(measured), "; not met: " + ", ".join(
+                "%s %s (%.2f s vs %.2f s)" % (c["config"], c["method"], c["client_gap_s_mean"], c["downtime_s_mean"])
+                for c in late) if late else ""))
+    return out
+
+
+def summary_csv(cells, path):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for cell in cells:
+            writer.writerow({k: (round(v, 4) if isnum(v) else "") if isinstance(v, float) else v
+                             for k, v in cell.items()})
+    return path
+
+
+def summary_markdown(cells, meta):
+    """The run's summary: how it was run (command, date, load, machine), one table per configuration, the goals."""
+    lines = ["# Tier 2 (Fig. 4) benchmark %s" % meta["stamp"], "",
+             "- command: `%s`" % meta["command"],
+             "- date (UTC): %s to %s (%s s)" % (meta["started"], meta["ended"], fmt(meta["elapsed_s"], "%.0f")),
+             "- migrations: %d of %d planned%s; %s" % (
+                 meta["done"], meta["planned"], "" if meta["done"] == meta["planned"] else " (run interrupted)",
+                 "methods interleaved per trial, their order rotated per trial"),
+             "- machine: %s" % meta["machine"],
+             "- load averages (1, 5, 15 min, as `uptime`): %s at the start, %s at the end" % (
+                 meta["load_start"], meta["load_end"]),
+             "- link: backhaul %s" % meta["link"],
+             "- per-migration rows and reports (not committed): `%s`" % meta["raw"], "",
+             "Figures: mean over the successful trials, [min-max] when they differ, sd = sample standard deviation "
+             "(0 for one trial); downtime = freeze to running on the destination; client gap = the client's longest "
+             "silence on its one TCP connection; source needed = freeze until the destination no longer needs the "
+             "source (post-copy: last lazy page).", ""]
+    lines += cell_tables(cells)
+    goals = target_lines(cells, meta["rate_bits"])
+    if goals:
+        lines += ["## Goals (issue 13, host kernel)", ""] + ["- " + g for g in goals] + [""]
+    return "\n".join(lines)
+
+
+def write_summary(rows, meta, outdir):
+    """docs/results/tier2-<stamp>.{csv,md} (or outdir): the aggregated cells and the Markdown; returns the paths."""
+    os.makedirs(outdir, exist_ok=True)
+    cells = aggregate(rows)
+    base = os.path.join(outdir, "tier2-%s" % meta["stamp"])
+    summary_csv(cells, base + ".csv")
+    with open(base + ".md", "w") as f:
+        f.write(summary_markdown(cells, meta))
+    return base + ".csv", base + ".md"
+
+
+def read_cells(path):
+    """Cells back from a summary CSV (numbers as floats, empty as NaN)."""
+    cells = []
+    for row in report_mod.read_csv(path):
+        cell = dict(row)
+        for key in SUMMARY_COLUMNS:
+            if key.split("_")[-1] in ("mean", "sd", "min", "max") or key in ("vs_stop_and_copy",):
+                cell[key] = float(row[key]) if row.get(key) not in ("", None) else NAN
+        cell["ok"], cell["trials"] = int(row["ok"]), int(row["trials"])
+        for key in ("paper_downtime_s", "paper_bytes_frozen"):
+            cell[key] = float(row[key]) if row.get(key) else ""
+        cells.append(cell)
+    return cells
+
+
+def plot_fig4(cells, path):
+    """Fig. 4: mean downtime per configuration (x: video, then the working sets) and method (bars), error bars
+    from the trials' min to max, and the paper's bars (hatched) where it gives figures."""
+    plt = report_mod.plt
+    configs_seen = []
+    for cell in cells:
+        if cell["config"] not in configs_seen:
+            configs_seen.append(cell["config"])
+    methods = [m for m in ALL_METHODS if any(c["method"] == m for c in cells)]
+    paper = [m for m in methods if any(c["method"] == m and c["paper_downtime_s"] != "" for c in cells)]
+    series = [(m, False) for m in methods] + [(m, True) for m in paper]
+    by = {(c["config"], c["method"]): c for c in cells}
+    width = 0.8 / max(len(series), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(configs_seen) + 2), 4))
+    for j, (method, is_paper) in enumerate(series):
+        xs = [i + j * width for i in range(len(configs_seen))]
+        cs = [by.get((config, method)) for config in configs_seen]
+        if is_paper:
+            ys = [c["paper_downtime_s"] if c and c["paper_downtime_s"] != "" else NAN for c in cs]
+            ax.bar(xs, ys, width, label="paper: %s" % method, hatch="//", fill=False,
+                   edgecolor="C%d" % methods.index(method))
+            continue
+        ys = [c["downtime_s_mean"] if c and c["ok"] else NAN for c in cs]
+        low = [y - c["downtime_s_min"] if c and c["ok"] else 0 for y, c in zip(ys, cs)]
+        high = [c["downtime_s_max"] - y if c and c["ok"] else 0 for y, c in zip(ys, cs)]
+        ax.bar(xs, ys, width, yerr=[low, high], capsize=3, label=method, color="C%d" % j)
+    labels = []
+    for config in configs_seen:
+        cell = next(c for c in cells if c["config"] == config)
+        labels.append("video" if cell["workload"] != "ramsim" else "%s MiB\nhot %s%%\ndirty %s%%" % (
+            fmt(float(cell["size_mib"]), "%g"), fmt(float(cell["working_set_pct"]), "%g"),
+            fmt(float(cell["dirty_pct"]), "%g")))
+    ax.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(configs_seen))])
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_ylabel("downtime (s)")
+    ax.set_title("Container migration downtime: mean of the trials, error bars min-max%s" % (
+        "\nhatched: the paper (%s)" % PAPER_NOTE if paper else ""), fontsize=9)
+    ax.legend(fontsize=8)
+    ax.set_ylim(bottom=0)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def machine_info():
+    """nproc, kernel, CPU model and memory of this machine, in one line."""
+    model, mem = "", ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+        with open("/proc/meminfo") as f:
+            kib = next((int(line.split()[1]) for line in f if line.startswith("MemTotal:")), 0)
+            mem = "%.0f GiB" % (kib / 1048576.0) if kib else ""
+    except (IOError, OSError):
+        pass
+    return "nproc %d, kernel %s %s%s%s" % (os.cpu_count() or 0, platform.system(), platform.release(),
+                                           ", %s" % model if model else "", ", %s RAM" % mem if mem else "")
+
+
+def load_averages():
+    return "%.2f, %.2f, %.2f" % os.getloadavg()
+
+
+def iso_now():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def workload_setting(workload, option, default):
+    words = workload["args"].split()
+    return float(words[words.index(option) + 1]) if option in words else default
+
+
+def set_working_set(ct, working_set, dirty):
+    """Point the running ramsim at its hot set and dirty rate for a cell (`hot P`, `dirty D`: no restart)."""
+    answer = ramsim_ctl(ct["ip"], ct["port"], "hot %g" % working_set)
+    if not answer.startswith("ok") and not (working_set == 100 and "unknown command" in answer):
+        raise RuntimeError("ramsim refused `hot %g`: %s%s" % (
+            working_set, answer, " (an arnab-workload without working sets: re-run playbooks/edges.yml)"
+            if "unknown command" in answer else ""))
+    answer = ramsim_ctl(ct["ip"], ct["port"], "dirty %g" % dirty)
+    if not answer.startswith("ok"):
+        raise RuntimeError("ramsim refused `dirty %g`: %s" % (dirty, answer))
 
 
 def run_one(cfg, method, trial, lv, outdir, stamp):
@@ -348,10 +746,11 @@ def run_one(cfg, method, trial, lv, outdir, stamp):
         raise RuntimeError("%s runs on %s: expected exactly one edge" % (name, where or "no edge"))
     dest = [e for e in lv["edges"] if e != where[0]][0]
     if name == "ramsim":
-        ramsim_ctl(ct["ip"], ct["port"], "dirty %g" % cfg["dirty_pct"])
+        set_working_set(ct, cfg["working_set_pct"], cfg["dirty_pct"])
         time.sleep(2)     # a steady dirty rate before anything is measured
     path = os.path.join(outdir, "%s-%s-%s-t%d.json" % (
         cfg["config"].replace(" ", "").replace("%", "pct"), method, where[0], trial))
+    load1 = round(os.getloadavg()[0], 2)
     client = ClientSession(name, ct["ip"], ct["port"], tag=stamp)
     try:
         ok, rep, error = migrate(name, dest, method, path)
@@ -365,81 +764,7 @@ def run_one(cfg, method, trial, lv, outdir, stamp):
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
             verify = "error: %s" % exc
     rep["_path"] = path
-    return row_from(cfg, method, trial, ok, rep, error, result, verify, lv["rate_bits"])
-
-
-def mean(values):
-    values = [float(v) for v in values if v not in ("", None)]
-    return statistics.mean(values) if values else float("nan")
-
-
-def summarize(rows):
-    """{config: {method: figures}} with means over the successful trials."""
-    table = {}
-    for row in rows:
-        table.setdefault(row["config"], {}).setdefault(row["method"], []).append(row)
-    out = {}
-    for config, methods in table.items():
-        out[config] = {}
-        for method, items in methods.items():
-            good = [r for r in items if str(r["ok"]) == "True"]
-            downs = [float(r["downtime_s"]) for r in good]
-            out[config][method] = {
-                "n": len(good), "trials": len(items),
-                "downtime": statistics.mean(downs) if downs else float("nan"),
-                "sd": statistics.stdev(downs) if len(downs) > 1 else 0.0,
-                "floor": mean(r["floor_s"] for r in good),
-                "bytes_frozen": mean(r["bytes_frozen"] for r in good),
-                "gap": mean(r["client_gap_s"] for r in good),
-                "total": mean(r["total_s"] for r in good),
-                "source_needed": mean(r["source_needed_s"] for r in good),
-                "used": ",".join(sorted({r["method_used"] for r in good})),
-            }
-    return out
-
-
-def table_lines(summary):
-    """The table as Markdown lines."""
-    lines = ["| configuration | method | ok/trials | downtime (s) | / stop-and-copy | floor (s) | / floor | "
-             "bytes frozen | client gap (s) | source needed (s) | total (s) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for config, methods in summary.items():
-        sac = methods.get("stop-and-copy", {}).get("downtime", float("nan"))
-        for method in [m for m in ALL_METHODS if m in methods]:
-            f = methods[method]
-            ratio = f["downtime"] / sac if sac == sac and sac > 0 else float("nan")
-            floor_ratio = f["downtime"] / f["floor"] if f["floor"] > 0 else float("inf")
-            lines.append("| %s | %s%s | %d/%d | %.2f ± %.2f | %.2f | %.3f | %s | %s | %.2f | %.2f | %.1f |" % (
-                config, method, " (%s)" % f["used"] if method == "auto" and f["used"] else "", f["n"], f["trials"],
-                f["downtime"], f["sd"], ratio, f["floor"],
-                "%.1f" % floor_ratio if floor_ratio != float("inf") else "-",
-                report_mod.human_bytes(f["bytes_frozen"]) if f["bytes_frozen"] == f["bytes_frozen"] else "-",
-                f["gap"], f["source_needed"], f["total"]))
-    return lines
-
-
-def target_lines(summary, rate_bits_s):
-    """The issue's targets, checked against what was measured."""
-    out = []
-    for config, methods in summary.items():
-        if not config.startswith("ramsim"):
-            continue
-        sac = methods.get("stop-and-copy", {}).get("downtime")
-        pre = methods.get("pre-copy", {}).get("downtime")
-        post = methods.get("post-copy", {})
-        size = float(config.split()[1])
-        if sac and pre and " 20%" in config:
-            out.append("%s: pre-copy / stop-and-copy = %.2f (target <= 0.25): %s" % (
-                config, pre / sac, "met" if pre / sac <= 0.25 else "NOT met"))
-        if post:
-            out.append("%s: post-copy downtime %.2f s (target <= 0.3 s%s): %s" % (
-                config, post["downtime"], "" if size >= 1024 else ", stated for 1 GiB",
-                "met" if post["downtime"] <= 0.3 else "NOT met"))
-            bound = 1.2 * size * 1048576 * 8 / rate_bits_s
-            out.append("%s: post-copy source needed %.1f s, whole migration %.1f s (target <= 1.2 x memory/link = "
-                       "%.1f s): %s" % (config, post["source_needed"], post["total"], bound,
-                                        "met (memory window)" if post["source_needed"] <= bound else "NOT met"))
-    return out
+    return row_from(cfg, method, trial, ok, rep, error, result, verify, lv["rate_bits"], load1)
 
 
 def tier2(args):
@@ -450,100 +775,151 @@ def tier2(args):
     outdir = os.path.join(REPORTS, "bench-tier2-%s" % stamp)
     os.makedirs(outdir, exist_ok=True)
     csv_path = os.path.join(REPORTS, "bench-tier2-%s.csv" % stamp)
-    default_size = size_of(lv["workloads"]["ramsim"])
-    command = " ".join(["python", "-m", "arnab_lab.bench"] + sys.argv[1:])
-    print("bench tier2: %s; link %s; %d trial(s); methods %s" % (
-        ", ".join(c["config"] for c in configs(args)), lv["rate"], args.trials, ", ".join(args.methods)),
+    ct = lv["workloads"]["ramsim"]
+    default_size = size_of(ct)
+    cfgs = configs(args.video, args.sizes, args.working_sets, args.dirty)
+    steps = plan(cfgs, args.methods, args.trials)
+    print("bench tier2: %s; link %s; %d trial(s); methods %s; %d migrations" % (
+        ", ".join(c["config"] for c in cfgs), lv["rate"], args.trials, ", ".join(args.methods), len(steps)),
         file=sys.stderr, flush=True)
+    meta = {"stamp": stamp, "command": args.command, "started": iso_now(), "load_start": load_averages(),
+            "machine": machine_info(), "link": lv["rate"], "rate_bits": lv["rate_bits"], "planned": len(steps),
+            "raw": "%s, %s/" % (os.path.relpath(csv_path, REPO), os.path.relpath(outdir, REPO))}
     rows = []
+    summary_paths = ()
     started = time.time()
-    resized = False
+    state = {"size": None, "resized": False}
+
+    def prepare(step):
+        cfg = step["cfg"]
+        if cfg["workload"] == "ramsim" and cfg["size_mib"] != state["size"]:
+            state["resized"] = set_ramsim_size(cfg["size_mib"], args.inventory) or state["resized"]
+            state["size"] = cfg["size_mib"]
+
+    def failed_row(step, problem):
+        return row_from(step["cfg"], step["method"], step["trial"], False, {}, problem, {}, "", lv["rate_bits"])
+
     with open(csv_path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
         writer.writeheader()
+
+        def on_row(row):
+            rows.append(row)
+            writer.writerow(row)
+            f.flush()
+            print("  %-34s %-13s t%d: ok=%s downtime=%s s frozen=%s B gap=%s s verify=%s (%d/%d)%s" % (
+                row["config"], row["method"], row["trial"], row["ok"], row["downtime_s"], row["bytes_frozen"],
+                row["client_gap_s"], row["verify"] or "-", len(rows), len(steps),
+                " ERROR " + row["error"] if row["error"] else ""), file=sys.stderr, flush=True)
+
         try:
-            for cfg in configs(args):
-                if cfg["workload"] == "ramsim":
-                    resized = set_ramsim_size(cfg["size_mib"], args.inventory) or resized
-                for trial in range(1, args.trials + 1):
-                    # rotate the order per trial: no method always runs first (cold caches) or last
-                    shift = (trial - 1) % len(args.methods)
-                    for method in args.methods[shift:] + args.methods[:shift]:
-                        t0 = time.time()
-                        row = None
-                        for attempt in range(2):
-                            try:
-                                row = run_one(cfg, method, trial, lv, outdir, stamp)
-                                break
-                            except (RuntimeError, subprocess.TimeoutExpired) as exc:
-                                # e.g. the lead's demo moved something under us: say so, retry once
-                                print("  %s %s trial %d: %s%s" % (cfg["config"], method, trial, exc,
-                                                                 "; retrying" if attempt == 0 else ""),
-                                      file=sys.stderr, flush=True)
-                                time.sleep(5)
-                        if row is None:
-                            row = row_from(cfg, method, trial, False, {}, "could not run", {}, "", lv["rate_bits"])
-                        rows.append(row)
-                        writer.writerow(row)
-                        f.flush()
-                        print("  %-22s %-13s t%d: ok=%s downtime=%s s frozen=%s B gap=%s s verify=%s (%.0f s)%s" % (
-                            cfg["config"], method, trial, row["ok"], row["downtime_s"], row["bytes_frozen"],
-                            row["client_gap_s"], row["verify"] or "-", time.time() - t0,
-                            " ERROR " + row["error"] if row["error"] else ""), file=sys.stderr, flush=True)
+            if any(c["workload"] == "ramsim" for c in cfgs):
+                hotinfo = ramsim_ctl(ct["ip"], ct["port"], "hotinfo", timeout=30)
+                if not hotinfo.startswith("ok") and any(c["working_set_pct"] != 100 for c in cfgs
+                                                        if c["workload"] == "ramsim"):
+                    raise SystemExit("ramsim has no working sets (`hotinfo`: %s): re-run playbooks/edges.yml to "
+                                     "deploy the current arnab-workload" % hotinfo)
+            run_matrix(steps, lambda step: run_one(step["cfg"], step["method"], step["trial"], lv, outdir, stamp),
+                       failed_row, prepare=prepare, on_row=on_row)
         finally:
-            if resized and not args.keep_size:
-                set_ramsim_size(default_size, args.inventory)
-    summary = summarize(rows)
-    lines = table_lines(summary)
-    targets = target_lines(summary, lv["rate_bits"])
-    plot_rows = [dict(r, workload=r["config"], ok=str(r["ok"])) for r in rows]
+            try:
+                if state["resized"] and not args.keep_size:
+                    set_ramsim_size(default_size, args.inventory)
+                elif state["size"] is not None:   # the inventory's own hot set and dirty rate back
+                    set_working_set(ct, workload_setting(ct, "--hot-pct", 100.0),
+                                    workload_setting(ct, "--dirty-pct", 20.0))
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                print("  could not put ramsim back to its inventory settings: %s" % exc, file=sys.stderr)
+            if rows:
+                meta.update(ended=iso_now(), load_end=load_averages(), elapsed_s=time.time() - started,
+                            done=len(rows))
+                summary_paths = write_summary(rows, meta, args.results)
+                print("summary: %s" % ", ".join(os.path.relpath(p, REPO) for p in summary_paths), file=sys.stderr)
+    cells = aggregate(rows)
+    print("\n".join(cell_tables(cells) + target_lines(cells, lv["rate_bits"])))
     png = os.path.join(REPORTS, "downtime.png")
-    if any(str(r["ok"]) == "True" for r in rows):
-        report_mod.plot_downtime(plot_rows, png)
-    md = os.path.join(REPORTS, "bench-tier2-%s.md" % stamp)
-    with open(md, "w") as f:
-        f.write("Command: `%s` (%s, %.0f s)\n\n" % (command, stamp, time.time() - started))
-        f.write("\n".join(lines + [""] + ["- " + t for t in targets]) + "\n")
-    print("\n".join(lines))
-    print("\n".join(targets))
-    print("csv: %s\ntable: %s\nplot: %s\n%d migrations in %.0f s" % (
-        os.path.relpath(csv_path, REPO), os.path.relpath(md, REPO), os.path.relpath(png, REPO), len(rows),
-        time.time() - started))
-    return 0 if rows and all(str(r["ok"]) == "True" for r in rows) else 1
+    if any(c["ok"] for c in cells):
+        plot_fig4(cells, png)
+    print("csv: %s\nsummary: %s\nplot: %s\n%d migrations in %.0f s" % (
+        os.path.relpath(csv_path, REPO), ", ".join(os.path.relpath(p, REPO) for p in summary_paths),
+        os.path.relpath(png, REPO), len(rows), time.time() - started))
+    return 0 if rows and all(is_ok(r) for r in rows) else 1
 
 
 def csv_list(kind):
     return lambda text: [kind(x) for x in text.split(",") if x]
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m arnab_lab.bench", description=__doc__.split("\n\n")[0])
+def parse_args(argv=None):
+    """The command line, with tier2's defaults resolved (args.working_sets, args.dirty, args.command, ...)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="python -m arnab_lab.bench", description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="bench", required=True)
-    t2 = sub.add_parser("tier2", help="Fig. 4: downtime per workload and method (container migration)")
+    t2 = sub.add_parser("tier2", help="Fig. 4: downtime per workload, working set and method (container migration)")
     t2.add_argument("--quick", action="store_true",
-                    help="CI size: video + ramsim 128 MiB at 20%%, 1 trial, every method (auto included)")
-    t2.add_argument("--trials", type=int, default=None, help="trials per configuration and method (default 3)")
-    t2.add_argument("--sizes", type=csv_list(int), default=None, help="ramsim sizes in MiB (default 1024)")
+                    help="CI size: video + ramsim 128 MiB, hot set 20%%, 1 trial, every method (auto included); "
+                         "summary under reports/")
+    t2.add_argument("--working-set", dest="working_sets", type=csv_list(float), default=None,
+                    help="ramsim hot set sizes in %% of its pages (default 20,30,50,70,100, the paper's matrix; "
+                         "100 when only --dirty is given)")
     t2.add_argument("--dirty", type=csv_list(float), default=None,
-                    help="ramsim dirty rates in %% per second (default 20,30,50,70,100)")
+                    help="ramsim dirty rates in %% of its WHOLE memory per period (1 s), every working set at each "
+                         "(default: each working set's own %%)")
     t2.add_argument("--methods", type=csv_list(str), default=None,
-                    help="default stop-and-copy,pre-copy,post-copy (--quick: also auto)")
+                    help="comma-separated, from %s (default all of them)" % ",".join(ALL_METHODS))
+    t2.add_argument("--trials", type=int, default=None, help="trials per cell (default 3; --quick 1)")
+    t2.add_argument("--sizes", type=csv_list(int), default=None, help="ramsim sizes in MiB (default 1024)")
     t2.add_argument("--no-video", dest="video", action="store_false", help="leave the video container out")
     t2.add_argument("--keep-size", action="store_true", help="leave ramsim at the last size (default: restore)")
+    t2.add_argument("--results", default=None,
+                    help="where the summary goes (default docs/results; --quick: reports)")
+    t2.add_argument("--dry-run", action="store_true", help="print the run order and exit (no lab needed)")
     t2.add_argument("--inventory", default=LAB_INVENTORY)
+    f4 = sub.add_parser("fig4", help="draw Fig. 4 from a summary CSV (docs/results/tier2-*.csv)")
+    f4.add_argument("summary")
+    f4.add_argument("-o", "--out", default=None, help="PNG path (default: beside the CSV, .png)")
     args = parser.parse_args(argv)
+    args.command = "PYTHONPATH=lab .venv/bin/python -m arnab_lab.bench " + " ".join(shlex.quote(a) for a in argv)
+    if args.bench != "tier2":
+        return args
     if args.quick:
-        args.trials = args.trials or 1
+        args.trials = 1 if args.trials is None else args.trials
         args.sizes = args.sizes or [128]
-        args.dirty = args.dirty or [20.0]
+        args.working_sets = args.working_sets or ([20.0] if not args.dirty else None)
         args.methods = args.methods or list(ALL_METHODS)
-    args.trials = args.trials or 3
+        args.results = args.results or REPORTS
+    args.trials = 3 if args.trials is None else args.trials
     args.sizes = args.sizes if args.sizes is not None else [1024]
-    args.dirty = args.dirty or [20.0, 30.0, 50.0, 70.0, 100.0]
-    args.methods = args.methods or list(PAPER_METHODS)
+    if args.working_sets is None:
+        args.working_sets = [100.0] if args.dirty else list(DEFAULT_WORKING_SETS)
+    args.methods = args.methods or list(ALL_METHODS)
+    args.results = args.results or RESULTS
     bad = [m for m in args.methods if m not in ALL_METHODS]
     if bad:
         parser.error("unknown method(s) %s (choose from %s)" % (", ".join(bad), ", ".join(ALL_METHODS)))
+    if len(set(args.methods)) != len(args.methods):
+        parser.error("a method is listed twice: %s" % ",".join(args.methods))
+    if args.trials < 1:
+        parser.error("--trials must be at least 1")
+    if [p for p in args.working_sets if not 0 < p <= 100] or [d for d in args.dirty or [] if not 0 < d <= 100]:
+        parser.error("--working-set and --dirty take percentages > 0 and <= 100")
+    if not args.working_sets or (not args.video and not args.sizes):
+        parser.error("nothing to run")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.bench == "fig4":
+        out = args.out or os.path.splitext(args.summary)[0] + ".png"
+        print(plot_fig4(read_cells(args.summary), out))
+        return 0
+    if args.dry_run:
+        steps = plan(configs(args.video, args.sizes, args.working_sets, args.dirty), args.methods, args.trials)
+        for i, step in enumerate(steps, 1):
+            print("%3d  trial %d  %-34s %s" % (i, step["trial"], step["cfg"]["config"], step["method"]))
+        print("%d migrations; summary to %s" % (len(steps), os.path.relpath(args.results, REPO)))
+        return 0
     return tier2(args)
 
 

@@ -1,16 +1,31 @@
 /*
  * arnab-workload: the tier-2 test workloads of arnab.testbed, one static binary.
  *
- *   arnab-workload ramsim [--size-mib N] [--dirty-pct P] [--period-ms T] [--seed S] [--port 7000]
- *       Allocates N MiB (default 1024), keeps rewriting P% of its pages every T ms (default 20% per
+ *   arnab-workload ramsim [--size-mib N] [--dirty-pct D] [--hot-pct P] [--period-ms T] [--seed S] [--port 7000]
+ *       Allocates N MiB (default 1024), keeps rewriting D% of its pages every T ms (default 20% per
  *       1000 ms) with incompressible PRNG data, and proves on request that its memory is intact:
  *       page i always holds fill(seed, i, gen[i]) and gen[] lives in the same process, so after a
  *       CRIU restore "verify" recomputes every page and counts mismatches.
+ *       Working set (--hot-pct P, default 100): the writer picks its pages (at random, with
+ *       replacement) only among a hot set of P% of the pages: the first P% of a fixed pseudo-random
+ *       permutation of all pages drawn from the seed, so the set is scattered over the mapping, the same
+ *       for the same seed and P, and a smaller set lies inside a larger one. D stays the share of the
+ *       WHOLE memory rewritten per period: D = P rewrites as many pages per period as the hot set holds
+ *       (about 63% of them distinct), D > P rewrites the hot set more than once per period (no cap).
+ *       Pages outside the hot set are written once at start and never again (until a `hot` command
+ *       takes them in). P = 100 is the original behaviour (every page, same random sequence).
  *       Control: TCP (default port 7000), one command per line, one answer line each:
- *         status            -> ok ramsim pages=N size_mib=M dirty_pct=P writes=W gen_sum=G up_ms=U now_ms=T pid=X
- *         verify            -> ok pages=N gen_sum=G writes=W verify_ms=T
+ *         status            -> ok ramsim pages=N size_mib=M dirty_pct=D period_ms=T writes=W gen_sum=G up_ms=U
+ *                              now_ms=T pid=X hot_pct=P hot_pages=H
+ *         verify            -> ok pages=N gen_sum=G writes=W verify_ms=T      (every page, hot and cold)
  *                              bad pages=N mismatches=K first=I gen=G ...
- *         dirty P           -> ok dirty_pct=P          (change the dirty rate, 0 pauses the writer)
+ *         dirty D           -> ok dirty_pct=D          (change the dirty rate, 0 pauses the writer)
+ *         hot P             -> ok hot_pct=P hot_pages=H (pick the hot set anew for P% (0 < P <= 100),
+ *                              from the seed as above; pages keep their contents and generations)
+ *         hotinfo           -> ok hot_pct=P hot_pages=H pages=N rewritten=R rewritten_hot=A rewritten_cold=B
+ *                              (pages rewritten at least once since start (gen > 0), split by membership
+ *                              in the CURRENT hot set: 0 cold ones unless an earlier `hot` moved the set)
+ *         page I            -> ok page=I gen=G hot=0|1  (one page's generation and hot-set membership)
  *         ping              -> pong now_ms=T seq=N      (cheap heartbeat for downtime probes)
  *         quit              -> closes the connection
  *       SIGUSR1 runs a verify and prints the answer line on stderr.
@@ -172,10 +187,65 @@ static struct {
 	uint32_t *gen;
 	size_t pages;
 	uint64_t seed, writes, pings, rng, started_ns;
-	double dirty_pct;
+	double dirty_pct, hot_pct;
+	size_t hot_pages;	/* the hot set: perm[0 .. hot_pages-1]; every page when hot_pages == pages */
+	uint32_t *perm;		/* fixed pseudo-random order of all pages (from the seed), made on first use */
+	uint8_t *hot;		/* hot[i] = 1 when page i is in the hot set; NULL: every page is */
 	long period_ms;
 	volatile sig_atomic_t usr1;
 } R;
+
+/* Pick the hot set for pct% of the pages: the first pct% of a permutation of all pages drawn once from the
+ * seed (Fisher-Yates), so it does not depend on when it is picked. Returns -1 when out of memory. */
+static int ramsim_set_hot(double pct)
+{
+	size_t n = (size_t)(pct / 100.0 * (double)R.pages + 0.5);
+	if (n < 1)
+		n = 1;
+	if (n > R.pages)
+		n = R.pages;
+	if (n < R.pages && !R.perm) {
+		uint32_t *perm = malloc(R.pages * sizeof(*perm));
+		uint8_t *hot = malloc(R.pages);
+		uint64_t s = R.seed ^ 0x686f74736574ull; /* "hotset": not the writer's stream */
+		if (!perm || !hot) {
+			free(perm);
+			free(hot);
+			return -1;
+		}
+		for (size_t i = 0; i < R.pages; i++)
+			perm[i] = (uint32_t)i;
+		for (size_t i = R.pages - 1; i > 0; i--) {
+			size_t j = (size_t)(splitmix64(&s) % (i + 1));
+			uint32_t t = perm[i];
+			perm[i] = perm[j];
+			perm[j] = t;
+		}
+		R.perm = perm;
+		R.hot = hot;
+	}
+	if (R.hot) {
+		memset(R.hot, 0, R.pages);
+		for (size_t k = 0; k < n; k++)
+			R.hot[R.perm[k]] = 1;
+	}
+	R.hot_pct = pct;
+	R.hot_pages = n;
+	return 0;
+}
+
+static int is_hot(size_t i)
+{
+	return R.hot_pages == R.pages || !R.hot || R.hot[i];
+}
+
+/* The next page the writer rewrites: uniform over the hot set (over all pages exactly as before at 100%). */
+static size_t ramsim_pick(void)
+{
+	if (R.hot_pages == R.pages)
+		return (size_t)(splitmix64(&R.rng) % R.pages);
+	return R.perm[splitmix64(&R.rng) % R.hot_pages];
+}
 
 static void ramsim_write_page(size_t i)
 {
@@ -233,9 +303,10 @@ static void ramsim_command(struct client *c, char *line)
 	} else if (strcmp(line, "status") == 0) {
 		snprintf(out, sizeof(out),
 			 "ok ramsim pages=%zu size_mib=%zu dirty_pct=%.2f period_ms=%ld writes=%" PRIu64
-			 " gen_sum=%" PRIu64 " up_ms=%" PRIu64 " now_ms=%" PRIu64 " pid=%d\n",
+			 " gen_sum=%" PRIu64 " up_ms=%" PRIu64 " now_ms=%" PRIu64 " pid=%d hot_pct=%.2f hot_pages=%zu\n",
 			 R.pages, R.pages * PAGE >> 20, R.dirty_pct, R.period_ms, R.writes, gen_sum(),
-			 (now_ns(CLOCK_MONOTONIC) - R.started_ns) / UINT64_C(1000000), now_ms, (int)getpid());
+			 (now_ns(CLOCK_MONOTONIC) - R.started_ns) / UINT64_C(1000000), now_ms, (int)getpid(),
+			 R.hot_pct, R.hot_pages);
 	} else if (strncmp(line, "dirty ", 6) == 0) {
 		double p = atof(line + 6);
 		if (p < 0 || p > 100) {
@@ -244,6 +315,33 @@ static void ramsim_command(struct client *c, char *line)
 			R.dirty_pct = p;
 			snprintf(out, sizeof(out), "ok dirty_pct=%.2f\n", p);
 		}
+	} else if (strncmp(line, "hot ", 4) == 0) {
+		double p = atof(line + 4);
+		if (!(p > 0 && p <= 100))
+			snprintf(out, sizeof(out), "error hot_pct must be > 0 and <= 100\n");
+		else if (ramsim_set_hot(p) < 0)
+			snprintf(out, sizeof(out), "error out of memory for the hot set\n");
+		else
+			snprintf(out, sizeof(out), "ok hot_pct=%.2f hot_pages=%zu\n", R.hot_pct, R.hot_pages);
+	} else if (strcmp(line, "hotinfo") == 0) {
+		size_t hot_done = 0, cold_done = 0;
+		for (size_t i = 0; i < R.pages; i++)
+			if (R.gen[i]) {
+				if (is_hot(i))
+					hot_done++;
+				else
+					cold_done++;
+			}
+		snprintf(out, sizeof(out),
+			 "ok hot_pct=%.2f hot_pages=%zu pages=%zu rewritten=%zu rewritten_hot=%zu rewritten_cold=%zu\n",
+			 R.hot_pct, R.hot_pages, R.pages, hot_done + cold_done, hot_done, cold_done);
+	} else if (strncmp(line, "page ", 5) == 0) {
+		char *end;
+		unsigned long long i = strtoull(line + 5, &end, 10);
+		if (end == line + 5 || *end || i >= R.pages)
+			snprintf(out, sizeof(out), "error page must be 0..%zu\n", R.pages - 1);
+		else
+			snprintf(out, sizeof(out), "ok page=%llu gen=%u hot=%d\n", i, R.gen[i], is_hot((size_t)i));
 	} else if (strcmp(line, "ping") == 0) {
 		snprintf(out, sizeof(out), "pong now_ms=%" PRIu64 " seq=%" PRIu64 "\n", now_ms, ++R.pings);
 	} else if (strcmp(line, "quit") == 0) {
@@ -251,7 +349,7 @@ static void ramsim_command(struct client *c, char *line)
 		c->fd = -1;
 		return;
 	} else {
-		snprintf(out, sizeof(out), "error unknown command (status|verify|dirty P|ping|quit)\n");
+		snprintf(out, sizeof(out), "error unknown command (status|verify|dirty D|hot P|hotinfo|page I|ping|quit)\n");
 	}
 	if (send(c->fd, out, strlen(out), MSG_NOSIGNAL) < 0) {
 		close(c->fd);
@@ -329,7 +427,8 @@ static int ramsim_main(int argc, char **argv)
 	R.dirty_pct = atof(argval(argc, argv, "--dirty-pct", "20"));
 	R.period_ms = atol(argval(argc, argv, "--period-ms", "1000"));
 	R.seed = strtoull(argval(argc, argv, "--seed", "12345"), NULL, 0);
-	if (size_mib == 0 || R.period_ms <= 0 || R.dirty_pct < 0 || R.dirty_pct > 100) {
+	double hot_pct = atof(argval(argc, argv, "--hot-pct", "100"));
+	if (size_mib == 0 || R.period_ms <= 0 || R.dirty_pct < 0 || R.dirty_pct > 100 || !(hot_pct > 0 && hot_pct <= 100)) {
 		fprintf(stderr, "ramsim: bad arguments\n");
 		return 2;
 	}
@@ -338,6 +437,10 @@ static int ramsim_main(int argc, char **argv)
 	R.gen = calloc(R.pages, sizeof(*R.gen));
 	if (R.mem == MAP_FAILED || !R.gen) {
 		perror("ramsim: allocate");
+		return 1;
+	}
+	if (ramsim_set_hot(hot_pct) < 0) {
+		perror("ramsim: allocate the hot set");
 		return 1;
 	}
 	madvise(R.mem, R.pages * PAGE, MADV_NOHUGEPAGE);
@@ -350,10 +453,11 @@ static int ramsim_main(int argc, char **argv)
 	for (int i = 0; i < MAXCL; i++)
 		cl[i].fd = -1;
 	int lfd = listen_tcp(port);
-	fprintf(stderr, "ramsim: %zu MiB (%zu pages), rewriting %.2f%% every %ld ms, control tcp/%d\n", size_mib,
-		R.pages, R.dirty_pct, R.period_ms, port);
+	fprintf(stderr, "ramsim: %zu MiB (%zu pages), rewriting %.2f%% every %ld ms within a hot set of %.2f%% (%zu pages), "
+		"control tcp/%d\n", size_mib, R.pages, R.dirty_pct, R.period_ms, R.hot_pct, R.hot_pages, port);
 
-	/* Rewrite in 10 ms slices: each slice owes dirty_pct% * pages * 10 / period_ms pages. */
+	/* Rewrite in 10 ms slices: each slice owes dirty_pct% * pages * 10 / period_ms pages (of the WHOLE memory),
+	 * picked within the hot set. */
 	const long slice_ms = 10;
 	double owed = 0;
 	uint64_t next = now_ns(CLOCK_MONOTONIC);
@@ -366,7 +470,7 @@ static int ramsim_main(int argc, char **argv)
 			next += (uint64_t)slice_ms * 1000000ull;
 			owed += R.dirty_pct / 100.0 * (double)R.pages * (double)slice_ms / (double)R.period_ms;
 			while (owed >= 1.0) {
-				ramsim_write_page((size_t)(splitmix64(&R.rng) % R.pages));
+				ramsim_write_page(ramsim_pick());
 				owed -= 1.0;
 			}
 		}

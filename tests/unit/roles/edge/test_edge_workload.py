@@ -89,29 +89,227 @@ def test_ramsim_verifies_and_keeps_writing(binary, ramsim):
     assert kv(out)["gen_sum"] == kv(out)["writes"]
 
 
+def ram_region(pid, size_mib=8):
+    """Start address of ramsim's anonymous mapping of size_mib MiB (None when not found)."""
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            fields = line.split()
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            if hi - lo >= size_mib << 20 and len(fields) < 6:
+                return lo
+    return None
+
+
+def poke(pid, address, data):
+    """Write bytes into the process's memory through /proc/PID/mem (skips the test where that is refused)."""
+    try:
+        with open("/proc/%d/mem" % pid, "r+b", buffering=0) as mem:
+            mem.seek(address)
+            mem.write(data)
+    except OSError as e:
+        pytest.skip("cannot write /proc/PID/mem here: %s" % e)
+
+
+def peek_pages(pid, region, pages):
+    """{page: its 4096 bytes} read through /proc/PID/mem."""
+    out = {}
+    try:
+        with open("/proc/%d/mem" % pid, "rb", buffering=0) as mem:
+            for page in pages:
+                mem.seek(region + page * 4096)
+                out[page] = mem.read(4096)
+    except OSError as e:
+        pytest.skip("cannot read /proc/PID/mem here: %s" % e)
+    return out
+
+
 def test_ramsim_catches_corrupted_memory(binary, ramsim):
     p, port = ramsim
     rc, out = ctl(binary, port, "dirty 0")
     assert rc == 0 and out == "ok dirty_pct=0.00"
     # find the 8 MiB anonymous mapping and flip bytes in one page through /proc/PID/mem
-    region = None
-    with open("/proc/%d/maps" % p.pid) as f:
-        for line in f:
-            fields = line.split()
-            lo, hi = (int(x, 16) for x in fields[0].split("-"))
-            if hi - lo >= 8 << 20 and len(fields) < 6:
-                region = lo
-                break
+    region = ram_region(p.pid)
     if region is None:
         pytest.skip("mapping not found")
-    try:
-        with open("/proc/%d/mem" % p.pid, "r+b", buffering=0) as mem:
-            mem.seek(region + 5 * 4096 + 100)
-            mem.write(b"\0\1\2\3")
-    except OSError as e:
-        pytest.skip("cannot write /proc/PID/mem here: %s" % e)
+    poke(p.pid, region + 5 * 4096 + 100, b"\0\1\2\3")
     rc, out = ctl(binary, port, "verify")
     assert rc == 1 and out.startswith("bad pages=2048 mismatches=1 first=5 "), out
+
+
+# -- working-set mode (--hot-pct): the paper's "20% of the in-memory data frequently changes" ----------------------
+
+def start_ramsim(binary, *args):
+    port = free_port()
+    p = subprocess.Popen([binary, "ramsim", "--size-mib", "8", "--period-ms", "200", "--port", str(port)] + list(args),
+                         stderr=subprocess.PIPE)
+    try:
+        wait_port(port)
+    except AssertionError:
+        p.kill()
+        p.wait()
+        raise
+    return p, port
+
+
+@pytest.fixture
+def hot20(binary):
+    """8 MiB (2048 pages), hot set 20% (410 pages), 50% of the WHOLE memory rewritten per 200 ms."""
+    p, port = start_ramsim(binary, "--dirty-pct", "50", "--hot-pct", "20")
+    try:
+        yield p, port
+    finally:
+        p.kill()
+        p.wait()
+
+
+def ask_many(port, commands):
+    """Several control lines on one connection; their answers in order."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall("".join(c + "\n" for c in commands).encode() + b"quit\n")
+    lines = read_until_closed(s).decode().splitlines()
+    s.close()
+    assert len(lines) == len(commands), lines[-3:]
+    return lines
+
+
+def hot_pages_of(port, pages=2048):
+    """The set of pages ramsim says are in its hot set (`page I` for every page)."""
+    answers = ask_many(port, ["page %d" % i for i in range(pages)])
+    return {i for i, line in enumerate(answers) if kv(line)["hot"] == "1"}
+
+
+def test_ramsim_default_is_every_page_hot(binary, ramsim):
+    _p, port = ramsim
+    rc, out = ctl(binary, port, "status")
+    assert rc == 0 and out.startswith("ok ramsim pages=2048 ")
+    assert kv(out)["hot_pct"] == "100.00" and kv(out)["hot_pages"] == "2048"
+    time.sleep(0.5)
+    info = kv(ctl(binary, port, "hotinfo")[1])
+    assert info["hot_pages"] == "2048" and info["rewritten_cold"] == "0" and int(info["rewritten"]) > 410
+
+
+def test_ramsim_working_set_rewrites_only_the_hot_set(binary, hot20):
+    _p, port = hot20
+    rc, out = ctl(binary, port, "status")
+    assert rc == 0 and kv(out)["hot_pct"] == "20.00" and kv(out)["hot_pages"] == "410"
+    assert kv(out)["dirty_pct"] == "50.00"
+    time.sleep(1.2)      # six periods: 6 x 1024 page writes, all within 410 hot pages
+    rc, out = ctl(binary, port, "hotinfo")
+    assert rc == 0, out
+    info = {k: int(float(v)) for k, v in kv(out).items()}
+    assert info["pages"] == 2048 and info["hot_pages"] == 410
+    assert info["rewritten_cold"] == 0
+    assert info["rewritten"] == info["rewritten_hot"] <= 0.2 * 2048 + 1
+    assert info["rewritten_hot"] >= 0.95 * 410        # the whole hot set is in use, not a corner of it
+    rc, out = ctl(binary, port, "verify")
+    assert rc == 0 and out.startswith("ok pages=2048 "), out
+    # --dirty-pct is the share of the WHOLE memory per period: 50% of 2048 pages per 200 ms, i.e. the 20% hot set
+    # rewritten 2.5 times per period
+    assert int(kv(out)["writes"]) >= 3 * 1024 and kv(out)["gen_sum"] == kv(out)["writes"]
+    hot = hot_pages_of(port)
+    assert len(hot) == 410
+    assert all(kv(line)["gen"] == "0" for line in ask_many(port, ["page %d" % i for i in range(2048) if i not in hot]))
+
+
+def test_ramsim_cold_pages_keep_their_bytes(binary, hot20):
+    p, port = hot20
+    region = ram_region(p.pid)
+    if region is None:
+        pytest.skip("mapping not found")
+    hot = hot_pages_of(port)
+    cold = sorted(set(range(2048)) - hot)
+    before = peek_pages(p.pid, region, cold + sorted(hot))
+    time.sleep(1.0)
+    after = peek_pages(p.pid, region, cold + sorted(hot))
+    assert [i for i in cold if before[i] != after[i]] == []
+    assert sum(before[i] != after[i] for i in hot) >= 0.9 * len(hot)
+    # and the hot set is scattered over the mapping, not its first pages
+    assert min(hot) < 2048 // 4 and max(hot) > 3 * 2048 // 4
+
+
+def test_ramsim_hot_set_comes_from_the_seed(binary, hot20):
+    _p, port = hot20
+    first = hot_pages_of(port)
+    p2, port2 = start_ramsim(binary, "--dirty-pct", "0")
+    try:
+        # picked at runtime by `hot P` in a process started at 100%: the same set as --hot-pct P at start
+        rc, out = ctl(binary, port2, "hot 20")
+        assert rc == 0 and out == "ok hot_pct=20.00 hot_pages=410"
+        assert hot_pages_of(port2) == first
+        # a larger set holds the smaller one; back to 100% every page is hot again
+        assert ctl(binary, port2, "hot 50") == (0, "ok hot_pct=50.00 hot_pages=1024")
+        assert first < hot_pages_of(port2)
+        assert ctl(binary, port2, "hot 100") == (0, "ok hot_pct=100.00 hot_pages=2048")
+        assert kv(ctl(binary, port2, "status")[1])["hot_pages"] == "2048"
+    finally:
+        p2.kill()
+        p2.wait()
+    p3, port3 = start_ramsim(binary, "--dirty-pct", "0", "--hot-pct", "20", "--seed", "99")
+    try:
+        assert len(hot_pages_of(port3)) == 410 and hot_pages_of(port3) != first
+    finally:
+        p3.kill()
+        p3.wait()
+
+
+def test_ramsim_hot_command_moves_the_writer(binary, hot20):
+    _p, port = hot20
+    assert ctl(binary, port, "dirty 0")[0] == 0
+    old = hot_pages_of(port)
+    rc, out = ctl(binary, port, "hot 5")
+    assert rc == 0 and out == "ok hot_pct=5.00 hot_pages=102"
+    new = hot_pages_of(port)
+    assert new < old
+    before = [kv(line)["gen"] for line in ask_many(port, ["page %d" % i for i in sorted(old - new)])]
+    assert ctl(binary, port, "dirty 50")[0] == 0
+    time.sleep(0.6)
+    info = kv(ctl(binary, port, "hotinfo")[1])
+    # pages rewritten while they were hot now count as cold ones; none of them was written again
+    assert int(info["rewritten_cold"]) > 0 and info["hot_pages"] == "102"
+    assert [kv(line)["gen"] for line in ask_many(port, ["page %d" % i for i in sorted(old - new)])] == before
+    rc, out = ctl(binary, port, "verify")
+    assert rc == 0, out
+
+
+def test_ramsim_working_set_catches_corrupted_pages(binary, hot20):
+    p, port = hot20
+    region = ram_region(p.pid)
+    if region is None:
+        pytest.skip("mapping not found")
+    hot = hot_pages_of(port)
+    cold = min(set(range(2048)) - hot)
+    # a cold page is never rewritten, so its corruption stays while the writer runs, and verify finds it
+    poke(p.pid, region + cold * 4096 + 8, b"\xff\xfe")
+    time.sleep(0.3)
+    rc, out = ctl(binary, port, "verify")
+    assert rc == 1 and out.startswith("bad pages=2048 mismatches=1 first=%d gen=0 " % cold), out
+    # a hot page too, with the writer paused (else it would be rewritten and heal)
+    assert ctl(binary, port, "dirty 0")[0] == 0
+    page = max(hot)
+    gen = kv(ctl(binary, port, "page %d" % page)[1])["gen"]
+    poke(p.pid, region + page * 4096 + 4000, b"\x00\x01")
+    rc, out = ctl(binary, port, "verify")
+    assert rc == 1 and "mismatches=2 " in out and "first=%d " % min(cold, page) in out, out
+    assert kv(ctl(binary, port, "page %d" % page)[1])["gen"] == gen
+
+
+def test_ramsim_working_set_arguments(binary):
+    for bad in ("0", "-5", "101"):
+        r = subprocess.run([binary, "ramsim", "--size-mib", "1", "--hot-pct", bad, "--port", str(free_port())],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10, check=False)
+        assert r.returncode == 2 and b"bad arguments" in r.stderr
+
+
+def test_ramsim_working_set_control_errors(binary, hot20):
+    _p, port = hot20
+    assert ctl(binary, port, "hot 0") == (1, "error hot_pct must be > 0 and <= 100")
+    assert ctl(binary, port, "hot 100.5") == (1, "error hot_pct must be > 0 and <= 100")
+    assert ctl(binary, port, "page 2048") == (1, "error page must be 0..2047")
+    assert ctl(binary, port, "page x") == (1, "error page must be 0..2047")
+    assert ctl(binary, port, "page 7")[1].startswith("ok page=7 gen=")
+    # dirty keeps working in working-set mode
+    assert ctl(binary, port, "dirty 10") == (0, "ok dirty_pct=10.00")
+    assert kv(ctl(binary, port, "status")[1])["dirty_pct"] == "10.00"
 
 
 def test_ramsim_control_protocol(binary, ramsim):
