@@ -68,6 +68,16 @@ test-tier1-real: setup
 	bash scripts/build-click.sh --if-available >/dev/null
 	$(VENV)/pytest -v -rs tests/lab/test_tier1_real_click.py
 
+## What the user sees (issue 11, lab/video/README.md): `video` renders the test video (scripts/build-video.sh, cached
+## by recipe; setup does it too); `test-browser` plays it in headless Chromium from nginx + the live playlist's
+## advancer in a private network namespace, through a 3 s server pause (tests/browser; root, about 30 s, no lab).
+.PHONY: video test-browser
+video: setup
+	bash scripts/build-video.sh
+
+test-browser: setup
+	$(VENV)/pytest -v -s -rs tests/browser
+
 ## Tier 1's control path with the emulated agent and with real Click, side by side (two private instances in turn).
 bench-tier1-agents: setup
 	bash scripts/build-click.sh

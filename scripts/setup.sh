@@ -9,7 +9,10 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 # --- Debian packages ---------------------------------------------------------------------------------------
 DEBS=(openvswitch-switch lxc lxc-templates debootstrap rsync openssh-server openssh-client iperf3 iproute2
       nftables iptables ethtool bridge-utils python3-venv make gcc libc6-dev iputils-ping iputils-arping psmisc
-      procps kmod curl ca-certificates xz-utils git tini openjdk-17-jre-headless)
+      procps kmod curl ca-certificates xz-utils git tini openjdk-17-jre-headless
+      ffmpeg fonts-dejavu-core nginx chromium chromium-driver)
+# npm fetches the video player (hls.js, scripts/setup.d/30-video.sh); a machine with Node.js already has it
+command -v npm >/dev/null || DEBS+=(npm)
 # `setup.sh guest` adds what the qemu guests of the faithful mode need (make test-guest).
 [ "${1:-}" = guest ] && DEBS=(qemu-system-x86 qemu-utils debootstrap e2fsprogs)
 missing=()
@@ -19,6 +22,10 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  # nginx only serves the lab's video from its own config (lab/video/run): not the package's site on port 80
+  if [[ " ${missing[*]} " == *" nginx "* ]] && [ -d /run/systemd/system ]; then
+    systemctl disable --now nginx >/dev/null 2>&1 || true
+  fi
 fi
 
 [ "${1:-}" = guest ] && { say "guest packages ready"; exit 0; }
