@@ -8,7 +8,8 @@ export JAVA_HOME ?= $(firstword $(wildcard /usr/lib/jvm/java-17-openjdk-*))
 PLAYBOOK := $(VENV)/ansible-playbook -i inventories/lab
 
 .PHONY: demo test setup lab-up lab-down unit integration sanity lint molecule bench bench-quick bench-tier1 bench-tier2 \
-	test-guest clean click test-click test-faults bench-ocs test-tier1-real bench-tier1-agents
+	test-guest clean click test-click test-faults bench-ocs test-tier1-real bench-tier1-agents \
+	bench-commit-point
 
 ## The main job: set up, bring the emulated lab up, run it and print its report.
 demo: setup lab-up
@@ -89,6 +90,10 @@ bench-tier1: setup lab-up
 
 bench-tier2: setup lab-up
 	PYTHONPATH=lab $(VENV)/python -m arnab_lab.bench tier2 $(BENCH_ARGS)
+
+## The commit point's cost (issue #9): stop-and-copy of `video` with and without it, alternating, in one run.
+bench-commit-point: setup lab-up
+	PYTHONPATH=lab $(VENV)/python -m arnab_lab.bench_commit $(BENCH_ARGS)
 
 bench: bench-tier1 bench-tier2
 

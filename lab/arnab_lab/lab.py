@@ -123,6 +123,9 @@ def _mounted(path):
         return any(line.split()[4] == path for line in f)
 
 
+SSHD_DOWN = "sshd not running"
+
+
 def problems(topo):
     """What is missing or dead in the lab; [] means healthy and matching the inventory."""
     found = []
@@ -146,7 +149,7 @@ def problems(topo):
             found.append("%s: mount/UTS namespace missing" % node.name)
         run = node_dirs(topo, node.name)["run"]
         if node.ssh_host and not _alive(run + "/sshd.pid"):
-            found.append("%s: sshd not running" % node.name)
+            found.append("%s: %s" % (node.name, SSHD_DOWN))
         if node.ovs_bridge and not (_alive(run + "/ovs-run/ovsdb-server.pid")
                                     and _alive(run + "/ovs-run/ovs-vswitchd.pid")):
             found.append("%s: Open vSwitch not running" % node.name)
@@ -258,6 +261,13 @@ def up(topo):
     found = problems(topo)
     if not found:
         return False, {"status": "already up"}
+    dead_sshd = [n for n in topo.nodes.values() if "%s: %s" % (n.name, SSHD_DOWN) in found]
+    if len(dead_sshd) == len(found):
+        # only listeners are gone (a drill stops one): start them again, the nodes and their containers stay
+        for node in dead_sshd:
+            _start_sshd(topo, node)
+        _wait_ssh(topo)
+        return True, {"status": "repaired", "reasons": found}
     leftovers = down(topo)
     _check_conflicts(topo)
     try:

@@ -248,7 +248,7 @@ def summarize_dump_stats(dump):
 def build_argv(action, images_dir=None, container=None, lxcpath=None, pid=None, parent_dir=None,
                leave="running", track_mem=False, tcp_established=True, lazy_pages=False, page_server=False,
                address=None, port=None, network_lock=None, enable_fs=(), log_file=None, verbose=False,
-               feature=None, backend="lxc", criu="criu", action_script=None, extra=()):
+               feature=None, backend="lxc", criu="criu", action_script=None, ps_socket=None, extra=()):
     """Return ``(argv, criu_options)`` for one CRIU step.
 
     ``backend='lxc'``: argv runs ``lxc-checkpoint``; ``criu_options`` are the long criu options LXC has no flag for,
@@ -259,6 +259,8 @@ def build_argv(action, images_dir=None, container=None, lxcpath=None, pid=None, 
     ``--prev-images-dir`` relative to ``-D``). ``leave``: running (``--leave-running``), stopped
     (``--leave-stopped``: tasks stay stopped, resumable with SIGCONT), dead (criu kills them).
     ``action_script``: a dump's ``--action-script`` (the migration guard: criu waits in it at ``post-dump``).
+    ``ps_socket``: a lazy dump serves its pages on this inherited, already connected fd (``--ps-socket``) instead of
+    listening on ``address:port`` (the engine's SSH page channel, :class:`receiver.PageTunnel`).
     """
     if action not in ACTIONS:
         raise ValueError("unknown criu action %r" % action)
@@ -268,7 +270,7 @@ def build_argv(action, images_dir=None, container=None, lxcpath=None, pid=None, 
         raise ValueError("backend must be lxc or criu")
     if action in ("pre-dump", "dump", "restore", "lazy-pages") and not images_dir:
         raise ValueError("%s needs images_dir" % action)
-    if (lazy_pages or page_server) and action in ("pre-dump", "dump") and not port:
+    if (lazy_pages or page_server) and action in ("pre-dump", "dump") and not port and ps_socket is None:
         raise ValueError("lazy pages / page server need a port")
     if lazy_pages and action == "pre-dump":
         raise ValueError("lazy pages apply to dump and restore, not pre-dump")
@@ -286,7 +288,9 @@ def build_argv(action, images_dir=None, container=None, lxcpath=None, pid=None, 
             opts.append(("track-mem", None))
         if action == "dump" and leave == "stopped":
             opts.append(("leave-stopped", None))
-        if lazy_pages:
+        if lazy_pages and ps_socket is not None:
+            opts += [("lazy-pages", None), ("ps-socket", str(int(ps_socket)))]
+        elif lazy_pages:
             opts += [("lazy-pages", None), ("address", address or "0.0.0.0"), ("port", str(port))]
         elif page_server:
             opts += [("page-server", None), ("address", address), ("port", str(port))]
@@ -580,14 +584,16 @@ class LxcCriu(object):
         return {"CRIU_CONFIG_FILE": path}
 
     def checkpoint_command(self, name, images_dir, action="dump", parent_dir=None, leave="running",
-                           track_mem=False, lazy_pages=False, address=None, port=None, action_script=None):
+                           track_mem=False, lazy_pages=False, address=None, port=None, action_script=None,
+                           ps_socket=None):
         """``(argv, env)`` of one pre-dump or dump, for a caller that runs it in the background."""
         if not os.path.isdir(images_dir):
             os.makedirs(images_dir, 0o700)
         argv, opts = build_argv(action, images_dir=images_dir, container=name, lxcpath=self.lxcpath,
                                 parent_dir=parent_dir, leave=leave, track_mem=track_mem, lazy_pages=lazy_pages,
                                 address=address, port=port, network_lock=self.network_lock,
-                                enable_fs=self.enable_fs, verbose=self.verbose, action_script=action_script)
+                                enable_fs=self.enable_fs, verbose=self.verbose, action_script=action_script,
+                                ps_socket=ps_socket)
         return argv, self._config_env(images_dir, action, opts)
 
     def checkpoint(self, name, images_dir, action="dump", parent_dir=None, leave="running", track_mem=False,

@@ -31,6 +31,10 @@ P] [--timeout S] [--verbose] [--dir DIR]``             offload off, gratuitous A
 ``put NAME fs|images [--dir DIR]``                     a tar stream on stdin, extracted safely into the container
                                                        dir (``fs``) or ``<work>/DIR`` (``images``: plain files only)
 ``patch NAME [--dir DIR]``                             a page patch stream (``state_transfer.PATCHER``'s protocol)
+``pages NAME``                                         post-copy's page channel: ``LISTEN <port>`` on stderr, then
+                                                       ONE root-owned connection to 127.0.0.1:<port> (the lazy-pages
+                                                       daemon) relayed to this session's stdin/stdout, where the
+                                                       source's criu page server sits: pages travel inside SSH
 ``session NAME``                                       framed requests (put, rm, restore, status, lazy-status, logs,
                                                        ping) on one connection: the frozen window pays no SSH
                                                        session and no Python start-up
@@ -57,6 +61,7 @@ import ipaddress
 import json
 import os
 import re
+import select
 import shlex
 import shutil
 import signal
@@ -97,6 +102,7 @@ DEFAULTS = {
 }
 WORK_ROOT = ".arnab-migrate"
 MARKER = ".arnab-migrating"
+PAGES_PID = "pages.pid"
 REFUSED = 126
 STOPPED_STATES = ("STOPPED", "ABSENT")
 
@@ -110,6 +116,8 @@ MAX_PAYLOAD = 1 << 30
 MAX_PATCH_RECORD = 64 << 20
 MAX_FILES = 100000
 STEP_TIMEOUT_S = 30
+PAGES_ACCEPT_S = 600            # the page channel waits this long for the restore's lazy-pages daemon
+RELAY_CHUNK = 256 * 1024
 
 SESSION_OPS = ("put", "rm", "restore", "status", "lazy-status", "logs", "ping")
 FLAG = "flag"
@@ -128,6 +136,7 @@ OPS = {
     "put": (("kind",), {"--dir": "dir"}),
     "patch": ((), {"--dir": "dir"}),
     "session": ((), {}),
+    "pages": ((), {}),
     "ping": ((), {}),
 }
 LXC_KEYS = re.compile(
@@ -661,6 +670,12 @@ class Receiver(object):
         ours = self.marked(name)
         if ours:
             if self._real_dir(work):
+                pid = _read_pid(os.path.join(work, PAGES_PID))
+                if pid and _pid_alive(pid):
+                    try:
+                        os.kill(pid, signal.SIGKILL)       # the page relay: the source's tunnel ends with it
+                    except OSError:
+                        pass
                 for sub in os.listdir(work):
                     pid = _read_pid(os.path.join(work, sub, "lazy-pages.pid"))
                     if pid:
@@ -904,6 +919,77 @@ class Receiver(object):
             _write(os.path.join(dest, MARKER), "")      # a --delete without the exclude took it
         return rc
 
+    # -- pages: post-copy's page channel inside the SSH connection ------------------------------------
+    def pages(self, name, rfd, wfd, errfile, accept_s=PAGES_ACCEPT_S):
+        """Listen on 127.0.0.1 (a free port, told as ``LISTEN <port>`` on ``errfile``), accept ONE connection from a
+        socket of our own uid, root's (the lazy-pages daemon the restore starts with ``--address 127.0.0.1 --port
+        <port>``), and relay it to ``rfd``/``wfd``, this SSH session's stdin/stdout, where the source's criu page server sits
+        (``--ps-socket``). So the pages travel encrypted inside the migration key's SSH connection, and nothing
+        listens on the backhaul. Ends when the daemon's connection ends (every page arrived, or it died), when the
+        source closes its side before a daemon came, or after ``accept_s`` without one."""
+        self.image_dir(name, "images")          # a prepared migration only
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        port = listener.getsockname()[1]
+        _write(os.path.join(self.work(name), PAGES_PID), "%d\n" % os.getpid())
+        _emit(errfile, "LISTEN %d\n" % port)
+        self.log("pages %s: listening on 127.0.0.1:%d" % (name, port))
+        early = []                              # anything the source sends before the daemon connects
+        conn = None
+        deadline = time.time() + accept_s
+        try:
+            while conn is None:
+                left = deadline - time.time()
+                if left <= 0:
+                    self.log("pages %s: no lazy-pages daemon within %ss" % (name, accept_s))
+                    return 1
+                ready = select.select([listener, rfd], [], [], left)[0]
+                if rfd in ready:
+                    data = os.read(rfd, RELAY_CHUNK)
+                    if not data:
+                        return 0                # the source went away first
+                    early.append(data)
+                if listener in ready:
+                    c, peer = listener.accept()
+                    uid = tcp_owner_uid(peer, port)
+                    if uid != os.geteuid():     # root's on an edge: the lazy-pages daemon, not a local user
+                        self.log("pages %s: refused a connection from %s:%d (uid %s)" % (name, peer[0], peer[1], uid))
+                        c.close()
+                        continue
+                    conn = c
+            listener.close()
+            for data in early:
+                conn.sendall(data)
+            return self._relay(name, conn, rfd, wfd)
+        finally:
+            listener.close()
+            if conn is not None:
+                conn.close()
+            _remove(os.path.join(self.work(name), PAGES_PID))
+
+    def _relay(self, name, conn, rfd, wfd):
+        sent = received = 0
+        source_open = True
+        while True:
+            ready = select.select([conn] + ([rfd] if source_open else []), [], [])[0]
+            if rfd in ready:
+                data = os.read(rfd, RELAY_CHUNK)
+                if data:
+                    conn.sendall(data)
+                    received += len(data)
+                else:
+                    source_open = False
+                    conn.shutdown(socket.SHUT_WR)
+            if conn in ready:
+                data = conn.recv(RELAY_CHUNK)
+                if not data:        # the daemon is done (or dead): the source's side ends with this session
+                    break
+                _write_all(wfd, data)
+                sent += len(data)
+        self.log("pages %s: relayed %d bytes to the source, %d from it" % (name, sent, received))
+        return 0
+
     # -- session: framed requests on one connection -----------------------------------------------------
     def session(self, name, rfile, wfile):
         """Requests: a JSON line ``{"argv": [op, args...], "size": N}`` then N payload bytes (put's tar);
@@ -979,6 +1065,29 @@ def _read_exact(rfile, n):
         chunks.append(b)
         left -= len(b)
     return b"".join(chunks)
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def tcp_owner_uid(peer, port, proc_net="/proc/net/tcp"):
+    """The uid owning the local TCP socket ``peer`` (address, port) connected to 127.0.0.1:``port``, from
+    ``/proc/net/tcp`` (SO_PEERCRED exists only for UNIX sockets); None if not found."""
+    want_local = ":%04X" % peer[1]
+    want_remote = "0100007F:%04X" % port
+    try:
+        with open(proc_net) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 7 and parts[1].endswith(want_local) and parts[2] == want_remote:
+                    return int(parts[7])
+    except (IOError, OSError, ValueError):
+        return None
+    return None
 
 
 def _is_socket(path):
@@ -1203,6 +1312,16 @@ def main(argv=None, environ=None):
         log("refused %r: %s" % (raw[:200], e))
         sys.stderr.write("refused: %s\n" % e)
         return REFUSED
+    if op == "pages":
+        log("pages %s" % name)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        sys.stdout.flush()
+        try:
+            return recv.pages(name, sys.stdin.fileno(), sys.stdout.fileno(), sys.stderr)
+        except (OSError, OpError) as e:
+            sys.stderr.write("pages %s: %s\n" % (name, e))
+            log("pages %s: %s" % (name, e))
+            return 1
     if op == "session":
         log("session %s" % name)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)

@@ -22,6 +22,14 @@ next to ``guard.json``. criu runs it at every hook; two matter:
     ``abort`` decision says the engine made sure; otherwise the guard waits for one, or (engine dead) cleans the
     destination itself, retrying while it cannot reach it.
 
+Post-copy's drain (``--watch-drain PID``)
+    For a lazy dump, the commit is given when the restore is about to be sent (criu then serves pages until the
+    last one has left), so the guard's part at ``post-dump`` is over before the migration is. The engine starts this
+    file as a watcher at that point. It idles while the engine lives. If the engine dies, the watcher waits for criu
+    (``PID``) to end, asks the destination how the drain ended (``lazy_status_argv``) and finishes alone: every
+    page arrived -> destroy the stopped source and commit the destination; not -> clean the destination (its copy
+    read pages that never came), then resume the source by hand (:func:`resume_by_hand`).
+
 The guard uses nothing but the standard library and argv lists from ``guard.json`` (no shell).
 """
 
@@ -33,6 +41,7 @@ import errno
 import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -50,6 +59,8 @@ ABORT = "abort"
 POLL_S = 0.002                 # decision polling: the commit costs at most this much frozen time
 ASK_EVERY_S = 2.0              # an unreachable destination is asked again this often
 SSH_UNREACHABLE_RC = 255
+LAZY_PENDING_S = 60            # a destination daemon still PENDING this long after criu's end lost its pages
+ENGINE_POLL_S = 0.5            # the drain watcher checks on the engine this often
 
 
 def write_atomic(path, text):
@@ -78,6 +89,52 @@ def lock_is_free(path):
             return None
         raise
     return fd
+
+
+def pids_in_pidns(init_pid):
+    """All host PIDs that share ``init_pid``'s PID namespace (the container's processes)."""
+    try:
+        ns = os.readlink("/proc/%d/ns/pid" % init_pid)
+    except OSError:
+        return []
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink("/proc/%s/ns/pid" % entry) == ns:
+                pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+def resume_by_hand(run, name, lxcpath, init_pid, netfix_argvs):
+    """Post-copy after the page server started: criu resumes the tasks when serving fails, but keeps its network
+    lock (it decided at post-dump), or has left them stopped. Thaw, SIGCONT, drop criu's nftables lock, announce
+    the container again. The TCP sockets criu put in repair mode stay there: those connections are lost. Returns
+    the report's ``rollback.source`` entry; raises RuntimeError when no task is left."""
+    out = {"connections": "lost: criu keeps the TCP sockets in repair mode once its page server started"}
+    if not init_pid or not os.path.exists("/proc/%s" % init_pid):
+        raise RuntimeError("source container %s has no running tasks: post-copy lost it" % name)
+    run(["lxc-unfreeze", "-n", name, "-P", lxcpath])          # a no-op unless frozen
+    for p in pids_in_pidns(int(init_pid)):
+        try:
+            os.kill(p, signal.SIGCONT)
+        except OSError:
+            pass
+    _rc, tables, _err = run(["nsenter", "-t", str(init_pid), "-n", "nft", "list", "tables"])
+    dropped = []
+    for line in tables.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "table" and parts[2].startswith("CRIU"):
+            run(["nsenter", "-t", str(init_pid), "-n", "nft", "delete", "table", parts[1], parts[2]])
+            dropped.append(parts[2])
+    out["network_unlocked"] = dropped
+    for argv in netfix_argvs:
+        run(argv)
+    out["ok"] = True
+    return out
 
 
 def parse_status(out):
@@ -221,6 +278,52 @@ class Guard(object):
                          start_new_session=True, pass_fds=(self.lock_fd,))
         self.log("the source is destroyed once criu exits")
 
+    # -- post-copy's drain, when the engine dies during it ------------------------------------------------
+    def watch_drain(self, criu_pid):
+        """See the module's docstring: idle while the engine lives; if it dies, finish the post-copy alone."""
+        while True:                         # an engine that ends normally kills this watcher first
+            if not os.path.exists(self.cfg["lock"]):
+                return 0                    # it finished and removed its work dir
+            if self.engine_dead():
+                break
+            self.sleep(ENGINE_POLL_S)
+        self.log("post-copy drain: the engine is gone, waiting for criu (pid %d) to end" % criu_pid)
+        while os.path.exists("/proc/%d" % criu_pid):
+            self.sleep(ENGINE_POLL_S)
+        status = self.lazy_status()
+        if status == "0":
+            self.decide(COMMIT, "post-copy: every page reached the destination")
+            for argv in self.cfg.get("source_cleanup_argvs") or []:
+                self.run(argv, timeout=120)
+            self.log("the source is destroyed, the destination committed")
+            return 0
+        self.log("post-copy: the drain failed (lazy-pages %s): the destination's copy goes, the source resumes"
+                 % status)
+        self.clean_dest()
+        self.decide(ABORT, "post-copy drain failed (lazy-pages %s)" % status)
+        res = resume_by_hand(self.run, self.cfg["container"], self.cfg["lxcpath"], self.cfg["init_pid"],
+                             self.cfg.get("netfix_argvs") or [])
+        self.log("source resumed by hand: %s" % json.dumps(res))
+        return 0
+
+    def lazy_status(self):
+        """The destination's lazy-pages daemon's exit status ('0' = every page arrived); asked until it answers.
+        Still PENDING LAZY_PENDING_S after criu's end: its pages will not come ('LOST')."""
+        first_pending = None
+        while True:
+            rc, out, _err = self.run(self.cfg["lazy_status_argv"], timeout=30)
+            lines = out.strip().splitlines() if rc == 0 else []
+            text = lines[-1].strip() if lines else None
+            if text == "PENDING":
+                first_pending = first_pending or self.clock()
+                if self.clock() - first_pending > LAZY_PENDING_S:
+                    return "LOST"
+            elif text is not None:
+                return text
+            else:
+                self.log("destination unreachable: asking for the drain's outcome again")
+            self.sleep(ASK_EVERY_S)
+
     def poke_later(self):
         """Engine dead and aborted a post-copy dump: after the guard, criu unlocks, resumes... and first starts its
         page server, which waits for a client that will never come. Connect and leave until criu has exited."""
@@ -258,6 +361,13 @@ def criu_pid():
 
 
 def main(argv=None):
+    if argv is not None and len(argv) == 3 and argv[1] == "--watch-drain":
+        guard = Guard(os.path.dirname(os.path.abspath(argv[0])))
+        try:
+            return guard.watch_drain(int(argv[2]))
+        except Exception as e:  # pylint: disable=broad-except
+            guard.log("drain watcher error: %s: %s" % (type(e).__name__, e))
+            return 1
     action = os.environ.get("CRTOOLS_SCRIPT_ACTION", "")
     if action not in ("post-dump", "network-unlock"):
         return 0

@@ -41,6 +41,7 @@ import sys
 import time
 
 from ansible_collections.arnab.testbed.plugins.module_utils import migration_guard, validate
+from ansible_collections.arnab.testbed.plugins.module_utils.migration_guard import pids_in_pidns
 from ansible_collections.arnab.testbed.plugins.module_utils.criu import (
     PAGE_SIZE, PLAIN_PATH_RE, CriuError, LxcCriu, default_runner, find_criu_error, log_tail,
     netfix_argv, read_stats, summarize_dump_stats)
@@ -88,6 +89,9 @@ WORK_LOCK = "lock"
 
 METHODS = ("stop-and-copy", "pre-copy", "post-copy", "auto")
 PRECOPY_MODES = ("auto", "native", "delta")
+# How post-copy's pages travel: inside the migration key's SSH connection to the destination's receiver (``ssh``),
+# or on criu's own cleartext page server, listening on the backhaul for whoever connects first (``tcp``).
+POSTCOPY_CHANNELS = ("ssh", "tcp")
 
 
 class MigrationError(Exception):
@@ -477,24 +481,6 @@ def listening(port, proc_net=("/proc/net/tcp", "/proc/net/tcp6")):
     return False
 
 
-def pids_in_pidns(init_pid):
-    """All host PIDs that share ``init_pid``'s PID namespace (the container's processes)."""
-    try:
-        ns = os.readlink("/proc/%d/ns/pid" % init_pid)
-    except OSError:
-        return []
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.readlink("/proc/%s/ns/pid" % entry) == ns:
-                pids.append(int(entry))
-        except OSError:
-            continue
-    return pids
-
-
 def rss_bytes(pids):
     total = 0
     for pid in pids:
@@ -583,7 +569,7 @@ class LxcMigrationDriver(object):
                  ssh_user="root", ssh_port=None, compress=False, bwlimit=None, criu="criu", lazy_port=27100,
                  page_server_address=None, interface="eth0", fs_sync=True, source_cleanup="destroy",
                  link_rate_bps=None, criu_verbose=False, restore_timeout=120, runner=None, log=None,
-                 delta_method="pages"):
+                 delta_method="pages", postcopy_channel="ssh"):
         self.name = container
         self.dest = dest
         self.lxcpath = lxcpath
@@ -601,6 +587,10 @@ class LxcMigrationDriver(object):
                              control_path=self.control_path, runner=self.run,
                              ssh_options=("-o", "ServerAliveInterval=%d" % SSH_ALIVE_INTERVAL_S,
                                           "-o", "ServerAliveCountMax=%d" % SSH_ALIVE_COUNT))
+        if postcopy_channel not in POSTCOPY_CHANNELS:
+            raise ValueError("postcopy_channel must be one of %s" % ", ".join(POSTCOPY_CHANNELS))
+        self.postcopy_channel = postcopy_channel
+        self.page_tunnel = None       # post-copy over ssh: the receiver's page channel (receiver.PageTunnel)
         self.lazy_port = int(lazy_port)
         self.page_server_address = page_server_address
         self.ifname = interface
@@ -618,6 +608,7 @@ class LxcMigrationDriver(object):
         self.dest_touched = False
         self.restore_sent = False     # from here on the destination may run the container
         self.page_server_started = False
+        self.drain_watcher = None     # post-copy: migration_guard --watch-drain, for as long as we live
         self.source = SourceState()
         self._facts = None
         self.session = None           # the receiver's session for the frozen window (opened in preflight)
@@ -721,9 +712,11 @@ class LxcMigrationDriver(object):
         feats["link_rate_bps"] = self.link_rate_bps
         feats["network_link"] = link
         feats["source_hostname"] = socket.gethostname()
-        if self.page_server_address is None:
-            self.page_server_address = self._source_address()
-        feats["page_server_address"] = self.page_server_address
+        feats["postcopy_channel"] = self.postcopy_channel
+        if self.postcopy_channel == "tcp":
+            if self.page_server_address is None:
+                self.page_server_address = self._source_address()
+            feats["page_server_address"] = self.page_server_address
         self._facts = feats
         return feats
 
@@ -923,10 +916,12 @@ class LxcMigrationDriver(object):
 
     def _guarded_dump(self, images_dir, parent_dir=None, track_mem=False, lazy=False):
         guard = self._arm_guard(lazy)
+        tunnel = self.page_tunnel if lazy else None
         argv, env = self.lxc.checkpoint_command(self.name, images_dir, action="dump", parent_dir=parent_dir,
                                                 leave="stopped", track_mem=track_mem, lazy_pages=lazy,
                                                 address=self.page_server_address if lazy else None,
-                                                port=self.lazy_port if lazy else None, action_script=guard)
+                                                port=self.lazy_port if lazy else None, action_script=guard,
+                                                ps_socket=tunnel.criu_fd() if tunnel else None)
         full_env = dict(os.environ)
         full_env.update(env)
         t0 = time.time()
@@ -934,7 +929,10 @@ class LxcMigrationDriver(object):
         # its own session: whatever kills the engine's process group must not take criu and the guard with it
         with open(os.path.join(self.work, "dump.out"), "wb") as out:
             self.dump_proc = subprocess.Popen(argv, env=full_env, stdin=subprocess.DEVNULL, stdout=out,
-                                              stderr=subprocess.STDOUT, start_new_session=True)
+                                              stderr=subprocess.STDOUT, start_new_session=True,
+                                              pass_fds=(tunnel.criu_fd(),) if tunnel else ())
+        if tunnel:
+            tunnel.criu_has_it()
         self.dump_dir = images_dir
         while True:
             if os.path.exists(os.path.join(self.work, migration_guard.DUMPED_FILE)):
@@ -969,7 +967,14 @@ class LxcMigrationDriver(object):
         cfg = {"lock": os.path.join(self.work, WORK_LOCK), "status_argv": self.recv.argv("status", control=False),
                "clean_argv": self.recv.argv("clean", "--ifname", self.ifname, control=False),
                "source_cleanup_argvs": cleanup,
-               "lazy_page_server": [self.page_server_address or "127.0.0.1", self.lazy_port] if lazy else None}
+               # post-copy's drain watcher, should the engine die while the pages drain (migration_guard.py)
+               "lazy_status_argv": self.recv.argv("lazy-status", control=False),
+               "container": self.name, "lxcpath": self.lxcpath, "init_pid": self.init_pid,
+               "netfix_argvs": self._netfix_argvs(self.init_pid),
+               # a dead engine's guard ends an aborted lazy dump's page server by connecting to it (tcp); over
+               # ssh the guard's clean of the destination ends the receiver's relay, and with it criu's client
+               "lazy_page_server": ([self.page_server_address or "127.0.0.1", self.lazy_port]
+                                    if lazy and self.page_tunnel is None else None)}
         migration_guard.write_atomic(os.path.join(self.work, migration_guard.GUARD_CONFIG), json.dumps(cfg))
         with open(os.path.join(self.work, migration_guard.GUARD_FILE + ".py"), "w") as f:
             f.write(guard_source())
@@ -1085,7 +1090,13 @@ class LxcMigrationDriver(object):
         return res
 
     def before_freeze(self, method, mode):
-        """Open the channel the final transfer will use (not for native pre-copy: its final dir is a chain)."""
+        """Open the channels the frozen window will use: the final transfer's (not for native pre-copy: its final
+        dir is a chain) and post-copy's page channel (over ssh its keepalives tolerate what the drain's progress
+        rule does: a backhaul that comes back within DRAIN_STALL_S loses nothing)."""
+        if method == "post-copy" and self.postcopy_channel == "ssh":
+            self.page_tunnel = self.recv.page_tunnel(ssh_options=(
+                "-o", "ServerAliveInterval=%d" % SSH_ALIVE_INTERVAL_S,
+                "-o", "ServerAliveCountMax=%d" % (DRAIN_STALL_S // SSH_ALIVE_INTERVAL_S)))
         if mode == "native":
             return
         self.final_channel = self.recv.open_patch("images")
@@ -1118,6 +1129,13 @@ class LxcMigrationDriver(object):
         destination and unlocks them by hand (:meth:`_resume_by_hand`)."""
         self.decide(migration_guard.COMMIT)
         self.page_server_started = True
+        # the guard's part ends here: a watcher finishes the drain should this process die during it
+        watcher = [sys.executable or "/usr/bin/python3", "-I", "-S",
+                   os.path.join(self.work, migration_guard.GUARD_FILE + ".py"), "--watch-drain", str(self.dump_proc.pid)]
+        self.drain_watcher = subprocess.Popen(watcher, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                              stderr=subprocess.DEVNULL, start_new_session=True)
+        if self.page_tunnel is not None:
+            return      # criu serves on the tunnel's socket: the daemon's requests wait there until it does
         t0 = time.time()
         while not listening(self.lazy_port):
             if self.dump_proc.poll() is not None:
@@ -1135,7 +1153,11 @@ class LxcMigrationDriver(object):
             self.start_page_server()
         t0 = time.time()
         self.restore_sent = True
-        kw = dict(lazy=lazy, address=self.page_server_address, port=self.lazy_port, timeout=self.restore_timeout,
+        if self.page_tunnel is not None:
+            address, port = "127.0.0.1", self.page_tunnel.port     # the receiver's end of the page channel
+        else:
+            address, port = self.page_server_address, self.lazy_port
+        kw = dict(lazy=lazy, address=address, port=port, timeout=self.restore_timeout,
                   verbose=self.lxc.verbose, subdir=self.dest_dir or "images")
         if self.session is not None and self.session.alive():
             rc, out, err = self.session.restore(self.ifname, **kw)
@@ -1201,6 +1223,8 @@ class LxcMigrationDriver(object):
     def clean_dest(self, retry_s=DEST_CLEAN_RETRY_S):
         """Kill whatever we started on the destination and remove what we copied there (retrying for ``retry_s``
         while the destination cannot be reached)."""
+        if self.page_tunnel is not None:
+            self.page_tunnel.close()
         if self.final_channel is not None:
             self.final_channel.kill()
             self.final_channel.wait()
@@ -1242,9 +1266,9 @@ class LxcMigrationDriver(object):
             deadline = time.time() + 60
             while self.dump_proc.poll() is None:
                 if self.dump_dir.endswith("/lazy"):
-                    # after an abort criu unlocks and still starts its page server: a client that connects and
-                    # leaves ends it, and criu resumes the tasks
-                    poke(self.page_server_address, self.lazy_port)
+                    # after an abort criu unlocks and still starts its page server: a client that leaves ends
+                    # it, and criu resumes the tasks
+                    self.end_page_client()
                 if time.time() > deadline:
                     raise RuntimeError("criu did not resume %s within 60 s after the abort (pid %d)"
                                        % (self.name, self.dump_proc.pid))
@@ -1258,20 +1282,26 @@ class LxcMigrationDriver(object):
         if not pid or not os.path.exists("/proc/%s" % pid):
             raise RuntimeError("source container %s has no running tasks after the abort" % self.name)
         # the data switch may have learnt the container's MAC at the destination: announce it here again
-        for argv in netfix_argv(pid, ifname=self.ifname, python="/usr/bin/python3"):
+        for argv in self._netfix_argvs(pid):
             self.run(argv)
         self.source.to(SourceState.RESUMED)
         out["resumed_by"] = "criu"
         out["ok"] = True
         return out
 
+    def _netfix_argvs(self, pid):
+        """Announce the container again where it runs now (gratuitous ARP, TCP kick)."""
+        return netfix_argv(pid, ifname=self.ifname, python="/usr/bin/python3") if pid else []
+
+    def end_page_client(self):
+        """The lazy dump's page server stops waiting: its client leaves (the tunnel closes, or we connect and go)."""
+        if self.page_tunnel is not None:
+            self.page_tunnel.close()
+        else:
+            poke(self.page_server_address, self.lazy_port)
+
     def _resume_by_hand(self):
-        """Post-copy after the page server started: criu resumes the tasks itself when serving fails, but keeps
-        its network lock (it decided at post-dump). Stop criu, thaw, SIGCONT, drop the lock, announce. The TCP
-        sockets criu put in repair mode stay there: those connections are lost (the restored copy had carried
-        them on anyway; the source is back at its state of the freeze)."""
-        out = {"resumed_by": "engine (post-copy after the page server started)",
-               "connections": "lost: criu keeps the TCP sockets in repair mode once its page server started"}
+        """Post-copy after the page server started: stop criu, then :func:`migration_guard.resume_by_hand`."""
         if self.dump_proc.poll() is None:
             kill_tree(self.dump_proc.pid, signal.SIGTERM)
             try:
@@ -1279,30 +1309,10 @@ class LxcMigrationDriver(object):
             except subprocess.TimeoutExpired:
                 kill_tree(self.dump_proc.pid, signal.SIGKILL)
                 self.dump_proc.wait()
-        info = self.lxc.info(self.name) or {}
-        pid = info.get("pid") or self.init_pid
-        if not pid or not os.path.exists("/proc/%s" % pid):
-            raise RuntimeError("source container %s has no running tasks: post-copy lost it" % self.name)
-        if info.get("state") == "FROZEN":
-            self.run(["lxc-unfreeze", "-n", self.name, "-P", self.lxcpath])
-        pids = pids_in_pidns(int(pid))
-        for p in pids:
-            try:
-                os.kill(p, signal.SIGCONT)
-            except OSError:
-                pass
-        rc, tables, _err = self.run(["nsenter", "-t", str(pid), "-n", "nft", "list", "tables"])
-        dropped = []
-        for line in tables.splitlines():
-            parts = line.split()
-            if len(parts) == 3 and parts[0] == "table" and parts[2].startswith("CRIU"):
-                self.run(["nsenter", "-t", str(pid), "-n", "nft", "delete", "table", parts[1], parts[2]])
-                dropped.append(parts[2])
-        out["network_unlocked"] = dropped
-        for argv in netfix_argv(pid, ifname=self.ifname, python="/usr/bin/python3"):
-            self.run(argv)
+        pid = (self.lxc.info(self.name) or {}).get("pid") or self.init_pid
+        out = migration_guard.resume_by_hand(self.run, self.name, self.lxcpath, pid, self._netfix_argvs(pid))
+        out["resumed_by"] = "engine (post-copy after the page server started)"
         self.source.to(SourceState.RESUMED)
-        out["ok"] = True
         return out
 
     def destroy_source(self):
@@ -1323,6 +1333,11 @@ class LxcMigrationDriver(object):
         return res
 
     def close(self):
+        if self.drain_watcher is not None:
+            # we end, we did not die: the watcher goes before our lock is free (it would take that for a death)
+            self.drain_watcher.kill()
+            self.drain_watcher.wait()
+            self.drain_watcher = None
         if self.work_lock is not None:
             if os.path.isdir(self.work) and os.listdir(self.work) == [WORK_LOCK]:
                 self.discard_work()     # refused in preflight, or check mode: nothing worth keeping
@@ -1334,6 +1349,8 @@ class LxcMigrationDriver(object):
             self.final_channel = None
         if self.session is not None:
             self.session.close()
+        if self.page_tunnel is not None:
+            self.page_tunnel.close()
         self.run(["ssh", "-o", "ControlPath=%s" % self.control_path, "-O", "exit", self.dest])
 
 

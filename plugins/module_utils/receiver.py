@@ -24,6 +24,8 @@ Usage (the engine)::
     session.put_files(rootfs, changed, kind="fs"); session.rm(stale); rc, out, err = session.restore("eth0")
     recv.status() -> ("RUNNING", "0"); recv.commit(); recv.clean("eth0")
     guard.json: recv.argv("status", control=False), recv.argv("clean", "--ifname", "eth0", control=False)
+    tunnel = recv.page_tunnel()       # post-copy, before the freeze: criu dump --ps-socket tunnel.criu_fd()
+    session.restore("eth0", lazy=True, address="127.0.0.1", port=tunnel.port); tunnel.close()
 """
 
 from __future__ import absolute_import, division, print_function
@@ -35,6 +37,7 @@ import json
 import os
 import select
 import shlex
+import socket
 import subprocess
 import tarfile
 import time
@@ -173,6 +176,14 @@ class Receiver(object):
     def session(self):
         return Session(self.argv("session"))
 
+    def page_tunnel(self, ssh_options=None, timeout=30):
+        """Post-copy's page channel, opened before the freeze: see :class:`PageTunnel`. Its own SSH connection
+        (not the shared master), so a drain never queues behind the session's requests; ``ssh_options`` replace
+        this channel's (ssh takes the first value of an option: its keepalives cannot be overridden later)."""
+        argv = ssh_argv(self.host, user=self.user, key=self.key, port=self.port,
+                        extra=self.ssh_options if ssh_options is None else ssh_options)
+        return PageTunnel(argv + ["--", command_line("pages", self.name)], timeout=timeout)
+
 
 def restore_args(ifname, lazy=False, address=None, port=None, timeout=None, verbose=False, subdir="images"):
     args = ["--ifname", ifname, "--dir", subdir]
@@ -283,3 +294,89 @@ class Session(object):
                 self.proc.kill()
                 self.proc.wait()
             self.proc = None
+
+
+def loopback_pair():
+    """Two connected TCP sockets on 127.0.0.1 (criu's page server wants a TCP socket: it sets TCP options on it).
+    A connection that is not our own client's is refused, so nobody else can take our end."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        client = socket.create_connection(listener.getsockname(), timeout=10)
+        client.settimeout(None)
+        while True:
+            server, peer = listener.accept()
+            if peer == client.getsockname():
+                return client, server
+            server.close()
+    finally:
+        listener.close()
+
+
+class PageTunnel(object):
+    """Post-copy pages inside the migration key's SSH connection. ``pages NAME`` on the destination listens on its
+    127.0.0.1 and says the port (``LISTEN <port>`` on stderr); the SSH client's stdin and stdout are one end of a
+    loopback TCP pair, the other end (:meth:`criu_fd`) is the source's criu page server (``--ps-socket``). The
+    restore's lazy-pages daemon connects to 127.0.0.1:``port`` there. Nothing listens on the backhaul, pages are
+    encrypted, and the channel is the receiver's: the peer key still grants nothing else."""
+
+    def __init__(self, argv, timeout=30):
+        self.argv = list(argv)
+        self.port = None
+        self.criu_sock, ssh_end = loopback_pair()
+        try:
+            self.proc = subprocess.Popen(self.argv, stdin=ssh_end.fileno(), stdout=ssh_end.fileno(),
+                                         stderr=subprocess.PIPE)
+        except OSError:
+            self.criu_sock.close()
+            raise
+        finally:
+            ssh_end.close()
+        self._err = b""
+        deadline = time.time() + timeout
+        fd = self.proc.stderr.fileno()
+        while self.port is None:
+            left = deadline - time.time()
+            ready = select.select([fd], [], [], max(0.0, left))[0] if left > 0 else []
+            chunk = os.read(fd, 4096) if ready else b""
+            self._err += chunk
+            for line in self._err.decode("utf-8", "replace").splitlines():
+                parts = line.split()
+                if len(parts) == 2 and parts[0] == "LISTEN" and parts[1].isdigit():
+                    self.port = int(parts[1])
+            if self.port is None and (not chunk or left <= 0):
+                err = self.close()
+                raise ReceiverError("the destination's page channel did not open: %s"
+                                    % (err or "no answer within %ss" % timeout).strip()[-300:])
+
+    def criu_fd(self):
+        """The fd criu's page server inherits (``--ps-socket``)."""
+        return self.criu_sock.fileno()
+
+    def criu_has_it(self):
+        """criu holds its copy now: ours goes, so the channel ends when criu's does."""
+        self.criu_sock.close()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def close(self, timeout=5):
+        """End the channel (criu's page server then sees its client leave); returns the SSH client's stderr."""
+        self.criu_sock.close()
+        if self.proc is None:
+            return self._err.decode("utf-8", "replace")
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        try:
+            self._err += self.proc.stderr.read() or b""
+        except (IOError, OSError, ValueError):
+            pass
+        self.proc.stderr.close()
+        self.proc = None
+        return self._err.decode("utf-8", "replace")

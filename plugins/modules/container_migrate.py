@@ -114,13 +114,24 @@ options:
   bwlimit:
     description: Bandwidth limit for transfers in KiB/s.
     type: int
+  postcopy_channel:
+    description:
+      - Post-copy - how the pages the restored copy faults travel from this edge to O(dest).
+      - V(ssh) - inside the migration key's SSH connection, through O(dest)'s migration receiver (its C(pages)
+        operation relays them to the lazy-pages daemon on its loopback); encrypted, and nothing listens on the
+        backhaul.
+      - V(tcp) - on criu's own page server, in cleartext, listening on O(page_server_address):O(lazy_port) for
+        whoever connects first. Only for a trusted backhaul, or to compare the channels' cost.
+    type: str
+    choices: [ssh, tcp]
+    default: ssh
   lazy_port:
-    description: Post-copy - TCP port of the source's page server.
+    description: Post-copy with O(postcopy_channel=tcp) - TCP port of the source's page server.
     type: int
     default: 27100
   page_server_address:
-    description: Post-copy - address of this edge that O(dest) connects to (default - the source address of the
-      route to O(dest)).
+    description: Post-copy with O(postcopy_channel=tcp) - address of this edge that O(dest) connects to (default -
+      the source address of the route to O(dest)).
     type: str
   interface:
     description: The container's interface to fix up after the restore (TX offload off, gratuitous ARP).
@@ -313,6 +324,7 @@ def main():
             link_rate=dict(type="str", default="1gbit"),
             compress=dict(type="bool", default=False),
             bwlimit=dict(type="int"),
+            postcopy_channel=dict(type="str", choices=["ssh", "tcp"], default="ssh"),
             lazy_port=dict(type="int", default=27100),
             page_server_address=dict(type="str"),
             interface=dict(type="str", default="eth0"),
@@ -352,6 +364,7 @@ def main():
                              ssh_key=p["ssh_key"], ssh_user=p["ssh_user"],
                              ssh_port=p["ssh_port"], compress=p["compress"], bwlimit=p["bwlimit"], criu=p["criu"],
                              lazy_port=p["lazy_port"], page_server_address=p["page_server_address"],
+                             postcopy_channel=p["postcopy_channel"],
                              interface=p["interface"], fs_sync=p["fs_sync"], source_cleanup=p["source_cleanup"],
                              link_rate_bps=rate, criu_verbose=p["criu_verbose"], log=progress)
     base = dict(container=p["container"], dest=p["dest"], started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ",

@@ -10,8 +10,10 @@ step (an open shell in the node: no start-up between the step and the fault). Th
 The faults: the backhaul cut both ways for CUT_S seconds (bh0 down on the source: nothing crosses it) at an
 iteration, the final dump, the final transfer, the restore's start and after the restore (post-copy: during the
 drain); the destination's criu killed during the restore; the destination's sshd stopped at the freeze; the
+destination's disk full as the final images arrive (a tmpfs over its migration work root, filled at that step); the
 engine's own process (the module, on the source) killed with SIGKILL while the container is frozen: the guard that
-criu runs as its action script (plugins/module_utils/migration_guard.py) then decides alone.
+criu runs as its action script (plugins/module_utils/migration_guard.py) then decides alone; and killed during a
+post-copy drain: the guard's drain watcher finishes the migration.
 
 `make test-faults` runs every drill; `make test` runs the CI_DRILLS subset (`-m ci_drill`).
 """
@@ -44,6 +46,14 @@ KILL_DEST_CRIU = ("sleep 0.3; for p in $(pgrep -f /usr/sbin/criu); do [ \"$(read
 # the node's listening sshd (sessions already open stay, as on a real host); `labctl up` starts it again
 STOP_SSHD = "kill $(cat /run/arnab-lab/nodes/$(hostname)/sshd.pid)"
 
+# the destination's disk fills up: its migration work root is a tmpfs for the drill (mounted before the migration,
+# FILL_ROOT), filled up to its last 64 KiB at the step; the filler sits outside the migration's own dir
+WORK_ROOT = "/var/lib/lxc/.arnab-migrate"
+FILL_ROOT = "mkdir -p {r} && mount -t tmpfs -o size=512m,mode=0700 arnab-drill-full {r}".format(r=WORK_ROOT)
+FILL = ("avail=$(df -B1 --output=avail {r} | tail -n 1); fallocate -l $((avail - 65536)) {r}/.drill-fill"
+        .format(r=WORK_ROOT))
+UNFILL_ROOT = "umount -l {r}; rmdir {r} 2>/dev/null; true".format(r=WORK_ROOT)
+
 # (name, methods, progress-log step, node, command)
 DRILLS = [
     ("cut-iteration", ("pre-copy",), "iteration 1:", "source", CUT),
@@ -54,7 +64,9 @@ DRILLS = [
     ("cut-during-drain", ("post-copy",), "post-copy: waiting for the last page", "source", CUT),
     ("dest-criu-killed", METHODS, "restore on destination", "dest", KILL_DEST_CRIU),
     ("dest-sshd-stopped", METHODS, "freeze: final dump", "dest", STOP_SSHD),
+    ("dest-disk-full", METHODS, "transfer final images", "dest", FILL),
     ("engine-killed-frozen", METHODS, "transfer final images", "source", KILL_ENGINE),
+    ("engine-killed-drain", ("post-copy",), "post-copy: waiting for the last page", "source", KILL_ENGINE),
 ]
 # The subset `make test` runs (CI's time): the commit point's two hardest cases. (A killed criu under a lazy restore
 # hangs it until the restore timeout, 2 min: that one runs in make test-faults.)
@@ -96,6 +108,8 @@ def lock_held(edge):
 def test_fault_ends_with_exactly_one_running_copy(lab, tmp_path, name, method, step, node, command):
     ct = lab["workloads"]["ramsim"]
     source, dest = placement(lab, "ramsim")
+    if command == FILL:
+        bench.labctl_exec(dest, ["sh", "-c", FILL_ROOT], check=True)
     client = bench.ClientSession("ramsim", ct["ip"], ct["port"], tag="drill")
     injector = Injector(source, "ramsim", step, source if node == "source" else dest, command)
     t0 = time.time()
@@ -110,6 +124,8 @@ def test_fault_ends_with_exactly_one_running_copy(lab, tmp_path, name, method, s
         bench.labctl_exec(source, ["ip", "link", "set", "bh0", "up"])
         if command == STOP_SSHD:
             subprocess.run([bench.LABCTL, "up"], stdout=subprocess.DEVNULL, check=True)
+        if command == FILL:
+            bench.labctl_exec(dest, ["sh", "-c", UNFILL_ROOT])
         result = client.stop()
     assert injector.fired, "the fault was never injected (the progress log did not show %r)" % step
     assert verify_ramsim(lab).startswith("ok "), "memory not intact on %s after %s" % (where, name)

@@ -220,3 +220,11 @@ def test_netfix_announces_the_address_and_kicks_each_established_socket_which_li
     assert res["out"].split()[-2:] == ["kicked", "2"]      # both ends of the connection live in that process
     assert res["probes"] == 2
     assert res["echo"] == "still here"
+
+
+def test_lazy_dump_on_an_inherited_socket():
+    """Post-copy over the SSH page channel: criu serves on the fd it inherits, it listens on nothing."""
+    _argv, opts = criu.build_argv("dump", images_dir="/w/lazy", container="ct", leave="stopped", lazy_pages=True,
+                                  ps_socket=5)
+    assert ("lazy-pages", None) in opts and ("ps-socket", "5") in opts
+    assert not [k for k, _v in opts if k in ("address", "port")]

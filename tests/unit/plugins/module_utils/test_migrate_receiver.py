@@ -7,8 +7,10 @@ import json
 import os
 import shutil
 import stat
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -16,7 +18,7 @@ import pytest
 from ansible_collections.arnab.testbed.plugins.module_utils import migrate_receiver as mr
 from ansible_collections.arnab.testbed.plugins.module_utils import state_transfer as st
 
-from receiver_edge import CONFIG, Edge, tar_of
+from receiver_edge import CONFIG, NAME, Edge, tar_of
 
 
 @pytest.fixture
@@ -695,3 +697,137 @@ def test_rsync_fs_refused_while_the_copy_runs(edge, tmp_path):
     (src / "x").write_text("x")
     rc, out = _rsync(edge, str(src) + "/", "./", "arnab-rsync fs ramsim rsync")
     assert rc != 0 and "RUNNING" in out and not os.path.exists(os.path.join(edge.cdir, "x"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# pages: post-copy's page channel inside the SSH session
+# ---------------------------------------------------------------------------------------------------------------
+def _start_pages(edge):
+    env = {"PATH": "/usr/bin:/bin", "SSH_ORIGINAL_COMMAND": "pages ramsim",
+           "SSH_CONNECTION": "10.79.0.1 5555 10.79.0.2 22"}
+    proc = subprocess.Popen([edge.launcher, "--config", edge.config], env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    line = proc.stderr.readline().decode()
+    assert line.startswith("LISTEN "), line
+    return proc, int(line.split()[1])
+
+
+def _recv_exactly(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        assert chunk, "connection closed after %d of %d bytes" % (len(data), n)
+        data += chunk
+    return data
+
+
+def test_pages_relays_the_daemons_connection_to_the_session(edge):
+    edge.prepared()
+    proc, port = _start_pages(edge)
+    try:
+        assert open(os.path.join(edge.work, mr.PAGES_PID)).read().strip() == str(proc.pid)
+        daemon = socket.create_connection(("127.0.0.1", port), timeout=10)
+        daemon.sendall(b"GET page 42\n")                        # the lazy-pages daemon's request ...
+        assert proc.stdout.read(12) == b"GET page 42\n"          # ... reaches the source's page server
+        pages = os.urandom(3 * mr.RELAY_CHUNK + 5)
+        proc.stdin.write(pages)                                  # the pages come back
+        proc.stdin.flush()
+        assert _recv_exactly(daemon, len(pages)) == pages
+        daemon.close()                                           # every page arrived: the daemon leaves
+        assert proc.wait(timeout=10) == 0
+        assert proc.stdout.read() == b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert not os.path.exists(os.path.join(edge.work, mr.PAGES_PID))
+    assert "relayed %d bytes to the source" % len(b"GET page 42\n") in open(edge.log).read()
+
+
+def test_pages_ends_when_the_source_leaves_first(edge):
+    edge.prepared()
+    proc, _port = _start_pages(edge)
+    proc.stdin.close()
+    assert proc.wait(timeout=10) == 0
+
+
+def test_pages_needs_a_prepared_migration(edge):
+    rc, _out, err = edge.run("pages ramsim")
+    assert rc != 0 and "prepare first" in err
+
+
+def test_pages_takes_no_arguments():
+    with pytest.raises(mr.Refused):
+        mr.parse(["pages", "ramsim", "--port", "1"])
+    with pytest.raises(mr.Refused):
+        mr.parse(["pages", "ramsim", "127.0.0.1"])
+
+
+def test_pages_refuses_a_connection_of_another_user(edge, monkeypatch):
+    """A local user who connects first gets nothing; the daemon's connection that follows is relayed."""
+    edge.prepared()
+    cfg = mr.load_config(edge.config)
+    recv = mr.Receiver(cfg, mr.Logger(cfg))
+    owners = iter([os.geteuid() + 1000, os.geteuid()])
+    monkeypatch.setattr(mr, "tcp_owner_uid", lambda peer, port: next(owners))
+    src_r, eng_w = os.pipe()
+    eng_r, src_w = os.pipe()
+    err = io.StringIO()
+    box = {}
+    t = threading.Thread(target=lambda: box.setdefault("rc", recv.pages(NAME, src_r, src_w, err, accept_s=20)))
+    t.start()
+    try:
+        deadline = time.time() + 10
+        while "LISTEN" not in err.getvalue() and time.time() < deadline:
+            time.sleep(0.01)
+        port = int(err.getvalue().split()[1])
+        intruder = socket.create_connection(("127.0.0.1", port), timeout=10)
+        assert intruder.recv(10) == b""                      # closed without a byte
+        daemon = socket.create_connection(("127.0.0.1", port), timeout=10)
+        os.write(eng_w, b"page")
+        assert _recv_exactly(daemon, 4) == b"page"
+        daemon.close()
+        t.join(10)
+        assert box.get("rc") == 0
+    finally:
+        for fd in (src_r, eng_w, eng_r, src_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        t.join(10)
+    assert "refused a connection" in open(edge.log).read()
+
+
+def test_pages_gives_up_without_a_daemon(edge):
+    edge.prepared()
+    recv = mr.Receiver(mr.load_config(edge.config))
+    r, w = os.pipe()
+    try:
+        assert recv.pages(NAME, r, w, io.StringIO(), accept_s=0.3) == 1
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_tcp_owner_uid_reads_proc_net_tcp(tmp_path):
+    table = tmp_path / "tcp"
+    table.write_text(
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+        "   0: 0100007F:9C40 0100007F:6978 01 00000000:00000000 00:00000000 00000000  1000        0 1 1\n"
+        "   1: 0100007F:9C41 0100007F:6978 01 00000000:00000000 00:00000000 00000000     0        0 2 1\n")
+    assert mr.tcp_owner_uid(("127.0.0.1", 0x9C40), 0x6978, str(table)) == 1000
+    assert mr.tcp_owner_uid(("127.0.0.1", 0x9C41), 0x6978, str(table)) == 0
+    assert mr.tcp_owner_uid(("127.0.0.1", 0x9C42), 0x6978, str(table)) is None
+
+
+def test_clean_ends_the_page_relay(edge):
+    edge.prepared()
+    proc, _port = _start_pages(edge)
+    try:
+        assert edge.ok("clean ramsim --ifname eth0").strip() == "cleaned"
+        assert proc.wait(timeout=10) == -9
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()

@@ -155,3 +155,120 @@ def test_parse_status():
     assert mg.parse_status("STATE RUNNING\nRESTORE 0\n") == ("RUNNING", "0")
     assert mg.parse_status("") == ("ABSENT", "none")
     assert mg.parse_status("STATE\nnoise here\nRESTORE pending") == ("ABSENT", "pending")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# post-copy's drain watcher: the engine died while the pages drained
+# ---------------------------------------------------------------------------------------------------------------
+class Drain(object):
+    """The destination's lazy-pages outcome and the source's commands, as the watcher's runner sees them."""
+
+    def __init__(self, lazy):
+        self.lazy = list(lazy)
+        self.calls = []
+
+    def run(self, argv, timeout=None):
+        self.calls.append(argv)
+        if argv[0] == "lazy-status":
+            answer = self.lazy.pop(0) if len(self.lazy) > 1 else self.lazy[0]
+            return (255, "", "unreachable") if answer is None else (0, answer + "\n", "")
+        if argv[0] == "clean":
+            return 0, "cleaned\n", ""
+        if argv[:1] == ["nsenter"] and argv[-2:] == ["list", "tables"]:
+            return 0, "table inet CRIU-42\ntable inet filter\n", ""
+        return 0, "", ""
+
+
+@pytest.fixture
+def drain_work(work):
+    cfg = json.loads((work / mg.GUARD_CONFIG).read_text())
+    cfg.update(lazy_status_argv=["lazy-status"], container="ramsim", lxcpath="/var/lib/lxc", init_pid=os.getpid(),
+               netfix_argvs=[["netfix"]], source_cleanup_argvs=[["lxc-stop"], ["lxc-destroy"], ["commit"]])
+    (work / mg.GUARD_CONFIG).write_text(json.dumps(cfg))
+    (work / "lock").write_text("")                    # the engine's lock, held by nobody: it died
+    return work
+
+
+def _watcher(work, drain, clock=None):
+    g = mg.Guard(str(work), sleep=lambda s: None, run=drain.run, **({"clock": clock} if clock else {}))
+    return g
+
+
+def test_drain_watcher_with_the_engine_dead_and_every_page_arrived_commits(drain_work):
+    drain = Drain([None, "PENDING", "0"])           # unreachable, then still draining, then done
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert _watcher(drain_work, drain).watch_drain(gone.pid) == 0
+    kinds = [a[0] for a in drain.calls]
+    assert kinds == ["lazy-status"] * 3 + ["lxc-stop", "lxc-destroy", "commit"]
+    assert "clean" not in kinds
+
+
+def test_drain_watcher_with_a_failed_drain_cleans_the_destination_then_resumes_the_source(drain_work, monkeypatch):
+    drain = Drain(["1"])
+    resumed = []
+    monkeypatch.setattr(mg.os, "kill", lambda pid, sig: resumed.append((pid, sig)))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert _watcher(drain_work, drain).watch_drain(gone.pid) == 0
+    kinds = [a[0] for a in drain.calls]
+    assert kinds.index("clean") < kinds.index("lxc-unfreeze") < kinds.index("netfix")
+    assert ["nsenter", "-t", str(os.getpid()), "-n", "nft", "delete", "table", "inet", "CRIU-42"] in drain.calls
+    assert not [a for a in drain.calls if "filter" in a]        # only criu's own lock table goes
+    assert (os.getpid(), mg.signal.SIGCONT) in resumed
+    assert "lxc-destroy" not in kinds
+    assert json.loads((drain_work / mg.RESOLVED_FILE).read_text())["decision"] == mg.ABORT
+
+
+def test_drain_watcher_takes_a_daemon_pending_for_too_long_as_lost(drain_work, monkeypatch):
+    now = [0.0]
+
+    def clock():
+        now[0] += 10.0
+        return now[0]
+    monkeypatch.setattr(mg.os, "kill", lambda pid, sig: None)
+    drain = Drain(["PENDING"])
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert _watcher(drain_work, drain, clock=clock).watch_drain(gone.pid) == 0
+    assert "clean" in [a[0] for a in drain.calls]
+
+
+def test_drain_watcher_idles_while_the_engine_lives_and_leaves_when_it_finished(drain_work, engine):
+    drain = Drain(["0"])
+    lock = drain_work / "lock"
+    g = _watcher(drain_work, drain)
+    g.sleep = lambda s: lock.unlink()                 # the engine finishes: it removes its work dir
+    assert g.watch_drain(1) == 0
+    assert drain.calls == []                          # it never asked or touched anything
+
+
+def test_drain_watcher_waits_for_criu_before_deciding(drain_work):
+    drain = Drain(["0"])
+    criu = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+    try:
+        g = mg.Guard(str(drain_work), run=drain.run)
+        box = {}
+        t = threading.Thread(target=lambda: box.setdefault("rc", g.watch_drain(criu.pid)))
+        t.start()
+        t.join(0.5)
+        assert drain.calls == []                      # criu still serves pages: nothing yet
+        criu.wait()
+        t.join(10)
+        assert box.get("rc") == 0 and drain.calls[-1] == ["commit"]
+    finally:
+        criu.kill()
+        criu.wait()
+
+
+def test_watch_drain_entry_point(drain_work):
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    g = str(drain_work / "guard.py")
+    with open(mg.__file__) as f, open(g, "w") as out:
+        out.write(f.read())
+    cfg = json.loads((drain_work / mg.GUARD_CONFIG).read_text())
+    cfg.update(lazy_status_argv=["echo", "0"], source_cleanup_argvs=[["touch", str(drain_work / "destroyed")]])
+    (drain_work / mg.GUARD_CONFIG).write_text(json.dumps(cfg))
+    rc = subprocess.call([sys.executable, "-I", "-S", g, "--watch-drain", str(gone.pid)], timeout=60)
+    assert rc == 0 and (drain_work / "destroyed").exists()

@@ -5,8 +5,10 @@ import json
 import os
 import shlex
 import shutil
+import socket
 import stat
 import sys
+import time
 
 import pytest
 
@@ -258,3 +260,64 @@ def test_guard_argvs_are_json_ready():
            "clean_argv": r.argv("clean", "--ifname", "eth0", control=False)}
     assert json.loads(json.dumps(cfg))["clean_argv"][-1] == "clean ramsim --ifname eth0"
     assert stat.S_ISREG(os.stat(rc_mod.__file__).st_mode)
+
+
+def _recv_exactly(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        assert chunk, "closed after %d of %d bytes" % (len(data), n)
+        data += chunk
+    return data
+
+
+def test_page_tunnel_carries_pages_between_criu_and_the_daemon(edge):
+    """criu's end of the tunnel <-> ssh <-> the receiver's `pages` <-> the lazy-pages daemon on its loopback."""
+    r = Receiver("peer", "ramsim")
+    r.prepare()
+    tunnel = r.page_tunnel(ssh_options=("-o", "ServerAliveInterval=2"))
+    try:
+        assert tunnel.alive() and 0 < tunnel.port < 65536
+        criu_end = socket.socket(fileno=os.dup(tunnel.criu_fd()))     # what criu inherits
+        tunnel.criu_has_it()
+        daemon = socket.create_connection(("127.0.0.1", tunnel.port), timeout=10)
+        daemon.sendall(b"request")
+        assert _recv_exactly(criu_end, 7) == b"request"
+        pages = os.urandom(1 << 20)
+        criu_end.sendall(pages)
+        assert _recv_exactly(daemon, len(pages)) == pages
+        daemon.close()                          # every page arrived: the channel ends, criu sees its client leave
+        criu_end.settimeout(10)
+        assert criu_end.recv(1) == b""
+        criu_end.close()
+    finally:
+        tunnel.close()
+    assert not tunnel.alive()
+
+
+def test_page_tunnel_that_cannot_open_raises_and_leaves_nothing(edge):
+    r = Receiver("peer", "ramsim")              # not prepared: the receiver refuses
+    with pytest.raises(ReceiverError) as e:
+        r.page_tunnel()
+    assert "prepare first" in str(e.value)
+
+
+def test_page_tunnel_without_an_answer_times_out(tmp_path):
+    quiet = tmp_path / "quiet"
+    quiet.write_text("#!/bin/sh\nexec sleep 30\n")
+    os.chmod(str(quiet), 0o755)
+    t0 = time.time()
+    with pytest.raises(ReceiverError) as e:
+        rc_mod.PageTunnel([str(quiet)], timeout=0.5)
+    assert "no answer within 0.5s" in str(e.value) and time.time() - t0 < 10
+
+
+def test_loopback_pair_is_connected():
+    a, b = rc_mod.loopback_pair()
+    try:
+        a.sendall(b"x")
+        assert b.recv(1) == b"x"
+        assert a.getpeername() == b.getsockname()
+    finally:
+        a.close()
+        b.close()
