@@ -7,6 +7,11 @@ INV.json is `ansible-inventory -i inventories/lab --list` output: APs are the ho
 (ap_mac, ap_channel, ap_position), clients the hosts of group `clients` (client_mac, client_position,
 client_ap, optional client_trace [[t_s, x, y], ...], client_ssid); `lab.radio` (optional) overrides Model.
 
+What an AP hears of a client is the path-loss model at the client's position (`move`, `trace`), or, while the
+client replays a signal timeline (`signal`: [[t_s, {ap: dBm}], ...], linear between points, held after the last),
+the timeline's level for the APs it names; an AP it does not name hears nothing of that client. The sensitivity
+floor applies to both. `replay` starts a scenario (arnab_lab.scenario) for all or some clients at once.
+
 Rule enforced on the real data path (OpenFlow on br-air): a client's frames reach only an AP that holds its
 vAP, is on the channel the client is tuned to and hears it above the sensitivity. During a channel switch
 the client's frames are held, not dropped (Model.hold_during_switch): a real station stops its TX queues for
@@ -31,7 +36,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from arnab_lab import collection_utils, real_agent
+from arnab_lab import collection_utils, real_agent, scenario
 
 openflow = collection_utils.load("openflow")
 ofp13 = collection_utils.load("ofp13")
@@ -89,6 +94,11 @@ class Client:
     switch_channel: int = None
     associated: bool = False
     home_ap: str = None            # inventory client_ap: where it associates as plain WiFi before Odin runs
+    signal: list = field(default_factory=list)  # [(t_s, {ap: dBm})] relative to signal_start; [] = path loss
+    signal_start: float = 0.0
+    levels: dict = None            # the signal timeline's levels now {ap: dBm} (advance() keeps it current)
+    home_position: tuple = None    # where the inventory puts it (`reset`)
+    home_trace: list = field(default_factory=list)
 
 
 @dataclass
@@ -124,14 +134,42 @@ def position_at(trace, elapsed, default):
     return (trace[-1][1], trace[-1][2])
 
 
+def signal_at(timeline, elapsed):
+    """Levels {ap: dBm} along a signal timeline [(t, {ap: dBm})] (every point names the same APs), linear
+    between points; before/after the timeline: its first/last point."""
+    if not timeline:
+        return {}
+    if elapsed <= timeline[0][0]:
+        return dict(timeline[0][1])
+    for (t0, l0), (t1, l1) in zip(timeline, timeline[1:]):
+        if t0 <= elapsed <= t1:
+            f = (elapsed - t0) / (t1 - t0) if t1 > t0 else 1.0
+            return dict((ap, round(l0[ap] + f * (l1[ap] - l0[ap]), 1)) for ap in l0)
+    return dict(timeline[-1][1])
+
+
+def level(model, ap, client):
+    """The client's signal at `ap` before channels and sensitivity: its signal timeline's level while it replays
+    one (None for an AP the timeline does not name), else the path-loss model at its position."""
+    if client.signal:
+        return (client.levels or {}).get(ap.name)
+    return rssi(model, ap.position, client.position)
+
+
 def hears(model, ap, client, channel=None, client_channel=None):
     """RSSI at which `ap` (its radio on `channel`, default its own) hears `client` (tuned to
     `client_channel`, default its current channel), or None."""
     tuned = client.channel if client_channel is None else client_channel
     if tuned is None or tuned != (ap.channel if channel is None else channel):
         return None
-    level = rssi(model, ap.position, client.position)
-    return level if level >= model.sensitivity_dbm else None
+    heard = level(model, ap, client)
+    return heard if heard is not None and heard >= model.sensitivity_dbm else None
+
+
+def audible(model, ap, client):
+    """What `ap` hears of `client` on the client's channel, whatever channel the AP serves (an active scan)."""
+    heard = level(model, ap, client)
+    return heard if heard is not None and heard >= model.sensitivity_dbm else None
 
 
 def switching(client):
@@ -182,6 +220,8 @@ def advance(state, model, now):
     for client in state.clients.values():
         if client.trace:
             client.position = position_at(client.trace, now - client.trace_start, client.position)
+        if client.signal:
+            client.levels = signal_at(client.signal, now - client.signal_start)
         if client.switch_at is not None and now >= client.switch_at and client.channel is not None:
             state.log(now, "channel_switch_start", client=client.name, old_channel=client.channel)
             client.channel = None
@@ -279,10 +319,12 @@ def state_from_inventory(inventory):
         hv = hostvars[name]
         serving = state.aps.get(hv.get("client_ap"))
         trace = [tuple(p) for p in hv.get("client_trace", [])]
+        position = tuple(hv.get("client_position", (0, 0)))
         state.clients[odin.normalize_mac(hv["client_mac"])] = Client(
-            name, odin.normalize_mac(hv["client_mac"]), tuple(hv.get("client_position", (0, 0))),
+            name, odin.normalize_mac(hv["client_mac"]), position,
             int(hv.get("client_channel", serving.channel if serving else 1)), hv.get("air_port", name),
-            hv.get("client_ssid", ""), trace, home_ap=serving.name if serving else None)
+            hv.get("client_ssid", ""), trace, home_ap=serving.name if serving else None,
+            home_position=position, home_trace=list(trace))
     return state, model
 
 
@@ -302,23 +344,51 @@ def find_client(state, ref):
     raise KeyError("no client %s" % ref)
 
 
+def replay(state, model, request, now):
+    """Start a scenario (arnab_lab.scenario's form, checked here against the radio's APs and clients) for all the
+    radio's clients or those in `clients`: each named one replays its timeline, the others go back to where the
+    inventory puts them (`reset`). Everything is checked before anything changes; `check` changes nothing."""
+    checked = scenario.validate(request.get("scenario"), str(request.get("source") or "scenario"),
+                                aps=state.aps, clients=[c.name for c in state.clients.values()])
+    requests = scenario.start_requests(checked, request.get("clients"),
+                                       sorted(c.name for c in state.clients.values()))
+    if not request.get("check"):
+        for one in requests:
+            handle(state, model, one, now)
+    return {"ok": True, "requests": requests, "t": now, "duration_s": checked["duration_s"],
+            "check": bool(request.get("check"))}
+
+
 def handle(state, model, request, now):
     """One radio request (a dict with "op") -> reply dict. Pure apart from the clock passed in."""
     op = request.get("op")
     if op == "state":
-        return {"ok": True, "state": snapshot(state, model)}
+        return {"ok": True, "state": snapshot(state, model, now)}
     if op == "events":
         since = int(request.get("since", 0))
         return {"ok": True, "events": [e for e in state.events if e["seq"] > since]}
-    if op in ("move", "trace", "tune"):
+    if op == "replay":
+        return replay(state, model, request, now)
+    if op in ("move", "trace", "tune", "signal", "reset"):
         client = find_client(state, request["client"])
+        details = {}
         if op == "move":
-            client.position, client.trace = tuple(request["position"]), []
+            position = scenario.check_position(request["position"], "position of %s" % client.name)
+            client.position, client.trace, client.signal = position, [], []
         elif op == "trace":
-            client.trace, client.trace_start = [tuple(p) for p in request["trace"]], now
+            trace = scenario.check_positions(request["trace"], "trace of %s" % client.name, allow_empty=True)
+            client.trace, client.trace_start, client.signal = trace, now, []
+        elif op == "signal":
+            client.signal = scenario.check_signal(request["signal"], "signal of %s" % client.name, aps=state.aps)
+            client.signal_start, client.trace = now, []
+            client.levels = signal_at(client.signal, 0.0)
+            details["levels"] = client.levels
+        elif op == "reset":
+            client.position, client.trace, client.signal = client.home_position, list(client.home_trace), []
+            client.trace_start = now
         else:
             client.channel = odin.validate_channel(request["channel"])
-        state.log(now, op, client=client.name, position=list(client.position), channel=client.channel)
+        state.log(now, op, client=client.name, position=list(client.position), channel=client.channel, **details)
         return {"ok": True}
     ap = find_ap(state, request["ap_mac"])
     if op == "hello":
@@ -493,7 +563,21 @@ class RealAgents:
                 self.radio.sync()
 
 
-def snapshot(state, model):
+def replay_info(client, now):
+    """What the client replays: {"kind": "signal"|"trace", "elapsed_s", "length_s"}, or None."""
+    if client.signal:
+        kind, start, length = "signal", client.signal_start, client.signal[-1][0]
+    elif client.trace:
+        kind, start, length = "trace", client.trace_start, client.trace[-1][0]
+    else:
+        return None
+    return {"kind": kind, "elapsed_s": None if now is None else round(now - start, 3), "length_s": length}
+
+
+def snapshot(state, model, now=None):
+    """The radio's state. Per client: `rssi` is its signal at each AP before sensitivity and channels (path loss,
+    or its signal timeline: null for an AP the timeline does not name), `heard` what each AP's radio hears of it
+    on the client's channel (null: nothing), `replay` what it replays."""
     linked = links(state, model)
     return {
         "emulated": True,
@@ -502,8 +586,9 @@ def snapshot(state, model):
                     for n, a in state.aps.items()),
         "clients": dict((c.name, {"mac": c.mac, "channel": c.channel, "position": [round(v, 2) for v in c.position],
                                   "link": linked[m], "vaps": sorted(state.vaps.get(m, ())),
-                                  "rssi": dict((n, rssi(model, a.position, c.position))
-                                               for n, a in state.aps.items()),
+                                  "rssi": dict((n, level(model, a, c)) for n, a in state.aps.items()),
+                                  "heard": dict((n, audible(model, a, c)) for n, a in state.aps.items()),
+                                  "replay": replay_info(c, now),
                                   "switching": c.channel is None or c.switch_at is not None,
                                   "held": m in held(state, model)})
                         for m, c in state.clients.items()),

@@ -263,3 +263,119 @@ def test_air_switch_sends_flow_changes_over_its_openflow_connection(lab):
     radio.handle(state, model, {"op": "vap_remove", "ap_mac": ap_mac(1), "sta_mac": C1}, 0)
     air.sync(radio.air_flows(state, model))
     assert len(ran) == 1 and len(sent) == 1                                           # ovs-ofctl instead
+
+
+# -- signal replay (issue 12): what each AP hears of a client as a timeline --------------------------------------
+
+def _signal(state, model, now, timeline):
+    return radio.handle(state, model, {"op": "signal", "client": "client1", "signal": timeline}, now)
+
+
+def test_signal_timeline_is_interpolated_from_the_request_and_held_after_its_end(lab):
+    state, model = lab
+    assert _signal(state, model, 100.0, [[0, {"ap1": -45, "ap2": -80}], [10, {"ap1": -75, "ap2": -50}]])["ok"]
+    client, ap1, ap2 = state.clients[C1], state.aps["ap1"], state.aps["ap2"]
+    assert radio.hears(model, ap1, client) == -45.0          # started at the request's time
+    radio.advance(state, model, 105.0)
+    assert radio.hears(model, ap1, client) == -60.0
+    assert radio.hears(model, ap2, client, channel=6) == -65.0   # ap2 scanning on the client's channel
+    assert radio.hears(model, ap2, client) is None               # ... but it serves channel 1
+    radio.advance(state, model, 500.0)
+    assert radio.hears(model, ap1, client) == -75.0           # held after the last point
+    assert radio.signal_at([(2, {"a": -50.0}), (4, {"a": -60.0})], 0) == {"a": -50.0}
+
+
+def test_signal_below_the_sensitivity_and_unnamed_aps_hear_nothing(lab):
+    state, model = lab
+    for n in (1, 2):
+        radio.handle(state, model, {"op": "vap_add", "ap_mac": ap_mac(n), "sta_mac": C1}, 0)
+    _signal(state, model, 0, [[0, {"ap1": -60}], [10, {"ap1": -95}]])
+    client = state.clients[C1]
+    assert radio.hears(model, state.aps["ap2"], client, channel=6) is None   # not named: nothing, whatever the model
+    assert radio.links(state, model) == {C1: "ap1"}
+    radio.advance(state, model, 9.0)          # -91.5 dBm < -85
+    assert radio.hears(model, state.aps["ap1"], client) is None
+    assert radio.links(state, model) == {C1: None}
+    reply = radio.handle(state, model, {"op": "csa", "ap_mac": ap_mac(1), "sta_mac": C1, "channel": 1}, 9.0)
+    assert not reply["ok"] and "does not hear" in reply["error"]
+    polled = radio.handle(state, model, {"op": "poll", "ap_mac": ap_mac(1)}, 9.0)["clients"]
+    assert polled == []
+
+
+def test_signal_steers_the_link_and_the_snapshot(lab):
+    state, model = lab
+    for n in (1, 2):
+        radio.handle(state, model, {"op": "vap_add", "ap_mac": ap_mac(n), "sta_mac": C1}, 0)
+    radio.handle(state, model, {"op": "tune", "client": "client1", "channel": 1}, 0)
+    assert radio.links(state, model) == {C1: "ap2"}          # the model: ap2 is 35 m away, still heard
+    _signal(state, model, 1.0, [[0, {"ap1": -50, "ap2": -90}], [4, {"ap1": -50, "ap2": -60}]])
+    assert radio.links(state, model) == {C1: None}           # ap2 no longer hears it
+    radio.advance(state, model, 3.0)
+    assert radio.links(state, model) == {C1: "ap2"}
+    snap = radio.snapshot(state, model, 3.0)["clients"]["client1"]
+    assert snap["rssi"] == {"ap1": -50.0, "ap2": -75.0}
+    assert snap["heard"] == {"ap1": -50.0, "ap2": -75.0}
+    assert snap["replay"] == {"kind": "signal", "elapsed_s": 2.0, "length_s": 4.0}
+    assert [e["event"] for e in state.events][-1] == "signal"
+
+
+def test_move_trace_and_reset_clear_the_signal(lab):
+    state, model = lab
+    client, ap1 = state.clients[C1], state.aps["ap1"]
+    _signal(state, model, 0, [[0, {"ap1": -80}]])
+    assert radio.handle(state, model, {"op": "move", "client": "client1", "position": [5, 0]}, 1)["ok"]
+    assert not client.signal and radio.hears(model, ap1, client) == pytest.approx(-41.0, abs=0.1)
+    _signal(state, model, 0, [[0, {"ap1": -80}]])
+    radio.handle(state, model, {"op": "trace", "client": "client1", "trace": [[0, 10, 0], [10, 20, 0]]}, 5)
+    assert not client.signal and radio.snapshot(state, model, 10)["clients"]["client1"]["replay"]["kind"] == "trace"
+    radio.advance(state, model, 10)
+    assert client.position == (15, 0)
+    _signal(state, model, 0, [[0, {"ap1": -80}]])
+    assert not client.trace                                  # a signal replay stops a trace
+    radio.handle(state, model, {"op": "reset", "client": "client1"}, 20)
+    assert (client.position, client.signal, client.trace) == ((5, 0), [], [])
+    assert radio.snapshot(state, model)["clients"]["client1"]["replay"] is None
+
+
+@pytest.mark.parametrize("timeline, error", [
+    ([[0, {"ap9": -50}]], "ap9 is not an AP of the inventory (ap1, ap2)"),
+    ([[0, {"ap1": -50}], [0, {"ap1": -60}]], "point 2 (t=0): times must increase"),
+    ([[0, {"ap1": "loud"}]], "'loud' is not a level in dBm"),
+    ([[0, {"ap1": -50}], [5, {"ap2": -50}]], "every point names the same APs"),
+    ([[0, {"ap1": 5}]], "5 is not a level in dBm"),
+    ([[-1, {"ap1": -50}]], "times start at 0"),
+    ([], "no points"),
+    ([[0]], "is not [t_s, {ap: dBm, ...}]"),
+])
+def test_bad_signal_requests_change_nothing(lab, timeline, error):
+    state, model = lab
+    the_radio = radio.Radio(state, model, radio.AirSwitch(None))
+    reply = the_radio.request({"op": "signal", "client": "client1", "signal": timeline})
+    assert reply["ok"] is False and error in reply["error"] and "signal of client1" in reply["error"]
+    assert state.clients[C1].signal == [] and [e["event"] for e in state.events if e["event"] == "signal"] == []
+
+
+def test_replay_starts_a_scenario_at_once_and_check_changes_nothing(lab):
+    state, model = lab
+    scenario = {"duration_s": 20, "clients": {"client1": {"signal": [[0, {"ap1": -50, "ap2": -70}]]}}}
+    reply = radio.handle(state, model, {"op": "replay", "scenario": scenario, "source": "s.yml", "check": True}, 3)
+    assert reply["ok"] and reply["check"] and reply["requests"] == [
+        {"op": "signal", "client": "client1", "signal": [[0.0, {"ap1": -50.0, "ap2": -70.0}]]}]
+    assert state.clients[C1].signal == []
+    reply = radio.handle(state, model, {"op": "replay", "scenario": scenario, "source": "s.yml"}, 3)
+    assert reply["ok"] and state.clients[C1].signal and state.clients[C1].signal_start == 3
+    with pytest.raises(ValueError, match=r"s.yml: client client7: not a client of the inventory \(client1\)"):
+        radio.handle(state, model, {"op": "replay", "scenario": {"duration_s": 1, "clients": {
+            "client7": {"positions": [[0, 1, 1]]}}}, "source": "s.yml"}, 4)
+    # `clients` limits a replay to some clients; one the file does not name goes back where the inventory puts it
+    radio.handle(state, model, {"op": "move", "client": "client1", "position": [30, 0]}, 5)
+    assert radio.handle(state, model, {"op": "replay", "scenario": scenario, "clients": []}, 6)["requests"] == []
+    assert state.clients[C1].position == (30, 0)
+    two = {"_meta": {"hostvars": dict(INVENTORY["_meta"]["hostvars"], client2={
+        "client_mac": "02:c0:00:00:00:02", "client_position": [38, 0], "client_ap": "ap2"})},
+        "aps": INVENTORY["aps"], "clients": {"hosts": ["client1", "client2"]}}
+    state, model = radio.state_from_inventory(two)
+    radio.handle(state, model, {"op": "move", "client": "client2", "position": [1, 1]}, 0)
+    reply = radio.handle(state, model, {"op": "replay", "scenario": scenario}, 7)
+    assert [(r["op"], r["client"]) for r in reply["requests"]] == [("signal", "client1"), ("reset", "client2")]
+    assert state.clients["02:c0:00:00:00:02"].position == (38, 0)
