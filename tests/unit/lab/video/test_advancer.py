@@ -106,6 +106,36 @@ def test_a_restart_or_a_restore_lands_on_the_same_playlist(tmp_path):
     assert live_at(tmp_path, playlist, 1750000123.4) == live_at(tmp_path, playlist, 1750000123.4)
 
 
+def test_the_origin_keeps_the_numbers_small_and_the_first_playlist_full(tmp_path):
+    playlist = vod(tmp_path, [1.0] * 20)
+    origin = tmp_path / "origin"
+    now = 1795945488.25
+    live = live_at(tmp_path, playlist, now, "--origin-file", str(origin))
+    assert origin.read_text() == "%d\n" % (int(now) - 5)        # window + 1 segments before
+    assert live["seq"] == 1 and live["dseq"] == 0 and len(live["segments"]) == 4
+    # the file is kept: later playlists (a restart, a restored copy) count from it
+    later = live_at(tmp_path, playlist, now + 30, "--origin-file", str(origin))
+    assert later["seq"] == 31 and later["dseq"] == 1
+    assert later == live_at(tmp_path, playlist, now + 30, "--origin", str(int(now) - 5))
+    # hls.js walks an array up to the discontinuity sequence on each load: from the Unix epoch it would be huge
+    assert live_at(tmp_path, playlist, now, "--origin", "0")["dseq"] == (int(now) - 4) // 20
+
+
+def test_without_an_origin_the_loop_counts_from_its_start(tmp_path):
+    playlist = vod(tmp_path, [1.0] * 20)
+    out = tmp_path / "live.m3u8"
+    proc = subprocess.Popen([ADVANCER, str(playlist), str(out)], start_new_session=True)
+    try:
+        deadline = time.time() + 5
+        while not out.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        live = parse(out.read_text())
+        assert live["seq"] in (1, 2) and live["dseq"] == 0 and len(live["segments"]) == 4
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=5)
+
+
 @pytest.mark.parametrize("content, message", [
     ("#EXTM3U\n#EXT-X-ENDLIST\n", "no segments"),
     ("#EXTM3U\nseg0.ts\n", "no #EXTINF"),
@@ -122,7 +152,7 @@ def test_a_bad_vod_playlist_is_an_error(tmp_path, content, message):
 def test_the_loop_rewrites_the_playlist_each_segment_and_stops_on_term(tmp_path):
     playlist = vod(tmp_path, [0.5] * 40)
     out = tmp_path / "live.m3u8"
-    proc = subprocess.Popen([ADVANCER, str(playlist), str(out)], start_new_session=True)
+    proc = subprocess.Popen([ADVANCER, "--origin", "0", str(playlist), str(out)], start_new_session=True)
     try:
         deadline = time.time() + 5
         while not out.exists() and time.time() < deadline:
