@@ -9,7 +9,7 @@ PLAYBOOK := $(VENV)/ansible-playbook -i inventories/lab
 
 .PHONY: demo test setup lab-up lab-down unit integration sanity lint molecule bench bench-quick bench-tier1 bench-tier2 \
 	test-guest clean click test-click test-faults bench-ocs test-tier1-real bench-tier1-agents \
-	bench-commit-point
+	bench-commit-point bench-postcopy-channel
 
 ## The main job: set up, bring the emulated lab up, run it and print its report.
 demo: setup lab-up
@@ -94,6 +94,10 @@ bench-tier2: setup lab-up
 ## The commit point's cost (issue #9): stop-and-copy of `video` with and without it, alternating, in one run.
 bench-commit-point: setup lab-up
 	PYTHONPATH=lab $(VENV)/python -m arnab_lab.bench_commit $(BENCH_ARGS)
+
+## Post-copy's page channel (issue #9): the drain inside SSH against criu's cleartext page server, alternating.
+bench-postcopy-channel: setup lab-up
+	PYTHONPATH=lab $(VENV)/python -m arnab_lab.bench_channel $(BENCH_ARGS)
 
 bench: bench-tier1 bench-tier2
 

@@ -959,6 +959,7 @@ class Receiver(object):
                         continue
                     conn = c
             listener.close()
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)     # small page requests go at once
             for data in early:
                 conn.sendall(data)
             return self._relay(name, conn, rfd, wfd)

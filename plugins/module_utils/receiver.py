@@ -308,6 +308,8 @@ def loopback_pair():
         while True:
             server, peer = listener.accept()
             if peer == client.getsockname():
+                for sock in (client, server):   # page requests are small: never wait for more to send (Nagle)
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 return client, server
             server.close()
     finally:

@@ -180,3 +180,13 @@ def tar_of(entries):
                 ti.devmajor, ti.devminor = 1, 3
             tar.addfile(ti)
     return buf.getvalue()
+
+
+def recv_exactly(sock, n):
+    """Read exactly n bytes from a socket (a test fails if it closes first)."""
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        assert chunk, "closed after %d of %d bytes" % (len(data), n)
+        data += chunk
+    return data

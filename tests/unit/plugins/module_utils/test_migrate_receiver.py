@@ -18,7 +18,7 @@ import pytest
 from ansible_collections.arnab.testbed.plugins.module_utils import migrate_receiver as mr
 from ansible_collections.arnab.testbed.plugins.module_utils import state_transfer as st
 
-from receiver_edge import CONFIG, NAME, Edge, tar_of
+from receiver_edge import CONFIG, NAME, Edge, recv_exactly, tar_of
 
 
 @pytest.fixture
@@ -712,14 +712,6 @@ def _start_pages(edge):
     return proc, int(line.split()[1])
 
 
-def _recv_exactly(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        assert chunk, "connection closed after %d of %d bytes" % (len(data), n)
-        data += chunk
-    return data
-
 
 def test_pages_relays_the_daemons_connection_to_the_session(edge):
     edge.prepared()
@@ -732,7 +724,7 @@ def test_pages_relays_the_daemons_connection_to_the_session(edge):
         pages = os.urandom(3 * mr.RELAY_CHUNK + 5)
         proc.stdin.write(pages)                                  # the pages come back
         proc.stdin.flush()
-        assert _recv_exactly(daemon, len(pages)) == pages
+        assert recv_exactly(daemon, len(pages)) == pages
         daemon.close()                                           # every page arrived: the daemon leaves
         assert proc.wait(timeout=10) == 0
         assert proc.stdout.read() == b""
@@ -785,7 +777,7 @@ def test_pages_refuses_a_connection_of_another_user(edge, monkeypatch):
         assert intruder.recv(10) == b""                      # closed without a byte
         daemon = socket.create_connection(("127.0.0.1", port), timeout=10)
         os.write(eng_w, b"page")
-        assert _recv_exactly(daemon, 4) == b"page"
+        assert recv_exactly(daemon, 4) == b"page"
         daemon.close()
         t.join(10)
         assert box.get("rc") == 0

@@ -16,7 +16,7 @@ from ansible_collections.arnab.testbed.plugins.module_utils import receiver as r
 from ansible_collections.arnab.testbed.plugins.module_utils import state_transfer as st
 from ansible_collections.arnab.testbed.plugins.module_utils.receiver import Receiver, ReceiverError
 
-from receiver_edge import CONFIG, Edge
+from receiver_edge import CONFIG, Edge, recv_exactly
 
 PAYLOADS = ["$(touch {m})", "`touch {m}`", ";touch {m}", "\ntouch {m}", "'", '"', "';touch {m};'", "../x", "/etc",
             "a b", "-rf", "--lazy", ""]
@@ -262,14 +262,6 @@ def test_guard_argvs_are_json_ready():
     assert stat.S_ISREG(os.stat(rc_mod.__file__).st_mode)
 
 
-def _recv_exactly(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        assert chunk, "closed after %d of %d bytes" % (len(data), n)
-        data += chunk
-    return data
-
 
 def test_page_tunnel_carries_pages_between_criu_and_the_daemon(edge):
     """criu's end of the tunnel <-> ssh <-> the receiver's `pages` <-> the lazy-pages daemon on its loopback."""
@@ -282,10 +274,10 @@ def test_page_tunnel_carries_pages_between_criu_and_the_daemon(edge):
         tunnel.criu_has_it()
         daemon = socket.create_connection(("127.0.0.1", tunnel.port), timeout=10)
         daemon.sendall(b"request")
-        assert _recv_exactly(criu_end, 7) == b"request"
+        assert recv_exactly(criu_end, 7) == b"request"
         pages = os.urandom(1 << 20)
         criu_end.sendall(pages)
-        assert _recv_exactly(daemon, len(pages)) == pages
+        assert recv_exactly(daemon, len(pages)) == pages
         daemon.close()                          # every page arrived: the channel ends, criu sees its client leave
         criu_end.settimeout(10)
         assert criu_end.recv(1) == b""
