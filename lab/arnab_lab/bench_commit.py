@@ -31,7 +31,8 @@ def inner(variant, container, dest):
     precopy = collection_utils.load("precopy")
 
     class NoCommitPoint(precopy.LxcMigrationDriver):
-        """The final dump exits by itself, tasks left stopped (the engine before the commit point)."""
+        """The final dump exits by itself, tasks left stopped; then its stats and size are read, as `LxcCriu.checkpoint`
+        did (the engine before the commit point)."""
 
         def _guarded_dump(self, images_dir, parent_dir=None, track_mem=False, lazy=False):
             argv, env = self.lxc.checkpoint_command(self.name, images_dir, action="dump", parent_dir=parent_dir,
@@ -45,7 +46,7 @@ def inner(variant, container, dest):
             if self.dump_proc.wait() != 0:
                 raise precopy.CriuError("dump failed (rc %s)" % self.dump_proc.returncode)
             self.dump_dir = images_dir
-            return {"images_dir": images_dir, "duration_s": time.time() - t0, "bytes": 0,
+            return {"images_dir": images_dir, "duration_s": time.time() - t0, "bytes": precopy._dir_bytes(images_dir),
                     "stats": precopy.summarize_dump_stats(precopy.read_stats(images_dir, "dump"))}
 
         def commit(self):

@@ -403,6 +403,8 @@ def migrate(drv, method="auto", knobs=None, progress=None, clock=time.time):
     rep["commit"] = {k: commit.get(k) for k in ("commit_s", "dump_rc")}
     if commit.get("stats") and method != "post-copy":
         rep["final_dump"]["stats"] = commit["stats"]
+    if rep["final_dump"].get("bytes") is None:
+        rep["final_dump"]["bytes"] = commit.get("bytes")
 
     # 5. Point of no return: the source copy goes.
     step("point of no return: destroy source")
@@ -946,9 +948,9 @@ class LxcMigrationDriver(object):
             if time.time() - t0 > DUMP_TIMEOUT_S:
                 raise CriuError("dump of %s not done after %ss" % (self.name, DUMP_TIMEOUT_S))
             time.sleep(migration_guard.POLL_S)
-        stats = {} if lazy else summarize_dump_stats(read_stats(images_dir, "dump"))
-        return {"images_dir": images_dir, "duration_s": time.time() - t0, "bytes": _dir_bytes(images_dir),
-                "stats": stats}
+        # nothing more in the frozen window: criu writes its stats after post-dump, and the images' size is for the
+        # report (both come with the commit)
+        return {"images_dir": images_dir, "duration_s": time.time() - t0, "bytes": None, "stats": {}}
 
     def _arm_guard(self, lazy=False):
         """Write the guard (criu's action script) and what it needs into the private work dir."""
@@ -1002,7 +1004,7 @@ class LxcMigrationDriver(object):
             rc = self.dump_proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             rc = None
-        return {"commit_s": round(time.time() - t0, 4), "dump_rc": rc,
+        return {"commit_s": round(time.time() - t0, 4), "dump_rc": rc, "bytes": _dir_bytes(self.dump_dir),
                 "stats": summarize_dump_stats(read_stats(self.dump_dir, "dump"))}
 
     def wait_lazy_done(self):
