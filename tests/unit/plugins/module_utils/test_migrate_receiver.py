@@ -712,7 +712,6 @@ def _start_pages(edge):
     return proc, int(line.split()[1])
 
 
-
 def test_pages_relays_the_daemons_connection_to_the_session(edge):
     edge.prepared()
     proc, port = _start_pages(edge)

@@ -262,7 +262,6 @@ def test_guard_argvs_are_json_ready():
     assert stat.S_ISREG(os.stat(rc_mod.__file__).st_mode)
 
 
-
 def test_page_tunnel_carries_pages_between_criu_and_the_daemon(edge):
     """criu's end of the tunnel <-> ssh <-> the receiver's `pages` <-> the lazy-pages daemon on its loopback."""
     r = Receiver("peer", "ramsim")
