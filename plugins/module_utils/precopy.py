@@ -463,6 +463,11 @@ def total_bytes(rep):
 # The real driver: LXC + CRIU on this (source) edge, rsync/ssh to the destination edge.
 # --------------------------------------------------------------------------------------------------
 
+def keepalives(count):
+    """ssh options: a keepalive every SSH_ALIVE_INTERVAL_S, the connection given up after ``count`` unanswered."""
+    return ("-o", "ServerAliveInterval=%d" % SSH_ALIVE_INTERVAL_S, "-o", "ServerAliveCountMax=%d" % count)
+
+
 def _q(s):
     return shlex.quote(str(s))
 
@@ -587,8 +592,7 @@ class LxcMigrationDriver(object):
         # command there): fixed operations on this container only, never a shell
         self.recv = Receiver(dest, container, user=ssh_user, key=ssh_key, port=ssh_port,
                              control_path=self.control_path, runner=self.run,
-                             ssh_options=("-o", "ServerAliveInterval=%d" % SSH_ALIVE_INTERVAL_S,
-                                          "-o", "ServerAliveCountMax=%d" % SSH_ALIVE_COUNT))
+                             ssh_options=keepalives(SSH_ALIVE_COUNT))
         if postcopy_channel not in POSTCOPY_CHANNELS:
             raise ValueError("postcopy_channel must be one of %s" % ", ".join(POSTCOPY_CHANNELS))
         self.postcopy_channel = postcopy_channel
@@ -1019,11 +1023,11 @@ class LxcMigrationDriver(object):
             elif time.time() - last_move > DRAIN_STALL_S:
                 raise CriuError("post-copy drain stalled: no page sent for %ss" % DRAIN_STALL_S)
         if self.dump_proc.returncode != 0:
+            tail = log_tail(os.path.join(self.dump_dir, "dump.log"))
             raise CriuError("lazy page transfer failed on the source (dump rc %s): %s" % (
-                self.dump_proc.returncode, find_criu_error(log_tail(os.path.join(self.dump_dir, "dump.log")))),
-                log_tail=log_tail(os.path.join(self.dump_dir, "dump.log")))
+                self.dump_proc.returncode, find_criu_error(tail)), log_tail=tail)
         # the source's page server exits 0 even when its client went away: ask the destination's daemon
-        deadline = time.time() + 60
+        deadline = time.time() + migration_guard.LAZY_PENDING_S
         while True:
             _rc, out, _err = self.request("lazy-status", timeout=30)
             text = out.strip().splitlines()[-1] if out.strip() else "PENDING"
@@ -1096,9 +1100,7 @@ class LxcMigrationDriver(object):
         dir is a chain) and post-copy's page channel (over ssh its keepalives tolerate what the drain's progress
         rule does: a backhaul that comes back within DRAIN_STALL_S loses nothing)."""
         if method == "post-copy" and self.postcopy_channel == "ssh":
-            self.page_tunnel = self.recv.page_tunnel(ssh_options=(
-                "-o", "ServerAliveInterval=%d" % SSH_ALIVE_INTERVAL_S,
-                "-o", "ServerAliveCountMax=%d" % (DRAIN_STALL_S // SSH_ALIVE_INTERVAL_S)))
+            self.page_tunnel = self.recv.page_tunnel(ssh_options=keepalives(DRAIN_STALL_S // SSH_ALIVE_INTERVAL_S))
         if mode == "native":
             return
         self.final_channel = self.recv.open_patch("images")
