@@ -53,10 +53,12 @@ ALL_METHODS = PAPER_METHODS + ("auto",)
 DEFAULT_WORKING_SETS = (20.0, 30.0, 50.0, 70.0, 100.0)
 CSV_COLUMNS = ("workload", "config", "size_mib", "working_set_pct", "dirty_pct", "method", "method_used", "trial", "ok",
                "downtime_s", "bytes_frozen", "total_s", "bytes_total", "floor_s", "source_needed_s", "client_gap_s",
-               "client_ok", "verify", "iterations", "stop_reason", "dump_s", "transfer_s", "restore_s", "error",
+               "client_ok", "verify", "iterations", "stop_reason", "dump_s", "transfer_s", "restore_s",
+               "frozen_total_s", "error",
                "report", "load1")
 # Per cell: mean, sd, min and max of these over the successful trials.
-STAT_KEYS = ("downtime_s", "client_gap_s", "total_s", "bytes_frozen", "source_needed_s", "floor_s")
+STAT_KEYS = ("downtime_s", "client_gap_s", "total_s", "bytes_frozen", "source_needed_s", "floor_s",
+             "frozen_total_s")
 SUMMARY_COLUMNS = ("config", "workload", "size_mib", "working_set_pct", "dirty_pct", "method", "methods_used",
                    "trials", "ok") + tuple("%s_%s" % (key, stat) for key in STAT_KEYS
                                            for stat in ("mean", "sd", "min", "max")) + (
@@ -396,6 +398,7 @@ def row_from(cfg, method, trial, ok, rep, error, client, verify, rate, load1="")
         "iterations": len(rep.get("iterations") or []), "stop_reason": rep.get("stop_reason", ""),
         "dump_s": frozen.get("dump_s", ""), "transfer_s": frozen.get("transfer_s", ""),
         "restore_s": frozen.get("restore_s", ""),
+        "frozen_total_s": rep.get("frozen_total_s", rep.get("downtime_s", "")),
         "error": (error or rep.get("error") or "")[:300],
         "report": os.path.relpath(rep["_path"], REPO) if rep.get("_path") else "", "load1": load1,
     }

@@ -91,6 +91,13 @@ options:
         stopped shrinking; in delta mode every further iteration is one more freeze).
     type: float
     default: 0.9
+  fallback_ratio:
+    description:
+      - Pre-copy - stop iterating and go to the final dump at once (the report's RV(fallback)) when the time
+        already frozen in the iterations plus the predicted final downtime reaches this factor times the
+        predicted stop-and-copy downtime (in delta mode every iteration freezes for a whole dump).
+    type: float
+    default: 1.0
   postcopy_max_drain:
     description:
       - Seconds. V(auto) picks post-copy only when its predicted drain (memory over O(link_rate), the time the
@@ -226,6 +233,16 @@ downtime_s:
   returned: success
   type: float
   sample: 0.61
+frozen_total_s:
+  description:
+    - Seconds the container was frozen over the whole migration - every pre-copy iteration's freeze (the
+      iterations' C(freeze_s); in delta mode a whole dump each) plus RV(downtime_s).
+  returned: success
+  type: float
+frozen_iterations_s:
+  description: The sum of the pre-copy iterations' freezes (0 for the other methods).
+  returned: success
+  type: float
 frozen:
   description: The frozen phase split (dump_s, fs_sync_s, transfer_s, restore_s, netfix_s, ssh_overhead_s).
   returned: success
@@ -247,13 +264,20 @@ total_s:
 iterations:
   description:
     - Pre-copy iterations - n, mode, duration_s, dump_s, freeze_s, pages_written, pages_skipped_parent,
-      bytes_dumped, dirty_pages, bytes_sent, literal_bytes, transfer_s.
+      bytes_dumped, dirty_pages, bytes_sent, literal_bytes, transfer_s, touched_bytes (what the container
+      touched while the iteration's images moved, from its pages' accessed bits; null when not measured).
   returned: always
   type: list
   elements: dict
 stop_reason:
   description: Why the pre-copy iterations stopped.
   returned: pre-copy
+  type: str
+fallback:
+  description:
+    - Why pre-copy stopped iterating because it could not beat stop-and-copy (the fallback rule, see
+      O(fallback_ratio)); null when it did not fall back.
+  returned: always
   type: str
 postcopy:
   description:
@@ -282,8 +306,9 @@ from ansible_collections.arnab.testbed.plugins.module_utils.precopy import (
     AlreadyOnDestination, Knobs, LxcMigrationDriver, MigrationError, PreflightError, migrate, parse_rate,
     resolve_method, write_report)
 
-SUMMARY_KEYS = ("ok", "method", "precopy_mode", "method_reason", "downtime_s", "frozen", "bytes_frozen",
-                "bytes_total", "total_s", "iterations", "stop_reason", "postcopy", "rolled_back", "error")
+SUMMARY_KEYS = ("ok", "method", "precopy_mode", "method_reason", "downtime_s", "frozen_total_s",
+                "frozen_iterations_s", "frozen", "bytes_frozen", "bytes_total", "total_s", "iterations",
+                "stop_reason", "fallback", "postcopy", "rolled_back", "error")
 
 
 def check_options(p):
@@ -319,6 +344,7 @@ def main():
             min_pages=dict(type="int", default=64),
             max_growth=dict(type="float", default=1.1),
             plateau_ratio=dict(type="float", default=0.9),
+            fallback_ratio=dict(type="float", default=1.0),
             postcopy_max_drain=dict(type="float"),
             target_downtime=dict(type="float", default=1.0),
             link_rate=dict(type="str", default="1gbit"),
@@ -359,7 +385,8 @@ def main():
 
     knobs = Knobs(max_iterations=p["max_iterations"], min_pages=p["min_pages"], max_growth=p["max_growth"],
                   target_downtime_s=p["target_downtime"], link_rate_bps=rate, precopy_mode=p["precopy_mode"],
-                  plateau_ratio=p["plateau_ratio"], postcopy_max_drain_s=p["postcopy_max_drain"])
+                  plateau_ratio=p["plateau_ratio"], postcopy_max_drain_s=p["postcopy_max_drain"],
+                  fallback_ratio=p["fallback_ratio"])
     drv = LxcMigrationDriver(p["container"], p["dest"], lxcpath=p["lxcpath"], work_dir=p["work_dir"],
                              ssh_key=p["ssh_key"], ssh_user=p["ssh_user"],
                              ssh_port=p["ssh_port"], compress=p["compress"], bwlimit=p["bwlimit"], criu=p["criu"],

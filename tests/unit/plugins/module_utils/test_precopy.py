@@ -26,8 +26,10 @@ def test_named_constants_follow_phaul():
     assert pc.PLATEAU_RATIO == 0.90 and pc.TARGET_DOWNTIME_S == 1.0
 
 
-def test_first_iteration_never_stops():
-    assert pc.should_stop([it(1, 10)], pc.Knobs()) == (False, None)
+def test_first_iteration_never_stops_without_the_fallback():
+    assert pc.should_stop([it(1, 10)], pc.Knobs(fallback_ratio=100)) == (False, None)
+    # a 1 GiB first copy (2.5 s frozen, 9 s on the link) with no dirty set measured yet: iterating may pay
+    assert pc.should_stop([it(1, 262144, freeze=2.5, transfer=9.0)], pc.Knobs()) == (False, None)
 
 
 def test_converged_when_few_pages():
@@ -56,14 +58,14 @@ def test_plateau_stops_when_the_dirty_set_stops_shrinking():
 
 
 def test_plateau_from_the_second_iteration_when_all_memory_is_dirty_again():
-    k = pc.Knobs(target_downtime_s=0.01)
+    k = pc.Knobs(target_downtime_s=0.01, fallback_ratio=100)
     stop, why = pc.should_stop([it(1, 262144), it(2, 250000)], k)      # 1 GiB, ~100% dirtied during the copy
     assert stop and why.startswith("plateau")
     assert pc.should_stop([it(1, 262144), it(2, 52429)], k) == (False, None)   # 20%: iterating pays
 
 
 def test_iteration_limit():
-    k = pc.Knobs(max_iterations=3, target_downtime_s=0.0)
+    k = pc.Knobs(max_iterations=3, target_downtime_s=0.0, fallback_ratio=100)
     stop, why = pc.should_stop([it(1, 9000), it(2, 8000), it(3, 7000)], k)
     assert stop and "limit" in why
 
@@ -74,6 +76,90 @@ def test_predict_uses_the_slower_of_wire_and_measured_transfer():
     assert pc.predict_downtime(it(2, 25600, freeze=0.3, transfer=2.0), k, 125e6) == pytest.approx(2.8)
     assert pc.predict_downtime(it(2, 25600, freeze=0.3, transfer=0.1), k, 125e6) == pytest.approx(
         0.3 + 25600 * 4096 / 125e6 + 0.5)
+
+
+# ---- the fallback rule (synthetic iteration histories) ---------------------------------------------
+
+GiB_PAGES = 262144
+
+
+def first_copy(freeze=2.5, transfer=9.0, touched=None, pages=GiB_PAGES):
+    """Iteration 1 of a delta pre-copy of 1 GiB: a whole dump (frozen throughout) and a whole transfer."""
+    rec = it(1, pages, freeze=freeze, transfer=transfer)
+    rec.update(dump_s=freeze, bytes_dumped=pages * 4096, touched_bytes=touched)
+    return rec
+
+
+def test_fallback_constants():
+    assert pc.FALLBACK_RATIO == 1.0 and pc.Knobs().fallback_ratio == pc.FALLBACK_RATIO
+    assert pc.FALLBACK == "fallback: "
+
+
+def test_predicted_stop_and_copy_from_the_first_copy():
+    k = pc.Knobs(fixed_cost_s=0.5)
+    # the slower of the link (1 GiB at 125 MB/s = 8.59 s) and the measured transfer
+    assert pc.predict_stop_and_copy(first_copy(transfer=2.0), k, 125e6) == pytest.approx(
+        2.5 + GiB_PAGES * 4096 / 125e6 + 0.5)
+    assert pc.predict_stop_and_copy(first_copy(transfer=12.0), k, 125e6) == pytest.approx(2.5 + 12.0 + 0.5)
+
+
+def test_fallback_after_the_first_iteration_at_100_percent():
+    """The lab's 100%/s case (pre-copy 17.2 s vs stop-and-copy 12.5 s): the container touched all its memory
+    while its first copy moved; another iteration cannot pay: fall back after the first."""
+    hist = [first_copy(touched=GiB_PAGES * 4096)]
+    stop, why = pc.should_stop(hist, pc.Knobs(), 125e6)
+    assert stop and why.startswith(pc.FALLBACK)
+    assert "touched while the first copy moved" in why and ">= predicted stop-and-copy" in why
+
+
+def test_fallback_after_the_first_iteration_when_the_transfer_was_slower_than_the_link():
+    # 13 s measured for 1 GiB (slower than the 8.6 s the link allows): the estimate moves at the measured pace
+    hist = [first_copy(transfer=13.0, touched=GiB_PAGES * 4096)]
+    assert pc.should_stop(hist, pc.Knobs(), 125e6)[1].startswith(pc.FALLBACK)
+
+
+def test_no_fallback_with_a_20_percent_working_set():
+    hist = [first_copy(touched=GiB_PAGES * 4096 // 5)]
+    assert pc.should_stop(hist, pc.Knobs(), 125e6) == (False, None)
+    # the re-dump confirms it: 20% dirty, 2 x 2.5 s frozen + (2.5 + 1.8 + 0.5) = 9.8 s < 12.0 s
+    hist.append(it(2, GiB_PAGES // 5, freeze=2.5, transfer=1.8))
+    assert pc.fallback_reason(hist, pc.Knobs(), 125e6) is None
+
+
+def test_fallback_after_a_re_dump_that_finds_all_memory_dirty_without_a_touched_estimate():
+    hist = [first_copy()]
+    assert pc.should_stop(hist, pc.Knobs(), 125e6) == (False, None)   # lower bound: the next freeze alone
+    hist.append(it(2, GiB_PAGES - 1000, freeze=2.5, transfer=9.0))
+    stop, why = pc.should_stop(hist, pc.Knobs(), 125e6)
+    assert stop and why.startswith(pc.FALLBACK) and "dirtied in iteration 2" in why
+
+
+def test_fallback_for_a_small_container_whose_dump_costs_more_than_its_transfer():
+    # the lab's video container: dump 0.8 s frozen, 20 MB in 0.3 s: another whole-dump freeze cannot pay
+    hist = [first_copy(freeze=0.8, transfer=0.3, pages=5000)]
+    stop, why = pc.should_stop(hist, pc.Knobs(), 125e6)
+    assert stop and why.startswith(pc.FALLBACK) and "no dirty set measured yet" in why
+
+
+def test_fallback_counts_every_iteration_freeze():
+    # each re-dump shrinks the set, but four 2.5 s freezes already exceed what stop-and-copy would cost
+    hist = [first_copy(), it(2, 60000, freeze=2.5, transfer=2.0), it(3, 40000, freeze=2.5, transfer=1.5),
+            it(4, 30000, freeze=2.5, transfer=1.2)]
+    assert pc.fallback_reason(hist[:2], pc.Knobs(), 125e6) is None
+    why = pc.fallback_reason(hist, pc.Knobs(), 125e6)
+    assert why and why.startswith("frozen 10.00s in 4 iteration(s)")
+    assert pc.frozen_in_iterations(hist) == pytest.approx(10.0)
+
+
+def test_success_rules_come_before_the_fallback():
+    # converged pages win even when the freezes were costly
+    hist = [first_copy(freeze=0.8, transfer=0.3, pages=5000), it(2, 10, freeze=0.8)]
+    assert pc.should_stop(hist, pc.Knobs(), 125e6)[1].startswith("converged")
+
+
+def test_fallback_ratio_knob():
+    hist = [first_copy(freeze=0.8, transfer=0.3, pages=5000)]
+    assert pc.should_stop(hist, pc.Knobs(fallback_ratio=2.0), 125e6) == (False, None)
 
 
 def test_dirty_pages_native_vs_delta():
@@ -171,6 +257,9 @@ class FakeDriver(object):
         return {"images_dir": "/w/it-%d" % n, "duration_s": 0.1,
                 "stats": {"frozen_time": 100000, "pages_written": pages if mode == "native" else 16384,
                           "pages_scanned": 16384, "pages_skipped_parent": 0}, "dirty": pages}
+
+    def touched_since_dump(self):
+        return getattr(self, "touched", None)
 
     def transfer(self, images_dir, n, mode):
         self._step("transfer:final" if n == "final" else "transfer")
@@ -358,8 +447,37 @@ def test_impossible_method_fails_before_anything_runs():
 def test_iteration_limit_in_flow():
     drv = FakeDriver(dirty=(16384, 9000, 8500, 8400, 8300))
     rep = pc.migrate(drv, "pre-copy", pc.Knobs(max_iterations=4, max_growth=10.0, plateau_ratio=10.0,
-                                               target_downtime_s=0.0))
+                                               target_downtime_s=0.0, fallback_ratio=100))
     assert len(rep["iterations"]) == 4 and "limit" in rep["stop_reason"]
+
+
+def test_fallback_in_flow_reports_it_and_goes_to_the_final_dump():
+    drv = FakeDriver(dirty=(16384, 16000, 15000))
+    drv.touched = 16384 * 4096
+    rep = pc.migrate(drv, "pre-copy", pc.Knobs())
+    assert len(rep["iterations"]) == 1 and rep["iterations"][0]["touched_bytes"] == 16384 * 4096
+    assert rep["stop_reason"].startswith(pc.FALLBACK) and rep["fallback"] == rep["stop_reason"][len(pc.FALLBACK):]
+    assert drv.calls.index("final_dump") == drv.calls.index("transfer") + 2     # the pre-freeze sync, then freeze
+    assert rep["ok"] and drv.running_copies() == 1
+
+
+def test_report_has_every_freeze_and_the_total():
+    drv = FakeDriver(dirty=(16384, 4000, 1000, 40))
+    rep = pc.migrate(drv, "pre-copy", pc.Knobs(target_downtime_s=0.0, fallback_ratio=100))
+    assert [i["freeze_s"] for i in rep["iterations"]] == [0.1] * len(rep["iterations"])
+    assert rep["frozen_iterations_s"] == pytest.approx(0.1 * len(rep["iterations"]))
+    assert rep["frozen_total_s"] == pytest.approx(rep["frozen_iterations_s"] + rep["downtime_s"])
+    assert "fallback" not in rep
+    sac = pc.migrate(FakeDriver(), "stop-and-copy", pc.Knobs())
+    assert sac["frozen_iterations_s"] == 0 and sac["frozen_total_s"] == sac["downtime_s"]
+
+
+def test_referenced_bytes_sums_the_smaps_rollups(tmp_path):
+    for pid, kb in ((10, 1024), (11, 3072)):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "smaps_rollup").write_text(
+            "Rss:               9999 kB\nReferenced:        %d kB\nAnonymous:  1 kB\n" % kb)
+    assert pc.referenced_bytes([10, 11, 12], proc=str(tmp_path)) == 4096 * 1024   # 12: gone, skipped
 
 
 def test_progress_lines():
