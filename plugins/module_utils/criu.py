@@ -37,6 +37,11 @@ PAGE_SIZE = 4096
 IMG_COMMON_MAGIC = 0x54564319
 IMG_SERVICE_MAGIC = 0x55105940
 STATS_MAGIC = 0x57093306
+PAGEMAP_MAGIC = 0x56084025      # pagemap-<pid>.img and pagemap-shmem-<id>.img
+# pagemap.proto's pagemap_entry.flags (criu/include/pagemap.h)
+PE_PARENT = 1 << 0      # the pages are in the parent images (native pre-copy's chain)
+PE_LAZY = 1 << 1        # the pages may be served lazily (post-copy)
+PE_PRESENT = 1 << 2     # the pages are in this dump's pages-<pages_id>.img
 
 # stats.proto: dump_stats_entry / restore_stats_entry field numbers.
 DUMP_STATS_FIELDS = {
@@ -227,6 +232,96 @@ def read_stats(images_dir, kind="dump"):
         return {}
     with open(path, "rb") as f:
         return parse_stats(f.read()).get(kind, {})
+
+
+# --------------------------------------------------------------------------------------------------
+# pagemap images: which virtual address each page of a pages-<id>.img belongs to
+# --------------------------------------------------------------------------------------------------
+# criu/images/pagemap.proto (criu 4.x; checked against criu 4.2.1's images here):
+#   message pagemap_head  { required uint32 pages_id = 1; }
+#   message pagemap_entry { required uint64 vaddr = 1; required uint32 compat_nr_pages = 2;
+#                           optional bool in_parent = 3; optional uint32 flags = 4; optional uint64 nr_pages = 5; }
+# criu 4.2.1 writes compat_nr_pages 0 and the count in nr_pages; older criu only compat_nr_pages (then nr_pages).
+# A pagemap image is IMG_COMMON_MAGIC, PAGEMAP_MAGIC (u32 little-endian each), then entries, each a u32 size and a
+# protobuf message: first a pagemap_head, then one pagemap_entry per run of pages. pages-<pages_id>.img (raw, no
+# magic) holds the pages of the entries that are present (flags & PE_PRESENT; images without flags: not
+# in_parent), 4 KiB each, in the order of the entries.
+
+def encode_pagemap(pages_id, entries, compat=False):
+    """Build a pagemap image: ``entries`` = [(vaddr, nr_pages, flags)] (flags None: the field is left out, like
+    criu before flags existed). Like criu 4.2.1 (compat_nr_pages 0, the count in nr_pages), or with ``compat``
+    like older criu (the count in compat_nr_pages only). For fixtures: the reference for :func:`parse_pagemap`."""
+    out = bytearray(struct.pack("<II", IMG_COMMON_MAGIC, PAGEMAP_MAGIC))
+    head = encode_varint(1 << 3) + encode_varint(pages_id)
+    out += struct.pack("<I", len(head)) + head
+    for vaddr, nr_pages, flags in entries:
+        body = encode_varint(1 << 3) + encode_varint(vaddr) + encode_varint(2 << 3)
+        body += encode_varint(nr_pages) if compat else encode_varint(0)
+        if flags is not None:
+            body += encode_varint(4 << 3) + encode_varint(flags)
+        if not compat:
+            body += encode_varint(5 << 3) + encode_varint(nr_pages)
+        out += struct.pack("<I", len(body)) + body
+    return bytes(out)
+
+
+def parse_pagemap(data):
+    """``(pages_id, [(vaddr, nr_pages, present)])`` from a pagemap image's bytes; ``present``: the entry's pages
+    are in this dump's pages image. Raises ValueError on anything else."""
+    pos = 0
+    (first,) = struct.unpack_from("<I", data, 0) if len(data) >= 4 else (None,)
+    if first == IMG_COMMON_MAGIC:
+        pos = 4
+    if len(data) < pos + 4 or struct.unpack_from("<I", data, pos)[0] != PAGEMAP_MAGIC:
+        raise ValueError("not a CRIU pagemap image")
+    pos += 4
+    pages_id = None
+    entries = []
+    while pos < len(data):
+        if pos + 4 > len(data):
+            raise ValueError("truncated pagemap entry size")
+        (size,) = struct.unpack_from("<I", data, pos)
+        pos += 4
+        if pos + size > len(data):
+            raise ValueError("truncated pagemap entry")
+        fields = {}
+        for field, wtype, value in iter_fields(data[pos:pos + size]):
+            if wtype == 0:
+                fields[field] = value
+        pos += size
+        if pages_id is None:
+            if 1 not in fields:
+                raise ValueError("pagemap head without pages_id")
+            pages_id = fields[1]
+            continue
+        if 1 not in fields or (2 not in fields and 5 not in fields):
+            raise ValueError("pagemap entry without vaddr or nr_pages")
+        present = bool(fields[4] & PE_PRESENT) if 4 in fields else not fields.get(3)
+        entries.append((fields[1], fields[5] if 5 in fields else fields[2], present))
+    if pages_id is None:
+        raise ValueError("pagemap image without a head")
+    return pages_id, entries
+
+
+def page_layouts(images_dir):
+    """``{pages file name: (pagemap file name, [(vaddr, nr_pages)])}``: which pagemap describes each
+    ``pages-<id>.img`` of ``images_dir`` and the runs of pages it holds, in file order. A pagemap that cannot be
+    parsed is left out (its pages image is then compared by offset)."""
+    out = {}
+    try:
+        names = sorted(os.listdir(images_dir))
+    except OSError:
+        return out
+    for name in names:
+        if not (name.startswith("pagemap-") and name.endswith(".img")):
+            continue
+        try:
+            with open(os.path.join(images_dir, name), "rb") as f:
+                pages_id, entries = parse_pagemap(f.read())
+        except (IOError, OSError, ValueError):
+            continue
+        out["pages-%d.img" % pages_id] = (name, [(v, n) for v, n, present in entries if present and n])
+    return out
 
 
 def summarize_dump_stats(dump):

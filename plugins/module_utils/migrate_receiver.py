@@ -30,7 +30,7 @@ P] [--timeout S] [--verbose] [--dir DIR]``             offload off, gratuitous A
                                                        ``PID n``, ``kicked n``, ``GARP_FAILED`` ... on stdout
 ``put NAME fs|images [--dir DIR]``                     a tar stream on stdin, extracted safely into the container
                                                        dir (``fs``) or ``<work>/DIR`` (``images``: plain files only)
-``patch NAME [--dir DIR]``                             a page patch stream (``state_transfer.PATCHER``'s protocol)
+``patch NAME [--dir DIR]``                             a page patch stream (``state_transfer.encode_patch``'s protocol)
 ``pages NAME``                                         post-copy's page channel: ``LISTEN <port>`` on stderr, then
                                                        ONE root-owned connection to 127.0.0.1:<port> (the lazy-pages
                                                        daemon) relayed to this session's stdin/stdout, where the
@@ -1169,41 +1169,68 @@ def extract_tar(stream, dest, kind):
 
 
 def apply_patch(stream, dest, on_start=None):
-    """Apply a page patch stream (``state_transfer.PATCH_MAGIC`` protocol: per file ``<H name> <Q size>`` then
-    ``<Q offset><I length> data`` records up to ``END_OF_FILE``; ``<H 0>`` ends) in place in ``dest``. Names are
-    plain, files opened without following links, 0600. Returns ``(files, bytes)``."""
+    """Apply a page patch stream (``state_transfer``'s protocol, described there beside its encoder; constants
+    shared from it) in ``dest``: per file ``<H name> <Q size>`` (PATCH_MAGIC: then ``<B aside> <H basis>``), then
+    records up to ``END_OF_FILE``; ``<H 0>`` ends. A file not ``aside`` (every file of a PATCH_MAGIC_V1 stream)
+    is patched in place by DATA records; an ``aside`` one is built as ``name`` + ``PART_SUFFIX`` from its basis
+    (COPY records), or from nothing, and DATA records, and renamed over ``name`` once the stream has ended, so
+    every basis is read before it is replaced. Names are plain, files opened without following links, 0600.
+    Returns ``(files, data bytes)``."""
     def rd(n):
         b = _read_exact(stream, n)
         if b is None:
             raise OpError("page patch stream: short read")
         return b
 
-    if rd(4) != state_transfer.PATCH_MAGIC:
+    def plain(raw):
+        fname = raw.decode("utf-8", "replace")
+        if not FILE_NAME_RE.fullmatch(fname) or len(fname) + len(state_transfer.PART_SUFFIX) > 255:
+            raise OpError("page patch: file name %r refused" % fname, REFUSED)
+        return fname
+
+    magic = rd(4)
+    if magic not in (state_transfer.PATCH_MAGIC, state_transfer.PATCH_MAGIC_V1):
         raise OpError("not a page patch stream", REFUSED)
+    v2 = magic == state_transfer.PATCH_MAGIC
     if on_start:
         on_start()
     dfd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     files = total = 0
+    built = []      # (aside, name): renamed when the stream has ended
     try:
         while True:
             (nl,) = struct.unpack("<H", rd(2))
             if nl == 0:
                 break
-            fname = rd(nl).decode("utf-8", "replace")
-            if not FILE_NAME_RE.fullmatch(fname):
-                raise OpError("page patch: file name %r refused" % fname, REFUSED)
+            fname = plain(rd(nl))
             (size,) = struct.unpack("<Q", rd(8))
+            in_place, basis = True, ""
+            if v2:
+                aside, bl = struct.unpack("<BH", rd(3))
+                in_place, basis = not aside, plain(rd(bl)) if bl else ""
+            target = fname if in_place else fname + state_transfer.PART_SUFFIX
             try:
-                fd = os.open(fname, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600, dir_fd=dfd)
+                fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | (0 if in_place else os.O_TRUNC),
+                             0o600, dir_fd=dfd)
+                bfd = os.open(basis, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dfd) if basis and not in_place else None
             except OSError as e:
                 raise OpError("page patch: %s: %s" % (fname, e))
             try:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    raise OpError("page patch: %s is not a regular file" % fname)
+                if not all(stat.S_ISREG(os.fstat(f).st_mode) for f in (fd, bfd) if f is not None):
+                    raise OpError("page patch: %s or its basis is not a regular file" % fname)
+                basis_size = os.fstat(bfd).st_size if bfd is not None else 0
                 while True:
                     off, ln = struct.unpack("<QI", rd(12))
                     if off == state_transfer.END_OF_FILE:
                         break
+                    if v2 and off & state_transfer.COPY_FLAG:
+                        (src,) = struct.unpack("<Q", rd(8))
+                        dst = off & ~state_transfer.COPY_FLAG
+                        if bfd is None or src + ln > basis_size or dst + ln > size:
+                            raise OpError("page patch: %s: copy without a basis, or outside it or the file" % fname,
+                                          REFUSED)
+                        _copy_range(bfd, fd, src, dst, ln)
+                        continue
                     if ln > MAX_PATCH_RECORD:
                         raise OpError("page patch: record of %d bytes refused" % ln, REFUSED)
                     os.pwrite(fd, rd(ln), off)
@@ -1211,11 +1238,29 @@ def apply_patch(stream, dest, on_start=None):
                 os.ftruncate(fd, size)
                 os.fchmod(fd, 0o600)
             finally:
+                if bfd is not None:
+                    os.close(bfd)
                 os.close(fd)
+            if not in_place:
+                built.append((target, fname))
             files += 1
+        for aside, fname in built:
+            os.rename(aside, fname, src_dir_fd=dfd, dst_dir_fd=dfd)
     finally:
         os.close(dfd)
     return files, total
+
+
+def _copy_range(src_fd, dst_fd, src, dst, length, chunk=1 << 20):
+    """Copy ``length`` bytes at ``src`` of ``src_fd`` (a basis) to ``dst`` of ``dst_fd`` (another file)."""
+    pos = 0
+    while pos < length:
+        n = min(chunk, length - pos)
+        data = os.pread(src_fd, n, src + pos)
+        if len(data) != n:
+            raise OpError("page patch: short read from the basis at %d" % (src + pos))
+        os.pwrite(dst_fd, data, dst + pos)
+        pos += n
 
 
 # --------------------------------------------------------------------------------------------------

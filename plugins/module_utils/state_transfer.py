@@ -20,16 +20,18 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import bisect
 import fnmatch
+import itertools
 import os
 import re
 import struct
 import time
 
 try:
-    from ansible_collections.arnab.testbed.plugins.module_utils.criu import default_runner
+    from ansible_collections.arnab.testbed.plugins.module_utils.criu import default_runner, page_layouts
 except ImportError:     # installed beside criu.py (the migration receiver on an edge)
-    from criu import default_runner
+    from criu import default_runner, page_layouts
 
 CHANGED_MARKER = "<<CHANGED>>"
 OUT_FORMAT = CHANGED_MARKER + "%i %n%L"
@@ -251,29 +253,21 @@ class Pusher(object):
         return result
 
     def push_page_delta(self, src_dir, prev_dir, dest_dir, dest_files, channel, all_files=False):
-        """Send ``src_dir``'s page images as page-aligned deltas against ``prev_dir`` (whose bytes the
-        destination holds), streamed through one SSH session into the destination receiver's ``patch``
-        (``migrate_receiver.apply_patch``). Returns the sent names and
-        the figures. Files the destination lacks go whole inside the same stream; with ``all_files`` the
-        metadata images ride along whole too. ``channel``: a process whose stdin takes the stream, the destination
+        """Send ``src_dir``'s page images as deltas against ``prev_dir`` (whose bytes the destination holds),
+        pages compared by virtual address (:func:`plan_page_images`), streamed through one SSH session into the
+        destination receiver's ``patch`` (``migrate_receiver.apply_patch``). Returns the sent names and the
+        figures. Files the destination lacks go whole inside the same stream; with ``all_files`` the metadata
+        images ride along whole too. ``channel``: a process whose stdin takes the stream, the destination
         receiver's ``patch`` (``receiver.Receiver.open_patch``)."""
-        src_files = list_files(src_dir)
-        pairs = []
-        for name in sorted(src_files):
-            if any(fnmatch.fnmatch(name, pat) for pat in IMAGE_EXCLUDES):
-                continue
-            is_page = fnmatch.fnmatch(name, PAGE_IMAGE_GLOB)
-            if not is_page and not all_files:
-                continue
-            old = os.path.join(prev_dir, name) if (prev_dir and is_page) else None
-            if old and not (os.path.exists(old) and name in (dest_files or {})
-                            and dest_files[name] == os.path.getsize(old)):
-                old = None
-            pairs.append((name, old, os.path.join(src_dir, name)))
+        names = [n for n in sorted(list_files(src_dir)) if not any(fnmatch.fnmatch(n, pat) for pat in IMAGE_EXCLUDES)]
+        pages = [n for n in names if fnmatch.fnmatch(n, PAGE_IMAGE_GLOB)]
+        plans = plan_page_images(src_dir, prev_dir, dest_files, pages)
+        if all_files:
+            plans += [plan_file(n, None, os.path.join(src_dir, n)) for n in names if n not in pages]
         t0 = time.time()
         proc = channel
         try:
-            figures = encode_patch(pairs, proc.stdin)
+            figures = encode_patch(plans, proc.stdin)
             proc.stdin.close()
         except (IOError, OSError) as e:
             proc.kill()
@@ -286,8 +280,9 @@ class Pusher(object):
         if proc.returncode != 0 or not out.startswith(b"ok"):
             raise TransferError("page delta to %s:%s failed (rc %s): %s" % (
                 self.host, dest_dir, proc.returncode, (err or out).decode("utf-8", "replace")[-400:]))
-        figures.update(duration_s=time.time() - t0, names=[p[0] for p in pairs],
-                       delta=[p[0] for p in pairs if p[1]], whole=[p[0] for p in pairs if not p[1]])
+        figures.update(duration_s=time.time() - t0, names=[p["name"] for p in plans],
+                       delta=[p["name"] for p in plans if p["by"] != "whole"],
+                       whole=[p["name"] for p in plans if p["by"] == "whole"])
         return figures
 
     def push_images(self, src_dir, dest_dir, dest_files=None, check_mode=False, single_run=True, ignore_times=True,
@@ -334,18 +329,39 @@ class Pusher(object):
 # --------------------------------------------------------------------------------------------------
 # rsync -B 4096 finds moved data by rolling a checksum over every byte offset of the non-matching regions; for a
 # 256 MiB page image with half its pages rewritten that is ~130 M hash probes (measured here: 10.5 s for 131 MB,
-# against 3.1 s to send the whole 269 MB). CRIU writes a page image in pagemap order, 4 KiB per page, so when the
-# source still holds the previous iteration's image (the destination holds the same bytes), comparing the two at
-# 4 KiB boundaries finds exactly the rewritten pages. Only those go over SSH, as (offset, length, data) records
-# that the destination's receiver writes in place. If the layout shifted (new mappings), more
-# blocks differ, but the result is still byte-identical: correctness never depends on the layout.
-PATCH_MAGIC = b"APD1"
+# against 3.1 s to send the whole 269 MB). The source still holds the previous iteration's images (the destination
+# holds the same bytes), so it compares the two itself and sends only what the destination cannot rebuild.
+#
+# Pages are compared by VIRTUAL ADDRESS (:func:`va_diff`): ``pagemap-*.img`` says which address each 4 KiB page of
+# a ``pages-<id>.img`` belongs to (``criu.page_layouts``), so a mapping added or freed between two dumps - which
+# shifts every later page of the image - costs only its own pages on the wire: an unchanged page is a COPY record
+# (the destination takes it from its old image), a changed or new page a DATA record. The old image of the same
+# pagemap is the basis, whatever its pages id (criu numbers page images in dump order: a new shared mapping
+# renumbers the others, pages-2.img becomes pages-3.img). Without a usable pagemap the pages are compared at the
+# same file offset (:func:`page_diff`). Correctness never depends on the layout: a COPY is emitted only for bytes
+# compared equal. The diff streams: records go out as the comparison finds them.
+#
+# The stream (``apply_patch`` in migrate_receiver.py applies it: the receiver cannot import this engine, it only
+# shares these constants from this file it already imports): PATCH_MAGIC, then per file ``<H len> name <Q size>
+# <B aside> <H len> basis``, records, ``<Q END_OF_FILE><I 0>``; ``<H 0>`` ends the stream. Records:
+# ``<Q off><I len> data`` writes data at ``off``; ``<Q COPY_FLAG|off><I len><Q src>`` copies ``len`` bytes of the
+# basis at ``src`` to ``off``. ``aside`` 0: the file is patched IN PLACE (its own old bytes are the basis and its
+# layout did not move: every address both images hold sits at the same offset, so only changed pages are written
+# - the common case) with DATA records only. ``aside`` 1: it is BUILT ASIDE from ``basis`` (any name, its own too;
+# empty: from nothing, the file goes whole) and renamed over its name when the stream ends, so every basis is read
+# before it is replaced; the encoder sends those files first.
+PATCH_MAGIC_V1 = b"APD1"    # earlier engines: every file in place, DATA records only (still applied)
+PATCH_MAGIC = b"APD2"
 END_OF_FILE = 0xFFFFFFFFFFFFFFFF
+COPY_FLAG = 1 << 63
+PART_SUFFIX = ".part"       # a file built aside, renamed when the stream ends
+RECORD_BYTES = 1 << 20      # DATA records are at most this long (the receiver refuses > 64 MiB)
 
 
 def page_diff(old_path, new_path, block=PAGE_BLOCK, chunk=1 << 20):
-    """Yield ``(offset, data)`` runs of ``new_path`` whose ``block``-sized blocks differ from ``old_path``
-    (everything past the end of the old file counts as changed). Adjacent changed blocks are coalesced."""
+    """Yield ``(offset, data)`` runs of ``new_path`` whose ``block``-sized blocks differ from ``old_path`` at the
+    same offset (everything past the end of the old file counts as changed). Adjacent changed blocks are
+    coalesced."""
     with open(new_path, "rb") as fn, open(old_path, "rb") as fo:
         off = 0
         run_off, run = None, []
@@ -374,38 +390,185 @@ def page_diff(old_path, new_path, block=PAGE_BLOCK, chunk=1 << 20):
             yield run_off, b"".join(run)
 
 
+def page_runs(layout, size, block=PAGE_BLOCK):
+    """``[(vaddr, nr_pages, file offset)]`` of a page image from its pagemap's ``[(vaddr, nr_pages)]``, or None
+    when they do not describe it (not in address order, overlapping, unaligned, or not exactly its size)."""
+    out, off, last_end = [], 0, 0
+    for vaddr, nr in layout:
+        if vaddr % block or vaddr < last_end:
+            return None
+        out.append((vaddr, nr, off))
+        off += nr * block
+        last_end = vaddr + nr * block
+    return out if off == size else None
+
+
+def _segments(old_runs, new_runs, block=PAGE_BLOCK):
+    """Walk the new image's pages by address: yield ``(dst, src or None, length)``: ``src`` the offset of the
+    same addresses in the old image, None where the old image has no page there."""
+    starts = [r[0] for r in old_runs]
+    for vaddr, nr, noff in new_runs:
+        pos, end = vaddr, vaddr + nr * block
+        while pos < end:
+            i = bisect.bisect_right(starts, pos) - 1
+            if i >= 0 and pos < old_runs[i][0] + old_runs[i][1] * block:
+                seg_end = min(end, old_runs[i][0] + old_runs[i][1] * block)
+                yield noff + pos - vaddr, old_runs[i][2] + pos - old_runs[i][0], seg_end - pos
+            else:       # no page at this address in the old image: new up to the next old run
+                seg_end = min(end, starts[i + 1]) if i + 1 < len(starts) else end
+                yield noff + pos - vaddr, None, seg_end - pos
+            pos = seg_end
+
+
+def layout_moved(old_runs, new_runs):
+    """Does any address both images hold sit at another file offset (a mapping added or freed before it)?"""
+    return any(src is not None and src != dst for dst, src, _ln in _segments(old_runs, new_runs))
+
+
+def _pread_into(fd, buf, n, off):
+    """``n`` bytes of ``fd`` at ``off``, read into ``buf``: ``buf`` itself when they fill it, else a copy (bytes
+    and bytearrays compare with memcmp; memoryviews item by item)."""
+    with memoryview(buf) as view:
+        got = os.preadv(fd, [view[:n]], off)
+    return buf if got == len(buf) else buf[:got]
+
+
+def va_diff(old_path, new_path, old_runs, new_runs, in_place, block=PAGE_BLOCK, chunk=1 << 20):
+    """Compare two page images by virtual address, in one pass, and yield the records that rebuild the new one,
+    in file order, coalesced: ``('copy', dst, src, length)`` (unchanged pages; in place, pages at the same offset
+    need nothing) and ``('data', dst, length)`` (changed or new pages, to be read from ``new_path``)."""
+    pending = None
+    abuf, bbuf = bytearray(chunk), bytearray(chunk)     # reused: no allocation (and page faults) per chunk
+
+    def emit(op):
+        """Merge ``op`` into the pending record when contiguous; return the record to yield, if any."""
+        nonlocal pending
+        if op is not None and pending is not None and pending[0] == op[0] and \
+                pending[1] + pending[-1] == op[1] and (op[0] == "data" or pending[2] + pending[3] == op[2]):
+            pending = pending[:-1] + (pending[-1] + op[-1],)
+            return None
+        out, pending = pending, op
+        return out
+
+    with open(new_path, "rb") as fn, open(old_path, "rb") as fo:
+        nfd, ofd = fn.fileno(), fo.fileno()
+        for dst, src, length in _segments(old_runs, new_runs, block):
+            if src is None:
+                out = emit(("data", dst, length))
+                if out:
+                    yield out
+                continue
+            for k in range(0, length, chunk):
+                ln = min(chunk, length - k)
+                a, b = _pread_into(nfd, abuf, ln, dst + k), _pread_into(ofd, bbuf, ln, src + k)
+                runs = [(True, ln)] if a == b else [
+                    (equal, sum(1 for _page in pages) * block)
+                    for equal, pages in itertools.groupby(a[j:j + block] == b[j:j + block]
+                                                          for j in range(0, ln, block))]
+                j = 0
+                for equal, n in runs:
+                    if not equal:
+                        op = ("data", dst + k + j, n)
+                    elif in_place and dst == src:
+                        op = None       # already there
+                    else:
+                        op = ("copy", dst + k + j, src + k + j, n)
+                    out = emit(op)
+                    if out:
+                        yield out
+                    j += n
+    out = emit(None)
+    if out:
+        yield out
+
+
+def plan_file(name, old, new, basis=None, layouts=None):
+    """How one file goes: ``{'name', 'new', 'basis' (its name at the destination; '' none: whole), 'by':
+    'vaddr'|'offset'|'whole', 'in_place' (else built aside), 'records' (a callable yielding the records)}``.
+    ``old``: the basis's bytes here (None: the file goes whole); ``basis``: its name at the destination (default
+    ``name``); ``layouts``: ``(old, new)`` ``[(vaddr, nr_pages)]`` from the pagemaps (None: compared by offset)."""
+    size = os.path.getsize(new)
+    plan = {"name": name, "new": new, "basis": "", "by": "whole", "in_place": False,
+            "records": lambda: (("data", off, min(RECORD_BYTES, size - off)) for off in range(0, size, RECORD_BYTES))}
+    if old is None:
+        return plan
+    basis = basis or name
+    runs = (page_runs(layouts[0], os.path.getsize(old)), page_runs(layouts[1], size)) if layouts else (None, None)
+    if runs[0] is not None and runs[1] is not None:
+        in_place = basis == name and not layout_moved(*runs)
+        plan.update(basis=basis, by="vaddr", in_place=in_place,
+                    records=lambda: va_diff(old, new, runs[0], runs[1], in_place))
+    elif basis == name:
+        plan.update(basis=name, by="offset", in_place=True,
+                    records=lambda: (("data", off, len(d)) for off, d in page_diff(old, new)))
+    return plan
+
+
 def encode_patch(pairs, out):
-    """Write a patch stream for ``pairs`` = [(name, old_path or None, new_path)] to the binary file ``out``.
-    Returns ``{'literal_bytes', 'bytes_sent', 'blocks'}``. A file without an old copy is sent whole."""
-    sent = literal = runs = 0
+    """Write a patch stream to the binary file ``out``. ``pairs``: ``(name, old_path or None, new_path)`` (pages
+    compared at the same offset; None: sent whole), or plans from :func:`plan_file`. Files built aside go first.
+    Returns ``{'literal_bytes', 'copied_bytes', 'bytes_sent', 'runs', 'by'}`` (``by``: name -> vaddr/offset/whole,
+    ``aside``: the names rebuilt aside at the destination)."""
+    plans = [p if isinstance(p, dict) else plan_file(*p) for p in pairs]
+    plans.sort(key=lambda p: p["in_place"])     # stable: built-aside files first, then those patched in place
+    sent = literal = copied = runs = 0
 
     def w(data):
         out.write(data)
         return len(data)
 
     sent += w(PATCH_MAGIC)
-    for name, old, new in pairs:
-        nb = name.encode()
-        sent += w(struct.pack("<H", len(nb)) + nb + struct.pack("<Q", os.path.getsize(new)))
-        if old is None:
-            with open(new, "rb") as f:
-                off = 0
-                while True:
-                    data = f.read(1 << 20)
-                    if not data:
-                        break
-                    sent += w(struct.pack("<QI", off, len(data)) + data)
-                    off += len(data)
-                    literal += len(data)
+    for p in plans:
+        nb, bb = p["name"].encode(), b"" if p["in_place"] else p["basis"].encode()
+        head = struct.pack("<QBH", os.path.getsize(p["new"]), 0 if p["in_place"] else 1, len(bb))
+        sent += w(struct.pack("<H", len(nb)) + nb + head + bb)
+        with open(p["new"], "rb") as f:
+            for rec in p["records"]():
+                if rec[0] == "copy":
+                    sent += w(struct.pack("<QIQ", COPY_FLAG | rec[1], rec[3], rec[2]))
+                    copied += rec[3]
                     runs += 1
-        else:
-            for off, data in page_diff(old, new):
-                sent += w(struct.pack("<QI", off, len(data)) + data)
-                literal += len(data)
-                runs += 1
+                    continue
+                dst, ln = rec[1], rec[2]
+                for k in range(0, ln, RECORD_BYTES):
+                    chunk = os.pread(f.fileno(), min(RECORD_BYTES, ln - k), dst + k)
+                    sent += w(struct.pack("<QI", dst + k, len(chunk)) + chunk)
+                    literal += len(chunk)
+                    runs += 1
         sent += w(struct.pack("<QI", END_OF_FILE, 0))
     sent += w(struct.pack("<H", 0))
-    return {"bytes_sent": sent, "literal_bytes": literal, "runs": runs}
+    return {"bytes_sent": sent, "literal_bytes": literal, "copied_bytes": copied, "runs": runs,
+            "by": dict((p["name"], p["by"]) for p in plans),
+            "aside": [p["name"] for p in plans if not p["in_place"]]}
+
+
+def plan_page_images(src_dir, prev_dir, dest_files, names):
+    """The plans for the page images ``names`` of ``src_dir`` against ``prev_dir`` (whose bytes the destination
+    holds, ``dest_files`` = ``{name: size}`` there): each pages image's basis is the previous image of the same
+    pagemap (by virtual address), else the same name (by offset), else none (whole)."""
+    new_layouts = page_layouts(src_dir)
+    old_layouts = page_layouts(prev_dir) if prev_dir else {}
+    # the basis follows the pagemap (pagemap-<pid>.img, pagemap-shmem-<id>.img), not the pages id
+    old_image = dict((pagemap, img) for img, (pagemap, _runs) in old_layouts.items())
+
+    def held(n):
+        old = os.path.join(prev_dir, n) if prev_dir else None
+        return old if (old and os.path.exists(old) and n in (dest_files or {})
+                       and dest_files[n] == os.path.getsize(old)) else None
+
+    plans = []
+    for name in names:
+        new = os.path.join(src_dir, name)
+        basis = old_image.get(new_layouts.get(name, (None, None))[0], name)
+        old = held(basis)
+        if old is None and basis != name:
+            basis, old = name, held(name)
+        layouts = None
+        if old and basis in old_layouts and name in new_layouts and \
+                old_layouts[basis][0] == new_layouts[name][0]:      # the same pagemap: addresses compare
+            layouts = (old_layouts[basis][1], new_layouts[name][1])
+        plans.append(plan_file(name, old, new, basis=basis, layouts=layouts))
+    return plans
 
 
 class TransferError(Exception):

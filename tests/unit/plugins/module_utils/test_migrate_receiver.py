@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import stat
+import struct
 import socket
 import subprocess
 import sys
@@ -342,8 +343,22 @@ def test_patch_refuses_names_and_links(edge, tmp_path):
         f.write("host\n")
     os.symlink(target, os.path.join(images, "pages-1.img"))
     (tmp_path / "n").write_bytes(b"evil")
+    # a whole file is built aside and renamed over the link: the link goes, its target is never written
     rc, _out, err = edge.run("patch ramsim", _patch_stream(tmp_path, [("pages-1.img", None, str(tmp_path / "n"))]))
-    assert rc == 1 and open(target).read() == "host\n"
+    assert rc == 0 and open(target).read() == "host\n"
+    assert not os.path.islink(os.path.join(images, "pages-1.img"))
+    # in place (a v1 stream), through a link planted as the file built aside, or a link as a basis: refused
+    os.remove(os.path.join(images, "pages-1.img"))
+    os.symlink(target, os.path.join(images, "pages-1.img"))
+    v1 = st.PATCH_MAGIC_V1 + struct.pack("<H", 11) + b"pages-1.img" + struct.pack("<QQI", 4, 0, 4) + b"evil" + \
+        struct.pack("<QIH", st.END_OF_FILE, 0, 0)
+    assert edge.run("patch ramsim", v1)[0] == 1
+    os.symlink(target, os.path.join(images, "pages-2.img" + st.PART_SUFFIX))
+    assert edge.run("patch ramsim", _patch_stream(tmp_path, [("pages-2.img", None, str(tmp_path / "n"))]))[0] == 1
+    plan = {"name": "pages-3.img", "new": str(tmp_path / "n"), "basis": "pages-1.img", "by": "vaddr",
+            "in_place": False, "records": lambda: iter([("copy", 0, 0, 4)])}
+    assert edge.run("patch ramsim", _patch_stream(tmp_path, [plan]))[0] == 1
+    assert open(target).read() == "host\n"
     for bad in ("../victim", "/tmp/victim", "a/b", ".", "..", "x\ny"):
         rc, _out, err = edge.run("patch ramsim", _patch_stream(tmp_path, [(bad, None, str(tmp_path / "n"))]))
         assert rc == 126, (bad, err)

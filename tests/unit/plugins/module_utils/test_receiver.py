@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from ansible_collections.arnab.testbed.plugins.module_utils import criu
 from ansible_collections.arnab.testbed.plugins.module_utils import receiver as rc_mod
 from ansible_collections.arnab.testbed.plugins.module_utils import state_transfer as st
 from ansible_collections.arnab.testbed.plugins.module_utils.receiver import Receiver, ReceiverError
@@ -191,6 +192,17 @@ def test_pusher_through_the_receiver(edge, tmp_path):
     fig = pusher.push_page_delta(str(new), str(images), "./", dest_files, channel=r.open_patch(), all_files=True)
     assert fig["delta"] == ["pages-1.img"] and fig["literal_bytes"] == 4096 + 5
     assert open(os.path.join(edge.work, "images", "pages-1.img"), "rb").read() == bytes(data)
+    # pages compared by address: a mapping added below the others shifts every page of the image; only its page
+    # goes on the wire, the destination rebuilds the image from the one it holds
+    (new / "pagemap-1.img").write_bytes(criu.encode_pagemap(1, [(0x10000, 4, criu.PE_PRESENT)]))
+    again = tmp_path / "final2"
+    again.mkdir()
+    (again / "pagemap-1.img").write_bytes(criu.encode_pagemap(1, [(0x1000, 1, criu.PE_PRESENT),
+                                                                  (0x10000, 4, criu.PE_PRESENT)]))
+    (again / "pages-1.img").write_bytes(b"N" * 4096 + bytes(data))
+    fig = pusher.push_page_delta(str(again), str(new), "./", st.list_files(str(new)), channel=r.open_patch())
+    assert fig["literal_bytes"] == 4096 and fig["copied_bytes"] == 4 * 4096 and fig["aside"] == ["pages-1.img"]
+    assert open(os.path.join(edge.work, "images", "pages-1.img"), "rb").read() == b"N" * 4096 + bytes(data)
 
 
 def test_session_end_to_end(edge, tmp_path):
