@@ -16,9 +16,10 @@ Methods
   (``criu pre-dump --track-mem``; each iteration holds only the pages dirtied since its parent, chained with
   ``--prev-images-dir``). Otherwise ``delta``: full ``--leave-running`` dumps (each freezes the container for its
   dump; the report shows every freeze); the first goes whole, later ones send only the 4 KiB pages that differ
-  from the previous dump (page-aligned comparison on the source, written in place at the destination:
-  ``state_transfer.page_diff``). ``delta_method='rsync'`` uses ``rsync -B 4096 --inplace`` instead (measured
-  here: 10.5 s for 131 MB of changed pages in a 256 MiB image, against 0.6-1.1 s page-aligned).
+  from the previous dump, compared by virtual address (``state_transfer.va_diff``: a mapping added or freed does
+  not shift the comparison), written in place at the destination or rebuilt there from the previous images.
+  ``delta_method='rsync'`` uses ``rsync -B 4096 --inplace`` instead (measured here: 10.5 s for 131 MB of changed
+  pages in a 256 MiB image, against 0.6-1.1 s page-aligned).
 * ``post-copy``: CRIU lazy pages: the source dumps everything but memory and serves the pages from a page server;
   the destination restores at once and faults pages in over the network. The source is needed until the last
   page has arrived: the report shows that window.
@@ -90,6 +91,9 @@ RESOLVE_S = 60
 DUMP_TIMEOUT_S = 600
 # Post-copy: the drain fails when the page server sends nothing for this long (not after a fixed total time).
 DRAIN_STALL_S = 30
+# ``images_dir`` (e.g. a tmpfs) holds the dumps only when it has room for this many dumps of the container's memory
+# (delta pre-copy keeps the previous dump beside the current one); else the work dir does, and the report says why.
+IMAGES_DIR_DUMPS = 2
 # The source's work dir <lxcpath>/.arnab-migrate/<name> holds this file, locked (flock) for as long as a migration
 # runs: the kernel drops the lock however the process ends, so a work dir without a held lock is a dead one's.
 WORK_LOCK = "lock"
@@ -182,9 +186,8 @@ def predict_stop_and_copy(first, knobs, link_rate_bps=None):
     (the longer of bytes over the link and the measured transfer) and the fixed cost of the restore."""
     rate = link_rate_bps or knobs.link_rate_bps or DEFAULT_LINK_RATE_BPS
     moved = max(int(first.get("literal_bytes") or 0), int(first.get("bytes_dumped") or 0))
-    return (first.get("dump_s") or first.get("freeze_s") or 0.0) + max(moved / float(rate),
-                                                                        first.get("transfer_s") or 0.0) \
-        + knobs.fixed_cost_s
+    dump = first.get("dump_s") or first.get("freeze_s") or 0.0
+    return dump + max(moved / float(rate), first.get("transfer_s") or 0.0) + knobs.fixed_cost_s
 
 
 def frozen_in_iterations(history):
@@ -323,6 +326,7 @@ def iteration_record(n, dump, transfer, mode, touched_bytes=None):
         "bytes_dumped": (st.get("pages_written") or 0) * PAGE_SIZE,
         "bytes_sent": transfer.get("bytes_sent", 0),
         "literal_bytes": transfer.get("literal_bytes", 0),
+        "copied_bytes": transfer.get("copied_bytes", 0),
         "transfer_s": round(transfer.get("duration_s", 0.0), 4),
         "delta_files": len((transfer.get("plan") or {}).get("delta", [])),
         "touched_bytes": touched_bytes,
@@ -410,7 +414,8 @@ def migrate(drv, method="auto", knobs=None, progress=None, clock=time.time):
         step("transfer final images")
         tx = drv.transfer(dump["images_dir"], "final", mode if method == "pre-copy" else None)
         t_tx = clock()
-        rep["final_transfer"] = {k: tx.get(k) for k in ("bytes_sent", "literal_bytes", "duration_s", "plan")}
+        rep["final_transfer"] = {k: tx.get(k) for k in ("bytes_sent", "literal_bytes", "copied_bytes", "duration_s",
+                                                        "plan")}
         step("restore on destination")
         try:
             rs = drv.restore(lazy=(method == "post-copy"))
@@ -665,11 +670,14 @@ class LxcMigrationDriver(object):
                  ssh_user="root", ssh_port=None, compress=False, bwlimit=None, criu="criu", lazy_port=27100,
                  page_server_address=None, interface="eth0", fs_sync=True, source_cleanup="destroy",
                  link_rate_bps=None, criu_verbose=False, restore_timeout=120, runner=None, log=None,
-                 delta_method="pages", postcopy_channel="ssh"):
+                 delta_method="pages", postcopy_channel="ssh", images_dir=None):
         self.name = container
         self.dest = dest
         self.lxcpath = lxcpath
         self.work = work_dir or os.path.join(lxcpath, ".arnab-migrate", container)
+        # where the dumps go (it-N, final, lazy): the work dir, or <images_dir>/<name> (a tmpfs: delta pre-copy's
+        # whole-memory dumps then go to RAM, not to disk); the lock, the guard and its files stay in the work dir
+        self.images_root = os.path.join(images_dir, container) if images_dir else self.work
         self.run = runner or default_runner
         self.lxc = LxcCriu(lxcpath=lxcpath, criu=criu, runner=self.run, verbose=criu_verbose)
         self.criu = criu
@@ -740,6 +748,9 @@ class LxcMigrationDriver(object):
         if not PLAIN_PATH_RE.match(os.path.join(self.work, migration_guard.GUARD_FILE)):
             raise PreflightError("work dir %r: criu runs the migration guard in it through sh -c, so it must be a "
                                  "plain absolute path (letters, digits, '_', '.', '-', '/')" % self.work)
+        if not PLAIN_PATH_RE.match(os.path.join(self.images_root, "final")):
+            raise PreflightError("images dir %r: it must be a plain absolute path (letters, digits, '_', '.', '-', "
+                                 "'/')" % self.images_root)
         info = self.lxc.info(self.name)
         link = self.lxc.config_item(self.name, "lxc.net.0.link") if info is not None else None
         # the first SSH session becomes the shared master: it carries the keepalives (see SSH_ALIVE_*); the probe
@@ -805,6 +816,7 @@ class LxcMigrationDriver(object):
         pids = pids_in_pidns(self.init_pid) if self.init_pid else []
         feats["memory_bytes"] = rss_bytes(pids)
         feats["processes"] = len(pids)
+        feats["images_dir"] = self.choose_images_root(feats["memory_bytes"], create=not check_mode)
         feats["link_rate_bps"] = self.link_rate_bps
         feats["network_link"] = link
         feats["source_hostname"] = socket.gethostname()
@@ -925,11 +937,38 @@ class LxcMigrationDriver(object):
 
     # -- the work dir ----------------------------------------------------------------------------------
     def _prepare_work(self):
-        """The work dir and its parent are root's alone (0700): images, the guard, the SSH master's socket."""
-        for d in (os.path.dirname(self.work), self.work):
+        """The work dir and its parent are root's alone (0700): images, the guard, the SSH master's socket; so are
+        a separate images dir and its parent."""
+        dirs = [os.path.dirname(self.work), self.work]
+        if self.images_root != self.work:
+            dirs += [os.path.dirname(self.images_root), self.images_root]
+        for d in dirs:
             if not os.path.isdir(d):
                 os.makedirs(d, 0o700)
             os.chmod(d, 0o700)
+
+    def choose_images_root(self, memory_bytes, create=True):
+        """Where the dumps go (``images_dir``, e.g. a tmpfs, only with room for IMAGES_DIR_DUMPS dumps of the
+        container's memory; else the work dir). Returns the report's ``facts.images_dir``."""
+        if self.images_root == self.work:
+            return {"path": self.work}
+        wanted = IMAGES_DIR_DUMPS * int(memory_bytes or 0)
+        where = self.images_root
+        while not os.path.isdir(where) and os.path.dirname(where) != where:
+            where = os.path.dirname(where)      # the file system it will be created on
+        st = os.statvfs(where)
+        free = st.f_bavail * st.f_frsize
+        why = "%s: %d MiB free < %d x %d MiB of memory" % (where, free >> 20, IMAGES_DIR_DUMPS,
+                                                           int(memory_bytes or 0) >> 20)
+        if free < wanted or free == 0:
+            asked, self.images_root = self.images_root, self.work
+            return {"path": self.work, "asked": asked, "fallback": why}
+        if create:
+            self._prepare_work()
+        return {"path": self.images_root, "free_bytes": free}
+
+    def _image_dir(self, sub):
+        return os.path.join(self.images_root, sub)
 
     def hold_work_lock(self):
         """Lock <work>/lock for the life of this process: a second migration of the container is refused, and
@@ -947,6 +986,8 @@ class LxcMigrationDriver(object):
         os.write(fd, b"%d\n" % os.getpid())     # who holds it (the guard writes its own pid when it takes over)
         self.work_lock = fd
         self._empty_work(keep=lambda name: False)
+        if self.images_root != self.work:
+            _rm_rf(self.images_root)           # a dead migration's dumps
 
     def check_work_lock(self):
         """Check mode: refuse as :meth:`hold_work_lock` would, creating nothing."""
@@ -961,6 +1002,8 @@ class LxcMigrationDriver(object):
     def discard_work(self, keep_logs=False):
         """Remove the source's work dir (and <lxcpath>/.arnab-migrate when nothing else migrates). keep_logs: only
         the images go and criu's logs stay for a diagnosis (the next migration clears them); returns the dir."""
+        if self.images_root != self.work and not keep_logs:
+            _rm_rf(self.images_root)
         if not keep_logs:
             _rm_rf(self.work)
             try:
@@ -972,8 +1015,10 @@ class LxcMigrationDriver(object):
         return self.work
 
     def _empty_work(self, keep):
-        """Remove everything under the work dir but the lock and the files whose name ``keep`` accepts."""
-        for dirpath, dirnames, filenames in os.walk(self.work, topdown=False):
+        """Remove everything under the work dir (and the images dir) but the lock and the files whose name
+        ``keep`` accepts."""
+        roots = [self.work] + ([self.images_root] if self.images_root != self.work else [])
+        for dirpath, dirnames, filenames in (w for root in roots for w in os.walk(root, topdown=False)):
             for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
                 if not keep(name) and os.path.join(dirpath, name) != os.path.join(self.work, WORK_LOCK):
                     os.remove(os.path.join(dirpath, name))
@@ -986,7 +1031,7 @@ class LxcMigrationDriver(object):
     # -- memory ------------------------------------------------------------------------------------
     def predump(self, n, parent, mode):
         self._prepare_work()
-        d = os.path.join(self.work, "it-%d" % n)
+        d = self._image_dir("it-%d" % n)
         _rm_rf(d)
         if mode == "native":
             res = self.lxc.checkpoint(self.name, d, action="pre-dump", parent_dir=parent)
@@ -1015,7 +1060,7 @@ class LxcMigrationDriver(object):
 
     def final_dump(self, parent, mode):
         """The freeze: criu dumps and then waits in the guard (tasks frozen, network locked) for the decision."""
-        d = os.path.join(self.work, "final")
+        d = self._image_dir("final")
         _rm_rf(d)
         return self._guarded_dump(d, parent_dir=parent if mode == "native" else None, track_mem=(mode == "native"))
 
@@ -1023,7 +1068,7 @@ class LxcMigrationDriver(object):
         """Post-copy's freeze: everything but memory is dumped, and criu waits in the guard. Its page server starts
         only once the restore is about to be sent (:meth:`start_page_server`): until then an abort is criu's
         own clean resume."""
-        d = os.path.join(self.work, "lazy")
+        d = self._image_dir("lazy")
         _rm_rf(d)
         self.lazy_tx0 = self.link_tx_bytes()
         return self._guarded_dump(d, lazy=True)
@@ -1076,6 +1121,8 @@ class LxcMigrationDriver(object):
         if self.source_cleanup == "destroy":
             cleanup.append(["lxc-destroy", "-n", self.name, "-P", self.lxcpath])
         cleanup.append(["rm", "-rf", "--one-file-system", self.work])
+        if self.images_root != self.work:
+            cleanup.append(["rm", "-rf", "--one-file-system", self.images_root])
         # the guard outlives this process: its SSH commands do not lean on our shared master connection
         cleanup.append(self.recv.argv("commit", control=False))
         cfg = {"lock": os.path.join(self.work, WORK_LOCK), "status_argv": self.recv.argv("status", control=False),
@@ -1176,8 +1223,8 @@ class LxcMigrationDriver(object):
             if stale:
                 self.request("rm", "--dir", dest, *stale, check=True)
             res["duration_s"] = time.time() - t0
-            res["plan"] = {"delta": res["delta"], "whole": res["whole"], "stale_removed": stale,
-                           "via": "patch stream opened before the freeze"}
+            res["plan"] = {"delta": res["delta"], "whole": res["whole"], "stale_removed": stale, "by": res["by"],
+                           "aside": res["aside"], "via": "patch stream opened before the freeze"}
         elif not self.dest_files and self.session is not None and self.session.alive() and \
                 _dir_bytes(images_dir) <= SMALL_IMAGES_BYTES:
             # a small images dir (post-copy, tiny containers) goes through the open session: an rsync would
@@ -1230,9 +1277,11 @@ class LxcMigrationDriver(object):
             self.request("rm", "--dir", dest, *stale, check=True)
         return {"bytes_sent": pages["bytes_sent"] + small["bytes_sent"],
                 "literal_bytes": pages["literal_bytes"] + small.get("literal_bytes", 0),
+                "copied_bytes": pages["copied_bytes"],
                 "duration_s": time.time() - t0, "page_delta_s": round(pages["duration_s"], 4),
                 "plan": {"delta": pages["delta"], "whole": pages["whole"] + others, "via": "page-aligned delta",
-                         "runs": pages["runs"], "stale_removed": stale}}
+                         "runs": pages["runs"], "by": pages["by"], "aside": pages["aside"],
+                         "stale_removed": stale}}
 
     # -- restore on the destination ---------------------------------------------------------------
     def start_page_server(self, timeout=60):

@@ -73,6 +73,15 @@ options:
   work_dir:
     description: Images directory on this edge (default C(<lxcpath>/.arnab-migrate/<container>)).
     type: path
+  images_dir:
+    description:
+      - Where the dumps go on this edge (C(<images_dir>/<container>)), e.g. a tmpfs such as C(/dev/shm/arnab)
+        or C(/run/arnab) - delta pre-copy then writes its whole-memory dump of each iteration to RAM instead of
+        disk. Used only when it has room for two dumps (the previous and the current one, 2 x the container's
+        memory); else the work dir holds them and the report's C(facts.images_dir) says why. The lock, the
+        migration guard and its files stay in the work dir.
+      - A tmpfs costs RAM on this edge for as long as the migration runs (up to 2 x the container's memory).
+    type: path
   max_iterations:
     description: Pre-copy - at most this many iterations (P.Haul uses 8).
     type: int
@@ -323,7 +332,7 @@ def check_options(p):
     validate.command(p["criu"], "criu")
     if p["page_server_address"]:
         validate.host(p["page_server_address"], "page_server_address")
-    for key in ("ssh_key", "lxcpath", "work_dir"):      # report and progress_log are only opened here
+    for key in ("ssh_key", "lxcpath", "work_dir", "images_dir"):    # report and progress_log are only opened here
         if p[key]:
             validate.abs_path(p[key], key)
 
@@ -340,6 +349,7 @@ def main():
             ssh_port=dict(type="int"),
             lxcpath=dict(type="path", default="/var/lib/lxc"),
             work_dir=dict(type="path"),
+            images_dir=dict(type="path"),
             max_iterations=dict(type="int", default=8),
             min_pages=dict(type="int", default=64),
             max_growth=dict(type="float", default=1.1),
@@ -388,7 +398,7 @@ def main():
                   plateau_ratio=p["plateau_ratio"], postcopy_max_drain_s=p["postcopy_max_drain"],
                   fallback_ratio=p["fallback_ratio"])
     drv = LxcMigrationDriver(p["container"], p["dest"], lxcpath=p["lxcpath"], work_dir=p["work_dir"],
-                             ssh_key=p["ssh_key"], ssh_user=p["ssh_user"],
+                             images_dir=p["images_dir"], ssh_key=p["ssh_key"], ssh_user=p["ssh_user"],
                              ssh_port=p["ssh_port"], compress=p["compress"], bwlimit=p["bwlimit"], criu=p["criu"],
                              lazy_port=p["lazy_port"], page_server_address=p["page_server_address"],
                              postcopy_channel=p["postcopy_channel"],

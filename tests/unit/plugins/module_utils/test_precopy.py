@@ -647,3 +647,60 @@ def test_the_written_guard_decides_alone_once_the_engine_is_gone(tmp_path):
     assert subprocess.run(["sh", "-c", guard], env=env, timeout=30, check=False).returncode == 0
     assert open(os.path.join(drv.work, "decision")).read() == "commit"
     assert "the guard decides" in open(os.path.join(drv.work, "guard.log")).read()
+
+
+# ---- the dumps in a separate images dir (a tmpfs) --------------------------------------------------------------
+
+def _tmpfs_driver(tmp_path):
+    drv = pc.LxcMigrationDriver("t2b-unit-none", "10.79.0.2", lxcpath=str(tmp_path / "lxc"),
+                                work_dir=str(tmp_path / "src-work"), images_dir=str(tmp_path / "shm" / "arnab"),
+                                runner=lambda argv, env=None, timeout=None: (0, "", ""))
+    return drv
+
+
+def test_images_dir_holds_the_dumps_when_it_has_room(tmp_path, monkeypatch):
+    drv = _tmpfs_driver(tmp_path)
+    root = str(tmp_path / "shm" / "arnab" / "t2b-unit-none")
+    facts = drv.choose_images_root(16 * MiB)
+    assert facts["path"] == root == drv.images_root and "fallback" not in facts
+    assert oct(os.stat(root).st_mode & 0o777) == "0o700"
+    assert oct(os.stat(os.path.dirname(root)).st_mode & 0o777) == "0o700"
+    made = []
+    monkeypatch.setattr(drv.lxc, "checkpoint", lambda name, d, **kw: made.append(d) or {"images_dir": d})
+    drv.predump(1, None, "delta")
+    assert made == [os.path.join(root, "it-1")]
+    assert drv._image_dir("final") == os.path.join(root, "final")
+    drv.hold_work_lock()
+    try:
+        drv._arm_guard()
+        cleanup = json.load(open(os.path.join(drv.work, "guard.json")))["source_cleanup_argvs"]
+        assert ["rm", "-rf", "--one-file-system", root] in cleanup       # a dead engine's guard removes the dumps
+    finally:
+        drv.close()
+
+
+def test_images_dir_without_room_falls_back_to_the_work_dir_and_says_why(tmp_path):
+    drv = _tmpfs_driver(tmp_path)
+    facts = drv.choose_images_root(1 << 60, create=False)
+    assert facts["path"] == drv.work == drv.images_root and "MiB free <" in facts["fallback"]
+    assert facts["asked"].endswith("/shm/arnab/t2b-unit-none")
+    assert not (tmp_path / "shm").exists()
+    assert pc.IMAGES_DIR_DUMPS == 2
+    assert _driver(tmp_path).choose_images_root(1 << 60) == {"path": str(tmp_path / "src-work")}
+
+
+def test_images_dir_leftovers_cleared_and_discarded(tmp_path):
+    drv = _tmpfs_driver(tmp_path)
+    root = tmp_path / "shm" / "arnab" / "t2b-unit-none"
+    (root / "final").mkdir(parents=True)
+    (root / "final" / "pages-1.img").write_bytes(b"x" * 4096)     # a dead migration's dumps
+    drv.hold_work_lock()
+    assert not root.exists()
+    (root / "it-1").mkdir(parents=True)
+    (root / "it-1" / "pages-1.img").write_bytes(b"x")
+    (root / "it-1" / "dump.log").write_text("criu said")
+    drv.discard_work(keep_logs=True)
+    assert [f for _d, _s, fs in os.walk(str(root)) for f in fs] == ["dump.log"]
+    drv.discard_work()
+    assert not root.exists()
+    drv.close()
