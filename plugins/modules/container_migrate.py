@@ -272,9 +272,11 @@ total_s:
   type: float
 iterations:
   description:
-    - Pre-copy iterations - n, mode, duration_s, dump_s, freeze_s, pages_written, pages_skipped_parent,
-      bytes_dumped, dirty_pages, bytes_sent, literal_bytes, transfer_s, touched_bytes (what the container
-      touched while the iteration's images moved, from its pages' accessed bits; null when not measured).
+    - Pre-copy iterations - n, mode, duration_s, dump_s, freeze_s (seconds the container was frozen in it),
+      pages_written, pages_skipped_parent, bytes_dumped, dirty_pages, bytes_sent, literal_bytes, copied_bytes
+      (unchanged pages the destination took from its previous images, pages compared by address), transfer_s,
+      touched_bytes (what the container touched while the iteration's images moved, from its pages' accessed
+      bits; null when not measured).
   returned: always
   type: list
   elements: dict
