@@ -39,6 +39,7 @@ import time
 
 import yaml
 
+from arnab_lab import browser
 from arnab_lab import report as report_mod
 from arnab_lab.lab import rate_bits
 from arnab_lab.runner import LAB_INVENTORY, REPO, PlaybookFailed, run_playbook
@@ -54,8 +55,8 @@ DEFAULT_WORKING_SETS = (20.0, 30.0, 50.0, 70.0, 100.0)
 CSV_COLUMNS = ("workload", "config", "size_mib", "working_set_pct", "dirty_pct", "method", "method_used", "trial", "ok",
                "downtime_s", "bytes_frozen", "total_s", "bytes_total", "floor_s", "source_needed_s", "client_gap_s",
                "client_ok", "verify", "iterations", "stop_reason", "dump_s", "transfer_s", "restore_s",
-               "frozen_total_s", "error",
-               "report", "load1")
+               "frozen_total_s", "error", "report", "load1", "player_stalls", "player_stalled_ms",
+               "player_longest_stall_ms")
 # Per cell: mean, sd, min and max of these over the successful trials.
 STAT_KEYS = ("downtime_s", "client_gap_s", "total_s", "bytes_frozen", "source_needed_s", "floor_s",
              "frozen_total_s")
@@ -381,7 +382,7 @@ def plan(cfgs, methods, trials):
     return steps
 
 
-def row_from(cfg, method, trial, ok, rep, error, client, verify, rate, load1=""):
+def row_from(cfg, method, trial, ok, rep, error, client, verify, rate, load1="", player=None):
     frozen = rep.get("frozen") or {}
     bytes_frozen = int(rep.get("bytes_frozen") or 0)
     post = rep.get("postcopy") or {}
@@ -401,6 +402,9 @@ def row_from(cfg, method, trial, ok, rep, error, client, verify, rate, load1="")
         "frozen_total_s": rep.get("frozen_total_s", rep.get("downtime_s", "")),
         "error": (error or rep.get("error") or "")[:300],
         "report": os.path.relpath(rep["_path"], REPO) if rep.get("_path") else "", "load1": load1,
+        "player_stalls": "" if not player else player.get("stall_count", ""),
+        "player_stalled_ms": "" if not player else player.get("stalled_ms", ""),
+        "player_longest_stall_ms": "" if not player else max([s["ms"] for s in player.get("stalls") or []] or [0]),
     }
 
 
@@ -740,8 +744,23 @@ def set_working_set(ct, working_set, dirty):
         raise RuntimeError("ramsim refused `dirty %g`: %s" % (dirty, answer))
 
 
-def run_one(cfg, method, trial, lv, outdir, stamp):
-    """One migration of the configuration's container to the other edge, with a client attached."""
+def start_viewer(ct, shots_dir):
+    """The live web video of `ct` playing in headless Chromium in client1 (what a viewer sees), or None when the
+    workload serves none."""
+    if "hls_port" not in ct:
+        return None
+    viewer = browser.start("http://%s:%d/" % (ct["ip"], ct["hls_port"]), shots_dir, wrap=[LABCTL, "exec", CLIENT, "--"])
+    if not viewer.wait_playing(30):
+        viewer.stop()
+        raise RuntimeError("the browser did not start playing %s's video" % ct["name"])
+    time.sleep(2)
+    viewer.mark("before")
+    return viewer
+
+
+def run_one(cfg, method, trial, lv, outdir, stamp, watch=False):
+    """One migration of the configuration's container to the other edge, with a client attached (and, `watch`,
+    a browser playing its web video)."""
     name = cfg["workload"]
     ct = lv["workloads"][name]
     where = running_on(name, lv["edges"])
@@ -755,11 +774,19 @@ def run_one(cfg, method, trial, lv, outdir, stamp):
         cfg["config"].replace(" ", "").replace("%", "pct"), method, where[0], trial))
     load1 = round(os.getloadavg()[0], 2)
     client = ClientSession(name, ct["ip"], ct["port"], tag=stamp)
+    viewer, player = None, None
     try:
+        viewer = start_viewer(ct, path.replace(".json", "-browser")) if watch else None
         ok, rep, error = migrate(name, dest, method, path)
         time.sleep(1.0)   # let the client see the service after the move
+        if viewer:
+            time.sleep(3.0)   # the player's 2 s buffer runs dry after a long enough gap: give a stall time to show
+            viewer.mark("after")
+            player = viewer.stop(path.replace(".json", "-browser.json"))
     finally:
         result = client.stop()
+        if viewer:
+            viewer.kill()
     verify = ""
     if name == "ramsim":
         try:
@@ -767,7 +794,7 @@ def run_one(cfg, method, trial, lv, outdir, stamp):
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
             verify = "error: %s" % exc
     rep["_path"] = path
-    return row_from(cfg, method, trial, ok, rep, error, result, verify, lv["rate_bits"], load1)
+    return row_from(cfg, method, trial, ok, rep, error, result, verify, lv["rate_bits"], load1, player)
 
 
 def tier2(args):
@@ -810,9 +837,11 @@ def tier2(args):
             rows.append(row)
             writer.writerow(row)
             f.flush()
-            print("  %-34s %-13s t%d: ok=%s downtime=%s s frozen=%s B gap=%s s verify=%s (%d/%d)%s" % (
+            print("  %-34s %-13s t%d: ok=%s downtime=%s s frozen=%s B gap=%s s verify=%s%s (%d/%d)%s" % (
                 row["config"], row["method"], row["trial"], row["ok"], row["downtime_s"], row["bytes_frozen"],
-                row["client_gap_s"], row["verify"] or "-", len(rows), len(steps),
+                row["client_gap_s"], row["verify"] or "-",
+                " player %s stall(s) %s ms" % (row["player_stalls"], row["player_stalled_ms"])
+                if row["player_stalls"] != "" else "", len(rows), len(steps),
                 " ERROR " + row["error"] if row["error"] else ""), file=sys.stderr, flush=True)
 
         try:
@@ -822,7 +851,8 @@ def tier2(args):
                                                         if c["workload"] == "ramsim"):
                     raise SystemExit("ramsim has no working sets (`hotinfo`: %s): re-run playbooks/edges.yml to "
                                      "deploy the current arnab-workload" % hotinfo)
-            run_matrix(steps, lambda step: run_one(step["cfg"], step["method"], step["trial"], lv, outdir, stamp),
+            run_matrix(steps, lambda step: run_one(step["cfg"], step["method"], step["trial"], lv, outdir, stamp,
+                                                   watch=args.browser),
                        failed_row, prepare=prepare, on_row=on_row)
         finally:
             try:
@@ -873,6 +903,9 @@ def parse_args(argv=None):
     t2.add_argument("--trials", type=int, default=None, help="trials per cell (default 3; --quick 1)")
     t2.add_argument("--sizes", type=csv_list(int), default=None, help="ramsim sizes in MiB (default 1024)")
     t2.add_argument("--no-video", dest="video", action="store_false", help="leave the video container out")
+    t2.add_argument("--browser", action="store_true",
+                    help="also play the video container's live web video in headless Chromium in client1 during each "
+                         "of its migrations: the player's stalls go in the CSV (player_*)")
     t2.add_argument("--keep-size", action="store_true", help="leave ramsim at the last size (default: restore)")
     t2.add_argument("--results", default=None,
                     help="where the summary goes (default docs/results; --quick: reports)")

@@ -1,13 +1,14 @@
 """`make demo`: bring the emulated lab up, provision it, walk the client to the other AP and run the double-tier
-migration; print what moved where and write the Fig. 3 (and, after a benchmark, Fig. 4) PNGs."""
+migration while the client watches the live video in a real browser; print what moved where and what the viewer
+saw, and write the Fig. 3 (and, after a benchmark, Fig. 4) PNGs."""
 import glob
 import json
 import os
 import sys
 import time
 
-from arnab_lab import radio, report
-from arnab_lab.runner import REPO, PlaybookFailed, run_playbook
+from arnab_lab import browser, lab, radio, report, topology
+from arnab_lab.runner import LAB_INVENTORY, REPO, PlaybookFailed, run_playbook
 
 RADIO = "/run/arnab-lab/radio.sock"
 REPORTS = os.path.join(REPO, "reports")
@@ -28,6 +29,66 @@ def walk_to_the_other_ap(client):
     return serving, target
 
 
+# Screenshots as each tier starts (the double-tier playbook's task names), beside "before" and "after".
+MARK_AT_TASKS = {"Tier 1 - move the client's vAP": "tier 1", "Let the client settle on its new AP": "tier 2 soon"}
+WATCH_S = 3     # playback watched before the "before" screenshot, and after the "after" one
+AFTER_S = 4     # playback watched after the migrations, before the "after" screenshot
+
+
+def watch_video(client, service, shots_dir):
+    """The client opens the service's live video in headless Chromium, in its own namespace (on the emulated
+    WiFi); returns the playing browser session, or None and why not."""
+    inv = topology.load_inventory([LAB_INVENTORY])
+    topo = topology.from_inventory(inv)
+    edge = inv["edges"]["hosts"][0]
+    workload = next((w for w in inv["_meta"]["hostvars"][edge].get("edge_workloads", []) if w["name"] == service), {})
+    if "hls_port" not in workload:
+        return None, "%s serves no web video (no hls_port in edge_workloads)" % service
+    url = "http://%s:%d/" % (workload["ip"], workload["hls_port"])
+    session = browser.start(url, shots_dir, wrap=lab.in_node(topo, client, []))
+    if not session.wait_playing(30):
+        session.stop()
+        return None, "the player did not start playing %s within 30 s" % url
+    return session, None
+
+
+def double_tier(path, viewer):
+    """Run the double-tier playbook; the viewer takes a screenshot before, as each tier starts, and after."""
+    def on_task(task):
+        if task in MARK_AT_TASKS:
+            viewer.mark(MARK_AT_TASKS[task])
+    if viewer:
+        time.sleep(WATCH_S)
+        viewer.mark("before")
+    try:
+        run_playbook("double_tier.yml", {"vap_target": "auto", "report": path}, on_task=viewer and on_task)
+    finally:
+        if viewer:
+            time.sleep(AFTER_S)
+            viewer.mark("after")
+            time.sleep(WATCH_S)
+
+
+def add_browser(path, viewer, why_not, shots):
+    """Stop the viewer (even when the migration failed) and put what it saw in the report's `browser` object."""
+    if viewer:
+        try:
+            player = viewer.stop(os.path.join(shots, "events.json"))
+            player["screenshots"] = [os.path.relpath(p, REPO) for p in player["screenshots"]]
+        except RuntimeError as exc:
+            player = {"error": str(exc)}
+        finally:
+            viewer.kill()
+    else:
+        player = {"error": why_not}
+    if os.path.exists(path):
+        with open(path) as f:
+            result = json.load(f)
+        result["browser"] = player
+        with open(path, "w") as f:
+            json.dump(result, f, indent=1)
+
+
 def main():
     started = time.monotonic()
     os.makedirs(REPORTS, exist_ok=True)
@@ -38,10 +99,16 @@ def main():
         run_playbook("lab.yml", {"lab_state": "present"})
         say("provisioning: OCS, Odin APs, edges and the video container (site.yml; slow only the first time)")
         run_playbook("site.yml")
-        serving, target = walk_to_the_other_ap("client1")
-        say("client1 walks from %s toward %s (emulated radio)" % (serving, target))
-        say("double-tier migration: vAP by RSSI (tier 1), then the video container (tier 2), method auto")
-        run_playbook("double_tier.yml", {"vap_target": "auto", "report": path})
+        shots = path.replace(".json", "-browser")
+        say("client1 opens the live video in Chromium (screenshots in %s)" % os.path.relpath(shots, REPO))
+        viewer, why_not = watch_video("client1", "video", shots)
+        try:
+            serving, target = walk_to_the_other_ap("client1")
+            say("client1 walks from %s toward %s (emulated radio)" % (serving, target))
+            say("double-tier migration: vAP by RSSI (tier 1), then the video container (tier 2), method auto")
+            double_tier(path, viewer)
+        finally:
+            add_browser(path, viewer, why_not, shots)
     except PlaybookFailed as exc:
         say("FAILED: %s" % exc)
         if os.path.exists(path):

@@ -44,8 +44,25 @@ def summary(report):
                         "intact (no reset, no byte lost)" if stream.get("ok") else
                         "BROKEN: %s" % (stream.get("reset") or stream.get("problem")),
                         "%d ms" % max(gap[1] for gap in stream["gaps"]) if stream.get("gaps") else "< 50 ms"))
+    player = report.get("browser")
+    if player:
+        lines.append(browser_line(player))
     lines.append("result: %s" % ("ok" if report.get("ok") else "FAILED"))
     return lines
+
+
+def browser_line(player):
+    """What the viewer saw: the player's stalls and frames (arnab_lab.browser's result)."""
+    if player.get("error"):
+        return "browser (Chromium, live video): %s" % player["error"]
+    stalls = player.get("stalls") or []
+    return ("browser (Chromium, live video): %s; frames decoded %s before, %s after the migrations; "
+            "picture's frame counter %s; %d screenshot(s)"
+            % ("no stall" if not stalls else "%d stall(s), %d ms in all, longest %d ms"
+               % (len(stalls), player.get("stalled_ms", 0), max(s["ms"] for s in stalls)),
+               player.get("frames_decoded_before"), player.get("frames_decoded_after"),
+               " -> ".join(str(f) for f in player.get("picture_frames") or []) or "unread",
+               len(player.get("screenshots") or [])))
 
 
 # Events worth a label on the throughput plot (the others are drawn as thin lines).
@@ -81,9 +98,15 @@ def plot_throughput(report, path, smooth_bins=10):
     for start, duration in stream.get("gaps", []):
         ax.axvspan(start - stream["started"], start - stream["started"] + duration / 1000.0, color="tab:red",
                    alpha=0.15)
+    player = report.get("browser") or {}
+    for n, stall in enumerate(player.get("stalls") or []):
+        x = player["started_at"] + stall["t"] - stream["started"]
+        ax.axvspan(x, x + stall["ms"] / 1000.0, ymin=0, ymax=0.08, color="tab:purple", alpha=0.8,
+                   label="player stalled" if n == 0 else None)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("client throughput (Mbit/s)")
-    ax.set_title("Client throughput across the double-tier migration (orange: tier 1, red: tier 2; shaded: gaps)")
+    ax.set_title("Client throughput across the double-tier migration (orange: tier 1, red: tier 2; shaded: gaps%s)"
+                 % ("; purple: the player stalled" if player.get("stalls") else ""))
     ax.legend(loc="lower left", fontsize=8)
     ax.set_ylim(bottom=0)
     fig.tight_layout()

@@ -19,8 +19,11 @@ class PlaybookFailed(RuntimeError):
         super().__init__("%s failed: %s" % (playbook, "; ".join(failures) or "see the output above"))
 
 
-def run_playbook(playbook, extravars=None, inventory=LAB_INVENTORY, quiet=False, limit=None, check=False):
+def run_playbook(playbook, extravars=None, inventory=LAB_INVENTORY, quiet=False, limit=None, check=False,
+                 on_task=None):
     """Run playbooks/PLAYBOOK (``check``: in check mode); return {host: {task name: result}}.
+
+    ``on_task(name)`` is called as each task starts (e.g. to take a screenshot when a migration begins).
 
     Raises PlaybookFailed naming each failed task and its message.
     """
@@ -29,8 +32,11 @@ def run_playbook(playbook, extravars=None, inventory=LAB_INVENTORY, quiet=False,
     def on_event(event):
         data = event.get("event_data", {})
         kind = event.get("event")
-        if kind == "playbook_on_task_start" and not quiet:
-            print("  [%s] %s" % (os.path.basename(playbook), data.get("task", "")), file=sys.stderr, flush=True)
+        if kind == "playbook_on_task_start":
+            if not quiet:
+                print("  [%s] %s" % (os.path.basename(playbook), data.get("task", "")), file=sys.stderr, flush=True)
+            if on_task:
+                on_task(data.get("task", ""))
         elif kind in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
             res = data.get("res", {})
             results.setdefault(data.get("host"), {})[data.get("task")] = res

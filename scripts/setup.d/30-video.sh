@@ -3,6 +3,9 @@
 # - hls.js from the npm registry, at the version pinned in requirements.txt ('# npm: hls.js@X.Y.Z'), unpacked
 #   into /var/cache/arnab-testbed/npm/hls.js-X.Y.Z/ (hls.min.js and its LICENSE); build/hls.min.js links to it.
 # - the test video rendered by scripts/build-video.sh (cached by recipe); build/video links to it.
+# - Debian's nginx and nginx-common packages, for the `video` container's web server (roles/edge installs them into
+#   its root filesystem offline: the lab's edges reach no mirror), in /var/cache/arnab-testbed/debs; build/debs links
+#   to it. The container's release is this machine's (bookworm), so these are the packages apt picks here.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
@@ -23,5 +26,16 @@ if [ ! -f "$dir/hls.min.js" ]; then
 fi
 mkdir -p build
 ln -sfn "$dir/hls.min.js" build/hls.min.js
+
+debs=/var/cache/arnab-testbed/debs
+if ! ls "$debs"/nginx_*.deb "$debs"/nginx-common_*.deb >/dev/null 2>&1; then
+  say "fetching nginx and nginx-common (.deb) into $debs for the video container"
+  rm -rf "$debs.tmp" && mkdir -p "$debs.tmp"
+  (cd "$debs.tmp" && apt-get download -q nginx nginx-common >/dev/null 2>&1) ||
+    (apt-get update -q >/dev/null && cd "$debs.tmp" && apt-get download -q nginx nginx-common >/dev/null)
+  chmod 0644 "$debs.tmp"/*.deb
+  rm -rf "$debs" && mv "$debs.tmp" "$debs"
+fi
+ln -sfn "$debs" build/debs
 
 bash scripts/build-video.sh >/dev/null

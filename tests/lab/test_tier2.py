@@ -35,6 +35,9 @@ WORKLOADS = ("video", "ramsim")
 # than its destination clean-up retries (precopy.DEST_CLEAN_RETRY_S: 30 s).
 CUT_S = 12
 HIDDEN_SUFFIX = ".t2-hidden"
+# The rendered video's picture counts frames at 25 fps and loops (scripts/build-video.sh)
+VIDEO_FPS = 25
+VIDEO_LOOP_FRAMES = VIDEO_FPS * int(os.environ.get("ARNAB_VIDEO_SECONDS", "600"))
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 
@@ -105,6 +108,41 @@ def test_migration_moves_the_service_with_its_memory_and_client_connection(lab, 
         assert verify_ramsim(lab).startswith("ok "), "memory not intact after %s" % method
     print("%s %s %s->%s: downtime %.3f s, client gap %.3f s" % (workload, method, source, dest, rep["downtime_s"],
                                                                 result.get("gap_s") or 0.0))
+
+
+def test_a_viewer_keeps_watching_the_live_video_across_the_migration(lab, tmp_path):
+    """Headless Chromium in client1 plays the video container's live stream (nginx, HLS) while the container moves:
+    the picture's clock went on after the move, frames were decoded after it, and any stall was bounded."""
+    ct = lab["workloads"]["video"]
+    assert "hls_port" in ct, "the lab's video workload serves no web video"
+    source, dest = placement(lab, "video")
+    viewer = bench.start_viewer(ct, str(tmp_path / "shots"))
+    try:
+        ok, rep, error = bench.migrate("video", dest, "stop-and-copy", str(tmp_path / "report.json"))
+        time.sleep(5.0)     # longer than the player's 2 s buffer: a broken stream would show as an open stall
+        viewer.mark("after")
+        time.sleep(2.0)
+        player = viewer.stop(str(tmp_path / "events.json"))
+    finally:
+        viewer.kill()
+    assert ok, error or rep.get("error")
+    assert bench.container_states("video", lab["edges"])[dest] == "RUNNING"
+    before, after = [m for m in player["marks"] if m["label"] in ("before", "after")]
+    # the picture's own frame counter (read from the screenshots) advanced about as much as the wall clock
+    assert before["picture_frame"] is not None and after["picture_frame"] is not None, player["marks"]
+    shown = (after["picture_frame"] - before["picture_frame"]) % VIDEO_LOOP_FRAMES
+    elapsed = after["t"] - before["t"]
+    assert 0.5 * elapsed * VIDEO_FPS < shown < 1.5 * elapsed * VIDEO_FPS, (shown, elapsed)
+    assert player["frames_decoded_after"] > VIDEO_FPS, player       # still decoding after the move (2 s watched)
+    assert not [e for e in player["errors"] if e.get("fatal")], player["errors"]
+    assert not any(s.get("open") for s in player["stalls"]), player["stalls"]
+    assert player["stalled_ms"] <= rep["downtime_s"] * 1000 + 3000, (player["stalls"], rep["downtime_s"])
+    for path in player["screenshots"]:
+        with open(path, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    print("video stop-and-copy %s->%s: downtime %.3f s; player %d stall(s), %d ms; frames %d -> %d in %.1f s"
+          % (source, dest, rep["downtime_s"], player["stall_count"], player["stalled_ms"], before["picture_frame"],
+             after["picture_frame"], elapsed))
 
 
 class Injector(object):

@@ -263,7 +263,7 @@ def test_tier2_writes_the_raw_csv_and_the_summary(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "set_ramsim_size", lambda size, inv=None: sizes.append(size) or False)
     monkeypatch.setattr(bench, "ramsim_ctl", lambda ip, port, cmd, timeout=120: ctl_calls.append(cmd) or (
         "ok hot_pct=100.00 hot_pages=262144" if cmd.startswith(("hot", "dirty")) is False else "ok"))
-    monkeypatch.setattr(bench, "run_one", lambda cfg, method, trial, lv, outdir, stamp: fake_row(
+    monkeypatch.setattr(bench, "run_one", lambda cfg, method, trial, lv, outdir, stamp, watch=False: fake_row(
         cfg, method, trial, {"stop-and-copy": 15.0, "pre-copy": 5.0}[method]))
     rc = bench.main(SINGLE_ROW + ["--results", str(results)])
     assert rc == 0
