@@ -601,7 +601,7 @@ def target_lines(cells, rate_bits_s):
 
 def summary_csv(cells, path):
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for cell in cells:
             writer.writerow({k: (round(v, 4) if isnum(v) else "") if isinstance(v, float) else v

@@ -278,6 +278,8 @@ def test_tier2_writes_the_raw_csv_and_the_summary(tmp_path, monkeypatch):
     assert ctl_calls == ["hotinfo", "hot 100", "dirty 20"]
     md = list(results.glob("tier2-*.md"))
     assert len(md) == 1 and len(list(results.glob("tier2-*.csv"))) == 1
+    # committed under docs/results: Unix line endings (ansible-test sanity's line-endings)
+    assert b"\r" not in list(results.glob("tier2-*.csv"))[0].read_bytes()
     text = md[0].read_text()
     assert "--working-set 20 --methods stop-and-copy,pre-copy --trials 1 --no-video" in text
     assert "2 of 2 planned" in text and "| 14.7 s |" in text
