@@ -105,6 +105,16 @@ def place(lab, services, walk_dir):
         run_playbook("double_tier.yml", extra, quiet=True)
 
 
+def needs_provisioning(lab, services):
+    """site.yml is needed when the radio does not answer, a client's vAP is on no AP or a service runs nowhere."""
+    try:
+        holders = vap_holders()
+    except OSError:
+        return True
+    running = service_edges(lab, services)
+    return any(not holders.get(c) for c in services) or any(not running.get(c) for c in services)
+
+
 def read_events(path):
     return walk.load_events(path) if os.path.exists(path) else []
 
@@ -174,7 +184,8 @@ def handoffs_settled(events):
 
 
 def run(scenario_path=DEFAULT_SCENARIO, provision=True, out_dir=REPORTS, inventory=LAB_INVENTORY):
-    """The whole walk; returns (result, path of the JSON report, {client: plot path})."""
+    """The whole walk; returns (result, path of the JSON report, {client: plot path}). provision: True (site.yml),
+    False, or "auto" (site.yml only when the lab is not provisioned: needs_provisioning)."""
     bench.use_venv()
     lab = Lab(inventory)
     checked = scenario.load(scenario_path, inventory=lab.inv)
@@ -187,6 +198,8 @@ def run(scenario_path=DEFAULT_SCENARIO, provision=True, out_dir=REPORTS, invento
     events_path = os.path.join(walk_dir, "events.jsonl")
     say("scenario %s: %.0f s, %d handoff(s) predicted" % (os.path.relpath(scenario_path, REPO), checked["duration_s"],
                                                           len(expected["handoffs"])))
+    if provision == "auto":
+        provision = needs_provisioning(lab, services)
     if provision:
         say("provisioning the lab (site.yml)")
         run_playbook("site.yml", quiet=True)
