@@ -1,6 +1,7 @@
 """`make walk [SCENARIO=path]`: the OCS runs the testbed by itself while the emulated radio replays a scenario.
 
-1. provision the lab (site.yml, as `make demo` does) and put every client on its inventory AP (client_ap) and its
+1. provision the lab (site.yml, as `make demo` does; by default only when a client's vAP or a service is nowhere,
+   `--provision` always) and put every client on its inventory AP (client_ap) and its
    service (client_service) on that AP's edge (ap_edge), with double_tier.yml where they are not;
 2. start the OCS in the lab's ocs node (playbooks/ocs.yml, roles/ocs: ansible-rulebook with
    extensions/eda/rulebooks/ocs.yml), its event log, state and handoff reports in this walk's folder, and wait until
@@ -276,9 +277,13 @@ def run(scenario_path=DEFAULT_SCENARIO, provision=True, out_dir=REPORTS, invento
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="arnab_lab.walk_run", description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--scenario", default=DEFAULT_SCENARIO)
-    parser.add_argument("--no-provision", action="store_true", help="skip site.yml (the lab is provisioned)")
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--provision", action="store_true", help="run site.yml first (default: only when a client's vAP "
+                     "or a service is nowhere)")
+    how.add_argument("--no-provision", action="store_true", help="never run site.yml")
     args = parser.parse_args(argv)
-    result, path, plots = run(os.path.abspath(args.scenario), provision=not args.no_provision)
+    result, path, plots = run(os.path.abspath(args.scenario),
+                              provision=True if args.provision else False if args.no_provision else "auto")
     print("\nARNAB walk (the OCS decides; emulated lab): %s" % os.path.relpath(args.scenario))
     for line in walk.table(result):
         print("  " + line)
