@@ -9,7 +9,7 @@ PLAYBOOK := $(VENV)/ansible-playbook -i inventories/lab
 
 .PHONY: demo test setup lab-up lab-down unit integration sanity lint molecule bench bench-quick bench-tier1 bench-tier2 \
 	test-guest clean click test-click test-faults bench-ocs test-tier1-real bench-tier1-agents \
-	bench-commit-point bench-postcopy-channel
+	bench-commit-point bench-postcopy-channel ocs-up ocs-down walk
 
 ## The main job: set up, bring the emulated lab up, run it and print its report.
 demo: setup lab-up
@@ -104,6 +104,22 @@ bench: bench-tier1 bench-tier2
 ## The OCS's event source under load: 100 synthetic agents on 127.0.0.1, 10 publishes/s each, 15 s (no lab needed).
 bench-ocs: setup
 	PYTHONPATH=lab $(VENV)/python -m arnab_lab.bench_ocs $(BENCH_ARGS)
+
+## The OCS on the lab (docs/ocs.md): ansible-rulebook with extensions/eda/rulebooks/ocs.yml in the ocs node (roles/ocs
+## through playbooks/ocs.yml; pid file, log, state, events and handoff reports under /run/arnab-lab/ocs). The lab must
+## be up and provisioned (make lab-up, site.yml).
+ocs-up: setup
+	$(PLAYBOOK) playbooks/ocs.yml -e ocs_eda_state=started
+
+ocs-down: setup
+	$(PLAYBOOK) playbooks/ocs.yml -e ocs_eda_state=stopped
+
+## The OCS runs the testbed by itself (issue 12): it decides every handoff while the radio replays SCENARIO (default
+## scenarios/walk.yml) and each client streams from its service; reports/walk-<UTC>.json, a throughput plot per
+## client, and the table (lab/arnab_lab/walk_run.py).
+SCENARIO ?= scenarios/walk.yml
+walk: setup lab-up
+	PYTHONPATH=lab $(VENV)/python -m arnab_lab.walk_run --scenario $(SCENARIO) $(WALK_ARGS)
 
 bench-quick: setup lab-up
 	PYTHONPATH=lab $(VENV)/python -m arnab_lab.bench_tier1 --quick

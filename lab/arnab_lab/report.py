@@ -67,10 +67,10 @@ def browser_line(player):
 
 # Events worth a label on the throughput plot (the others are drawn as thin lines).
 KEY_EVENTS = ("tier 1 start", "channel_switch_announcement", "flows_data_switch", "tier 2 start", "freeze",
-              "running on destination")
+              "running on destination", "OCS handoff")
 
 
-def plot_throughput(report, path, smooth_bins=10):
+def plot_throughput(report, path, smooth_bins=10, title=None):
     """Fig. 3: client throughput (Mbit/s) over time with the migration events of both tiers."""
     stream = report["client_stream"]
     bin_s = stream["bin_ms"] / 1000.0
@@ -105,8 +105,8 @@ def plot_throughput(report, path, smooth_bins=10):
                    label="player stalled" if n == 0 else None)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("client throughput (Mbit/s)")
-    ax.set_title("Client throughput across the double-tier migration (orange: tier 1, red: tier 2; shaded: gaps%s)"
-                 % ("; purple: the player stalled" if player.get("stalls") else ""))
+    ax.set_title(title or "Client throughput across the double-tier migration (orange: tier 1, red: tier 2; shaded: "
+                          "gaps%s)" % ("; purple: player stalls" if player.get("stalls") else ""))
     ax.legend(loc="lower left", fontsize=8)
     ax.set_ylim(bottom=0)
     fig.tight_layout()

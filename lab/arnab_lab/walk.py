@@ -16,6 +16,8 @@ Where each field comes from:
   * coalesced: a decision that did not run, from the `handoff_coalesced` event (`replaced_by` a later decision, or
     `reason`); the decision that ran in its place lists it in `replaced`;
   * suppressed: the policy's counters in the last `ocs_stats` event (`final` when the source stopped);
+  * clients.*.ap: `placement` (the AP serving the client at the end, read from the lab), else where its last
+    handoff left it; clients.*.edge: that AP's ap_edge; service_follows: `services` (where its service runs) is it;
   * clients.*.stream_ok, longest_gap_ms: `streams` (a stream_probe.py result per client: ok, gaps [[epoch, ms]]);
     without one, the handoff reports' `client_stream`.
 
@@ -74,16 +76,17 @@ def _match(expected, started, client, to_ap, t_decision, used):
 
 
 def build(events, reports=None, streams=None, edges=None, expected=None, started=None, scenario=None,
-          flap_window_s=10.0, services=None):
+          flap_window_s=10.0, services=None, placement=None):
     """The walk report.
 
     events: the OCS's events (odin_master source), in order; reports: {seq: the handoff's double_tier report};
     streams: {client: stream_probe.py result over the whole walk}; edges: {AP: ap_edge}; expected: the scenario's
     prediction (arnab_lab.scenario.predict) and started: the replay's start (epoch); scenario: the validated
     scenario; flap_window_s: a hand back within this is a ping-pong; services: {client: the edge its service runs
-    on at the end}."""
+    on at the end}; placement: {client: the AP that serves it at the end} (what the lab says; without it, where its
+    last handoff left it)."""
     reports = dict((int(k), v) for k, v in (reports or {}).items())
-    streams, edges, services = streams or {}, dict(edges or {}), services or {}
+    streams, edges, services, placement = streams or {}, dict(edges or {}), services or {}, placement or {}
     unavailable = {}
     runs, done, coalesced, stats, replaced_info = [], {}, [], None, {}
     for event in events:
@@ -212,7 +215,7 @@ def build(events, reports=None, streams=None, edges=None, expected=None, started
                             stream_source=None)
                 unavailable["stream of %s" % name] = "no stream result: stream_ok and longest_gap_ms are null"
         ended = [h for h in mine if h["ap_after"]]
-        info["ap"] = ended[-1]["ap_after"] if ended else None
+        info["ap"] = placement.get(name) or (ended[-1]["ap_after"] if ended else None)
         info["edge"] = edges.get(info["ap"]) if info["ap"] else None
         if name in services:
             info["service_edge"] = services[name]
@@ -242,6 +245,66 @@ def build(events, reports=None, streams=None, edges=None, expected=None, started
         "clients": clients,
         "unavailable": unavailable,
     }
+
+
+# -- what a person reads ----------------------------------------------------------------------------------------
+
+TABLE_COLUMNS = ("client", "from_ap", "to_ap", "from_edge", "to_edge", "decision_ms", "control_path_ms", "tier1_gap_ms",
+                 "method", "downtime_s", "client_gap_ms", "ok")
+
+
+def _cell(value):
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        return "%.3f" % value if abs(value) < 10 else "%.1f" % value
+    return str(value)
+
+
+def table(result):
+    """The walk report as text lines: one row per decision, then per client, then the policy's suppressions."""
+    rows = [("#",) + TABLE_COLUMNS]
+    for h in result["handoffs"]:
+        row = [_cell(h.get("seq"))] + [_cell(h.get(k)) for k in TABLE_COLUMNS]
+        if h.get("coalesced"):
+            row[-1] = "coalesced (%s)" % (h["coalesced"].get("replaced_by") or h["coalesced"].get("reason"))
+        rows.append(tuple(row))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    decisions = [h["decision_ms"] for h in result["handoffs"] if _num(h.get("decision_ms")) is not None]
+    if decisions:
+        ordered = sorted(decisions)
+        mid = len(ordered) // 2
+        median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2.0
+        lines.append("decision latency: median %.1f ms, max %.1f ms (%d decisions)" % (median, ordered[-1],
+                                                                                      len(ordered)))
+    lines.append("clients:")
+    for name, c in sorted(result["clients"].items()):
+        lines.append("  %s: stream %s, longest gap %s ms; ends on %s (edge %s), service on %s%s" % (
+            name, {True: "intact", False: "BROKEN (%s)" % c.get("stream_problem"), None: "unknown"}[c.get("stream_ok")],
+            _cell(c.get("longest_gap_ms")), _cell(c.get("ap")), _cell(c.get("edge")), _cell(c.get("service_edge")),
+            "" if c.get("service_follows") in (True, None) else " - NOT the edge of its AP"))
+    sup = result.get("suppressed")
+    lines.append("suppressed decisions: %s" % ("unknown" if sup is None else "%d %s" % (
+        sup["total"], ", ".join("%s %d" % kv for kv in sorted(sup["by_reason"].items())) or "")))
+    lines.append("ping-pong: %d; coalesced: %d; result: %s" % (len(result["ping_pong"]), result["coalesced"],
+                                                              {True: "ok", False: "FAILED", None: "incomplete"}[result["ok"]]))
+    return lines
+
+
+def plot_input(result, client, stream, reports=None):
+    """A double-tier-report-shaped dict for report.plot_throughput: the client's walk stream and, for each of its
+    handoffs, the decision ("OCS handoff ...") and the handoff report's own timeline (tier 1 and tier 2 steps)."""
+    timeline = []
+    for h in result["handoffs"]:
+        if h["client"] != client or h["seq"] is None or h.get("t_decision") is None:
+            continue
+        timeline.append({"t": h["t_decision"], "tier": 1,
+                         "event": "OCS handoff %s %s->%s" % (h["seq"], h["from_ap"], h["to_ap"])})
+        timeline.extend(((reports or {}).get(h["seq"]) or {}).get("timeline") or [])
+    return {"client_stream": stream, "timeline": sorted(timeline, key=lambda e: e["t"])}
 
 
 # -- files ------------------------------------------------------------------------------------------------------

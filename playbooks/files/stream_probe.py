@@ -123,15 +123,25 @@ def main():
     parser.add_argument("--bin-ms", type=int, default=10)
     parser.add_argument("--seed", type=int, default=4242)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--pidfile", help="write this process's PID here (whoever started it stops it by PID)")
     args = parser.parse_args()
     stop = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *a: stop.append(True))
+    if args.pidfile:
+        with open(args.pidfile + ".tmp", "w") as f:
+            f.write("%d\n" % os.getpid())
+        os.replace(args.pidfile + ".tmp", args.pidfile)
     result = probe(args.host, args.port, args.duration, args.bin_ms, args.seed, stop)
     with open(args.out + ".tmp", "w") as f:
         json.dump(result, f)
     # Renamed into place so a reader never sees half a report.
     os.replace(args.out + ".tmp", args.out)
+    if args.pidfile:
+        try:
+            os.unlink(args.pidfile)
+        except OSError:
+            pass
     return 0 if result["ok"] else 1
 
 

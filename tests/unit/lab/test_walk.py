@@ -147,6 +147,17 @@ def test_all_good_is_ok_and_services_follow():
     assert walk.build(events, {}, streams, EDGES, services={"client1": "edge1"})["ok"] is False
 
 
+def test_a_client_that_never_moved_is_placed_by_the_lab():
+    streams = {"client2": {"ok": True, "gaps": []}}
+    result = walk.build([], {}, streams, EDGES, services={"client2": "edge2"}, placement={"client2": "ap2"})
+    c2 = result["clients"]["client2"]
+    assert (c2["ap"], c2["edge"], c2["service_follows"], result["ok"]) == ("ap2", "edge2", True, True)
+    moved = [handoff(1, "client1", "ap1", "ap2", 10.0, 11.0, 11.0), done(1, "client1", True, "ap2", 14.0)]
+    result = walk.build(moved, {}, {"client1": {"ok": True, "gaps": []}}, EDGES, services={"client1": "edge1"},
+                        placement={"client1": "ap1"})        # the lab says where it is, not the last handoff
+    assert result["clients"]["client1"]["ap"] == "ap1" and result["clients"]["client1"]["service_follows"] is True
+
+
 def test_files_and_the_command_line(tmp_path):
     rep = tmp_path / "handoff-1-client1.json"
     rep.write_text(json.dumps(report(40, 300, "pre-copy", 0.5, 200)))
@@ -169,3 +180,19 @@ def test_files_and_the_command_line(tmp_path):
     assert result["handoffs"][0]["t_trigger"] == pytest.approx(T0 + 0.4 + 15.16)
     assert result["handoffs"][0]["client_gap_ms"] == 250 and result["handoffs"][0]["downtime_s"] == 0.5
     assert result["scenario"]["duration_s"] == 120 and result["expected"]["handoffs"] == 4
+
+
+def test_the_table_has_a_row_per_decision_and_the_median():
+    events = [handoff(1, "client1", "ap1", "ap2", 10.0, 11.0, 11.0), done(1, "client1", True, "ap2", 14.0),
+              {"type": "ocs_stats", "time": T0 + 20, "counters": {"policy": {"suppressed": 2, "suppressed_hysteresis": 2}}}]
+    streams = {"client1": {"ok": True, "gaps": [[T0 + 12, 300]]}}
+    result = walk.build(events, {1: report(40, 300, "pre-copy", 0.5, 200)}, streams, EDGES,
+                        services={"client1": "edge2"})
+    lines = walk.table(result)
+    assert lines[0].split()[:4] == ["#", "client", "from_ap", "to_ap"]
+    assert lines[1].split()[:6] == ["1", "client1", "ap1", "ap2", "edge1", "edge2"] and "pre-copy" in lines[1]
+    assert any(line.startswith("decision latency: median") for line in lines)
+    assert "suppressed decisions: 2 hysteresis 2" in lines and lines[-1].endswith("result: ok")
+    plot = walk.plot_input(result, "client1", streams["client1"], {1: {"timeline": [{"t": T0 + 12, "tier": 2,
+                                                                                    "event": "freeze"}]}})
+    assert [e["event"] for e in plot["timeline"]] == ["OCS handoff 1 ap1->ap2", "freeze"]

@@ -28,7 +28,8 @@ Arguments (all optional but aps/clients, which also come from ``inventory``):
   identify_by (ip | address: ip:port, for several agents on one address), agent_timeout_s (6),
   subscribe (true), control_port (6777), control_timeout_s (2), resubscribe_s (10),
   seen_interval_s (10), migration_timeout_s (900), report_dir, state_file, stats_interval_s (0),
-  duration_s (none: run until cancelled), tick_s (0.2).
+  duration_s (none: run until cancelled), tick_s (0.2), event_log (a file: every event appended as a JSON line when
+  it is made, before the rules engine sees it; "" or none = no log).
 """
 
 import asyncio
@@ -137,6 +138,8 @@ class OdinMaster:
         self.tick_s = float(args.get("tick_s", 0.2))
         self.report_dir = args.get("report_dir")
         self.state_file = args.get("state_file")
+        self.event_log = args.get("event_log") or None
+        self.event_log_file = None
         self.counters = odin_master.Counters()
         self.tracker = odin_master.AgentTracker(args.get("agent_timeout_s", odin_master.AGENT_TIMEOUT_S))
         self.outbox = []
@@ -172,8 +175,21 @@ class OdinMaster:
             return
         self.outbox.append(event)
         self.counters.add("event_" + event_type)
+        self.log_event(event)
         if self.wakeup is not None:
             self.wakeup.set()
+
+    def log_event(self, event):
+        if not self.event_log:
+            return
+        try:
+            if self.event_log_file is None:
+                self.event_log_file = open(self.event_log, "a")
+            self.event_log_file.write(json.dumps(event, default=str) + "\n")
+            self.event_log_file.flush()
+        except (OSError, ValueError) as exc:
+            self.counters.add("event_log_errors")
+            LOG.debug("event log: %s", exc)
 
     async def pump(self):
         """Events go out in order; the rulebook's queue holds one at a time (back pressure stays here)."""
@@ -488,6 +504,9 @@ class OdinMaster:
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 pass
             pump.cancel()
+            if self.event_log_file is not None:
+                self.event_log_file.close()
+                self.event_log_file = None
 
     async def _flush(self):
         self.wakeup.set()

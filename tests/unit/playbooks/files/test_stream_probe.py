@@ -1,9 +1,12 @@
 """The client probe verifies the real `video` workload's stream (compiled from roles/edge/files) on loopback."""
 import importlib.util
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -76,3 +79,19 @@ def test_a_stopped_server_shows_as_a_gap(video):
 def test_gaps_are_runs_of_empty_bins():
     assert stream_probe.gaps([5, 0, 0, 0, 0, 0, 7, 0, 3], 100.0, 10, min_ms=50) == [[100.01, 50]]
     assert stream_probe.gaps([0] * 6, 100.0, 10, min_ms=50) == [[100.0, 60]]
+
+
+def test_the_pidfile_names_the_probe_and_goes_with_it(video, tmp_path):
+    proc, port = video
+    out, pidfile = tmp_path / "probe.json", tmp_path / "probe.pid"
+    probe = subprocess.Popen([sys.executable, os.path.join(REPO, "playbooks", "files", "stream_probe.py"), "--host", "127.0.0.1", "--port", str(port),
+                              "--out", str(out), "--pidfile", str(pidfile)])
+    for dummy in range(100):
+        if pidfile.exists():
+            break
+        time.sleep(0.05)
+    assert int(pidfile.read_text()) == probe.pid
+    time.sleep(0.3)
+    os.kill(int(pidfile.read_text()), signal.SIGTERM)
+    assert probe.wait(10) == 0
+    assert json.loads(out.read_text())["ok"] and not pidfile.exists()

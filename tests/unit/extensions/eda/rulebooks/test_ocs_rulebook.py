@@ -54,7 +54,7 @@ def test_rulebook_runs_the_playbook_for_a_handoff(tmp_path):
         ocs_inventory=str(inventory), ocs_host="127.0.0.1", ocs_port=port, ocs_done_port=done_port,
         ocs_report_dir=str(tmp_path / "reports"), ocs_state_file=str(state_file), ocs_identify_by="address", ocs_subscribe=False,
         ocs_playbook=os.path.join(ROOT, "tests/unit/extensions/eda/rulebooks/files/handoff_probe.yml"),
-        ocs_method="pre-copy")))
+        ocs_method="pre-copy", ocs_event_log=str(tmp_path / "events.jsonl"))))
     (tmp_path / "reports").mkdir()
     env = dict(os.environ, JAVA_HOME=java_home(), ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
                PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
@@ -93,6 +93,8 @@ def test_rulebook_runs_the_playbook_for_a_handoff(tmp_path):
         done = until(lambda: [h for h in (state() or {}).get("handoffs", []) if h.get("state") == "done"], 90,
                      "ocs_done.yml reported the end")
         assert done[0]["ok"] is True and done[0]["to_ap"] == "ap2"
+        logged = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+        assert [e["to_ap"] for e in logged if e["type"] == "handoff"] == ["ap2"]
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)

@@ -198,3 +198,28 @@ def test_lab_inventory_reads():
         pytest.skip("no ansible-inventory in this venv")
     aps, clients, dummy = source.read_inventory(os.path.join(root, "inventories", "lab"))
     assert aps["ap1"]["agent"] == "10.77.0.11" and clients["client1"]["mac"] == C1
+
+
+def test_event_log_holds_every_event_as_a_json_line(tmp_path):
+    log = tmp_path / "events.jsonl"
+
+    async def scenario():
+        queue = asyncio.Queue()
+        await source.main(queue, {"host": "127.0.0.1", "port": 0, "done_port": None, "duration_s": 0.2,
+                                  "aps": {}, "clients": {}, "event_log": str(log)})
+        return [queue.get_nowait() for _ in range(queue.qsize())]
+
+    events = run(scenario())
+    logged = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["type"] for e in logged] == ["ocs_started", "ocs_stats"] and logged == events
+
+
+def test_an_event_log_that_cannot_be_written_is_counted(tmp_path):
+    async def scenario():
+        queue = asyncio.Queue()
+        ocs = source.OdinMaster(queue, {"host": "127.0.0.1", "port": 0, "done_port": None, "duration_s": 0.1,
+                                        "aps": {}, "clients": {}, "event_log": str(tmp_path / "no" / "dir.jsonl")})
+        await ocs.run()
+        return ocs.stats()["master"]
+
+    assert run(scenario())["event_log_errors"] == 2
