@@ -24,9 +24,9 @@ def test_destination_and_when_tier2_is_skipped(tmp_path, from_ap, to_ap, source,
     if dest:
         variables["dest"] = dest
     out = tmp_path / "out.json"
-    play = [{"name": "Pick", "hosts": "localhost", "gather_facts": False, "vars": variables, "tasks": [
-        PICK, {"name": "Keep", "ansible.builtin.copy": {"content": "{{ [dt_dest, dt_tier2_skip] | to_json }}",
-                                                       "dest": str(out), "mode": "0644"}}]}]
+    copy = {"content": "{{ [dt_dest, dt_tier2_skip] | to_json }}", "dest": str(out), "mode": "0644"}
+    keep = {"name": "Keep", "ansible.builtin.copy": copy}
+    play = [{"name": "Pick", "hosts": "localhost", "gather_facts": False, "vars": variables, "tasks": [PICK, keep]}]
     (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_LOCAL_TEMP=str(tmp_path / "lt"))
     proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i",
