@@ -18,6 +18,9 @@ PICK = [t for t in PLAY["tasks"] if t["name"].startswith("Pick the destination e
     ("ap1", "ap3", "edge1", None, ("edge1", "ap1 and ap3 are both served by edge1")),
     ("ap1", "ap2", "edge2", None, ("edge2", "video already runs on edge2")),
     ("ap1", "ap2", "edge1", "edge2", ("edge2", "")),
+    # a placement: the vAP is already on ap1 (from = to) but the service runs on the other edge: dest given, it moves
+    ("ap1", "ap1", "edge2", "edge1", ("edge1", "")),
+    ("ap1", "ap1", "edge1", "edge1", ("edge1", "video already runs on edge1")),
 ])
 def test_destination_and_when_tier2_is_skipped(tmp_path, from_ap, to_ap, source, dest, want):
     variables = {"dt_tier1": {"from_ap": from_ap, "to_ap": to_ap}, "dt_source": source, "service": "video"}
