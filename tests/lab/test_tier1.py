@@ -35,7 +35,7 @@ class Lab:
         self.inventory = inventory
         hosts = yaml.safe_load(open(os.path.join(inventory, "hosts.yml")))["all"]["children"]
         self.hosts = dict((h, hv) for group in hosts.values() for h, hv in group["hosts"].items())
-        self.aps = sorted(hosts["aps"]["hosts"])
+        self.ap_names = sorted(hosts["aps"]["hosts"])
         lab = yaml.safe_load(open(os.path.join(inventory, "group_vars", "all", "lab.yml")))["lab"]
         self.prefix, self.switch_ip = lab["prefix"], lab["data"]["switch_ip"]
         self.server = None

@@ -97,5 +97,5 @@ def test_subscriptions_and_the_master_channel_on_the_real_element(lab):
         assert odin.parse_subscription_lines(agent.read("odinagent.subscriptions")) == subs
         agent.write("odinagent.subscriptions", "0")
         assert agent.read("odinagent.subscriptions") == ""
-    sniffed = node(lab, "ocs", "python3", "-c", SNIFF_MASTER, str(len(lab.aps)))
-    assert sniffed.stdout.strip() == str(sorted((lab.ip(ap), "ping") for ap in lab.aps)), sniffed.stderr
+    sniffed = node(lab, "ocs", "python3", "-c", SNIFF_MASTER, str(len(lab.ap_names)))
+    assert sniffed.stdout.strip() == str(sorted((lab.ip(ap), "ping") for ap in lab.ap_names)), sniffed.stderr
