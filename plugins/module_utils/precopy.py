@@ -566,33 +566,30 @@ def listening(port, proc_net=("/proc/net/tcp", "/proc/net/tcp6")):
     return False
 
 
-def rss_bytes(pids):
+def _proc_kb(pids, name, field, proc="/proc"):
+    """The sum over the processes of a ``FIELD: N kB`` line of /proc/PID/NAME, in bytes; a process gone or
+    unreadable counts 0."""
     total = 0
     for pid in pids:
         try:
-            with open("/proc/%d/status" % pid) as f:
+            with open(os.path.join(proc, str(pid), name)) as f:
                 for line in f:
-                    if line.startswith("VmRSS:"):
+                    if line.startswith(field + ":"):
                         total += int(line.split()[1]) * 1024
         except (IOError, OSError, ValueError):
             continue
     return total
+
+
+def rss_bytes(pids):
+    return _proc_kb(pids, "status", "VmRSS")
 
 
 def referenced_bytes(pids, proc="/proc"):
     """Bytes the processes touched (read or written) since their accessed bits were cleared (``clear_refs`` 1):
     ``Referenced`` of ``smaps_rollup``. Needs no soft-dirty: on such kernels the only cheap bound of a dirty set
     before the next dump. Shared pages count once per process (an upper bound either way)."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(os.path.join(proc, str(pid), "smaps_rollup")) as f:
-                for line in f:
-                    if line.startswith("Referenced:"):
-                        total += int(line.split()[1]) * 1024
-        except (IOError, OSError, ValueError):
-            continue
-    return total
+    return _proc_kb(pids, "smaps_rollup", "Referenced", proc)
 
 
 class PreflightError(Exception):
