@@ -72,13 +72,11 @@ def double_tier(path, viewer):
 def add_browser(path, viewer, why_not, shots):
     """Stop the viewer (even when the migration failed) and put what it saw in the report's `browser` object."""
     if viewer:
-        try:
+        try:    # stop() ends the browser's process group whatever happens
             player = viewer.stop(os.path.join(shots, "events.json"))
             player["screenshots"] = [os.path.relpath(p, REPO) for p in player["screenshots"]]
         except RuntimeError as exc:
             player = {"error": str(exc)}
-        finally:
-            viewer.kill()
     else:
         player = {"error": why_not}
     if os.path.exists(path):
