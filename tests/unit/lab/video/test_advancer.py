@@ -232,3 +232,26 @@ def test_run_serves_the_page_the_live_playlist_and_the_segments(open_dir):
     assert rc == 143, err
     with pytest.raises(OSError):
         urllib.request.urlopen(base + "live.m3u8", timeout=2)
+
+
+@pytest.mark.parametrize("option, payload", [
+    ("--listen", "127.0.0.1:8081;touch {mark}"), ("--listen", "$(touch {mark})"), ("--listen", "`touch {mark}`"),
+    ("--listen", "127.0.0.1:8081\nuser root;"), ("--user", "root;touch {mark}"), ("--user", "$(touch {mark})"),
+    ("--user", "nobody\ndaemon on;"),
+])
+def test_run_refuses_what_would_reach_nginx_s_config_or_a_shell(tmp_path, option, payload):
+    """--listen and --user end up in nginx.conf (sed) and on a unit's command line (roles/edge sets --listen from
+    the inventory's hls_port): anything but plain words is refused before any file is written."""
+    video, www = tmp_path / "video", tmp_path / "www"
+    video.mkdir()
+    www.mkdir()
+    vod(video, [1.0] * 2)
+    (www / "index.html").write_text("<html></html>\n")
+    (www / "hls.min.js").write_text("// stand-in\n")
+    mark = tmp_path / "pwned"
+    run_dir = tmp_path / "run"
+    proc = subprocess.run([os.path.join(VIDEO, "run"), option, payload.format(mark=mark), "--video", str(video),
+                           "--www", str(www), "--run-dir", str(run_dir)], capture_output=True, text=True, timeout=20,
+                          check=False)
+    assert proc.returncode == 2 and ("bad %s" % option) in proc.stderr, (proc.returncode, proc.stderr)
+    assert not mark.exists() and not run_dir.exists()
