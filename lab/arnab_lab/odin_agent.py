@@ -26,7 +26,10 @@ odin = collection_utils.load("odin")
 
 BANNER = "Click::ControlSocket/1.3"
 VERSION = "2.0.1 (emulated: arnab_lab.odin_agent, not Click)"
-POLL_INTERVAL = 0.5           # seconds between radio polls (stats, subscriptions, probes)
+# Seconds between radio polls (stats, subscription publishes, probes). A real OdinAgent publishes per received frame,
+# at most once per THRESHOLD_PUBLISH_SENT (1 s in the Wi-5 source, a compile-time constant whose own comment gives
+# 0.1 s as its example); the OCS's decision latency is bounded below by this period (docs/ocs.md).
+POLL_INTERVAL = 0.1
 PROBE_REPEAT = 2.0            # seconds between probes of one unserved client
 LOG = logging.getLogger("emulated-odin-agent")
 

@@ -216,14 +216,14 @@ def start_requests(scenario, clients=None, all_clients=None):
 
 # -- prediction: the OCS's mobility policy run on the scenario -------------------------------------------------
 
-def predict(scenario, inventory, policy=None, sample_s=0.5, offset_s=0.0, step_s=0.005):
+def predict(scenario, inventory, policy=None, sample_s=None, offset_s=0.0, step_s=0.005):
     """When the OCS should hand each client off during `scenario` (validated), with the mobility policy `policy`
     (inventory `ocs_mobility`, MobilityPolicy's parameters) and `inventory` (`ansible-inventory --list`: APs with
     ap_position, ap_channel, ap_edge; clients with client_mac, client_ap, client_position, client_service;
     `lab.radio` model overrides).
 
     The policy itself (MobilityPolicy) decides, fed as if every AP that hears a client (sensitivity floor applied)
-    published it every `sample_s` seconds from `offset_s` on (the emulated agent polls the radio every 0.5 s),
+    published it every `sample_s` seconds from `offset_s` on (default: as often as the emulated agent polls the radio),
     active scans answered with the levels at the scan's end; handoffs are taken as instantaneous (no queue).
     For each decision it gives, in seconds from the replay's start: `t_trigger` and `t_decision` (the policy's,
     on those samples), `t_cross` (when the serving AP's level last went below the threshold before `t_trigger`)
@@ -231,8 +231,9 @@ def predict(scenario, inventory, policy=None, sample_s=0.5, offset_s=0.0, step_s
     serving AP below the threshold, the target at least `min_gain_db` above it, hysteresis, `start_s` and the
     flap window respected; None if it never held, e.g. when only the averages did), to `step_s`.
     -> {"handoffs": [...], "suppressed": {why: n}, "counters": {...}, "policy": {...}, "sample_s", "offset_s"}."""
-    from arnab_lab import collection_utils, radio   # here: the radio imports this module
+    from arnab_lab import collection_utils, odin_agent, radio   # here: the radio imports this module
     mobility = collection_utils.load("mobility")
+    sample_s = odin_agent.POLL_INTERVAL if sample_s is None else sample_s
 
     hostvars = inventory.get("_meta", {}).get("hostvars", {})
     state, model = radio.state_from_inventory(inventory)
@@ -265,7 +266,7 @@ def predict(scenario, inventory, policy=None, sample_s=0.5, offset_s=0.0, step_s
         for due, req in sorted((p for p in pending if p[0] <= t), key=lambda p: (p[0], p[1].client)):
             pending.remove((due, req))
             heard = levels_at(req.client, due)
-            found = pol.scan_done(req.client, dict((ap, heard.get(ap)) for ap in req.candidates), due, req.t_trigger)
+            found = pol.scan_done(req.client, dict((ap, heard.get(ap)) for ap in req.candidates), due)
             if found is not None:
                 decisions.append(found)
 

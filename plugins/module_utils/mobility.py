@@ -14,7 +14,9 @@ Policy (inventory data, ``MobilityPolicy.DEFAULTS``):
     first ``start_s`` after the OCS started (``start``); a client silent for ``idle_s`` starts over;
   * the attempt scans the other APs (``scan: active``: the caller asks each agent's ``scan_client`` for
     ``scan_time_s`` and calls ``scan_done``; ``scan: passive``: the averages of what the other agents published)
-    and picks the AP heard best; it hands off only if that AP's average beats the serving AP's level since the
+    and picks the AP heard best; with ``scan_ahead_db`` > 0 an active scan already runs while the serving AP's
+    sample is within that margin above the threshold (again every ``scan_time_s``), and an attempt decides at once
+    from a scan younger than ``average_window_s`` when it shows a better AP (else it scans, as without it); it hands off only if that AP's average beats the serving AP's level since the
     crossing (the average of the samples from ``t_trigger`` on) by ``min_gain_db``
     (else ``no_better_ap``) and is not the AP the client left less than ``flap_window_s`` ago (``flapping``):
     a signal that flaps around the threshold produces no ping-pong.
@@ -78,6 +80,7 @@ class MobilityPolicy:
         "idle_s": 4.0,               # a client unheard this long starts over (Odin: 4000 ms)
         "scan_time_s": 0.2,          # how long candidate agents scan (active scans)
         "scan": "active",            # active: scan_client on the other agents; passive: their published samples
+        "scan_ahead_db": 0.0,        # > 0: scan while the serving level is this close above the threshold
         "average_window_s": 1.0,     # samples averaged (linear power) per client and AP
         "min_gain_db": 3.0,          # the target must beat the serving AP's average by this
         "flap_window_s": 10.0,       # no hand back to the AP the client left this long ago
@@ -106,7 +109,8 @@ class MobilityPolicy:
             self.by_mac[mac] = name
             self.clients[name] = {"name": name, "mac": mac, "container": client.get("container"),
                                   "serving": serving, "assigned_at": None, "previous": None, "left_at": None,
-                                  "last_heard": None, "triggers": deque(), "scanning": False}
+                                  "last_heard": None, "triggers": deque(), "scanning": False,
+                                  "pending": None, "scanned": None}
         self.samples = {}
         self.started = now
         self.counters = Counters()
@@ -157,6 +161,7 @@ class MobilityPolicy:
             state["serving"], state["assigned_at"] = ap, t
         state["triggers"].clear()
         state["scanning"] = False
+        state["pending"] = state["scanned"] = None
 
     def observe(self, ap, sta_mac, value, t):
         """A published signal of ``sta_mac`` heard by ``ap`` at ``t``. Returns [] , [Decision] or [ScanRequest]."""
@@ -182,8 +187,12 @@ class MobilityPolicy:
             state["triggers"].clear()        # idle: start over
             self.counters.add("idle_resets")
         state["last_heard"] = t
-        if dbm >= p["threshold_dbm"] or state["scanning"]:
-            return []
+        out = self._attempt(client, ap, t) if dbm < p["threshold_dbm"] and state["pending"] is None else []
+        return out + self._scan_ahead(client, ap, dbm, t)
+
+    def _attempt(self, client, ap, t):
+        """A serving AP's sample below the threshold: a trigger; enough of them start a handoff attempt."""
+        p, state = self.params, self.clients[client]
         triggers = state["triggers"]
         triggers.append(t)
         while triggers and t - triggers[0] > p["trigger_reset_s"]:
@@ -196,23 +205,51 @@ class MobilityPolicy:
             return self._suppress("start")
         if state["assigned_at"] is not None and t - state["assigned_at"] < p["hysteresis_s"]:
             return self._suppress("hysteresis")
-        candidates = sorted(a for a in self.aps if a != ap)
+        candidates = self._candidates(ap)
         if not candidates:
             return self._suppress("no_candidate")
-        if p["scan"] == "active":
-            state["scanning"] = True
-            self.counters.add("scans")
-            return [ScanRequest(client, state["mac"], ap, self.aps[ap]["channel"], candidates, t_trigger,
-                                p["scan_time_s"])]
-        heard = dict((a, self.average(client, a, t)) for a in candidates)
-        decision = self._decide(client, heard, t, t_trigger)
-        return [decision] if decision else []
+        if p["scan"] == "passive":
+            decision = self._decide(client, dict((a, self.average(client, a, t)) for a in candidates), t, t_trigger)
+            return [decision] if decision else []
+        scanned = state["scanned"]
+        if scanned is not None and t - scanned[0] <= p["average_window_s"] and \
+                self._evaluate(client, scanned[1], t, t_trigger)[0] is not None:
+            self.counters.add("decided_from_scan_ahead")
+            return [self._decide(client, scanned[1], t, t_trigger, scanned_at=scanned[0])]
+        state["pending"] = t_trigger
+        if state["scanning"]:       # a scan ahead is under way: its result decides
+            return []
+        return [self._scan_request(client, ap, t_trigger)]
 
-    def scan_done(self, client, heard, t, t_trigger):
-        """Results of an active scan: {ap: dBm or None}. Returns a Decision or None."""
+    def scan_done(self, client, heard, t):
+        """Results of an active scan: {ap: dBm or None}. Returns a Decision or None (no attempt was waiting for
+        this scan, or it found no better AP)."""
         state = self.clients[client]
         state["scanning"] = False
-        return self._decide(client, heard, t, t_trigger)
+        state["scanned"] = (t, dict(heard))
+        t_trigger, state["pending"] = state["pending"], None
+        return None if t_trigger is None else self._decide(client, heard, t, t_trigger)
+
+    def _candidates(self, serving):
+        return sorted(a for a in self.aps if a != serving)
+
+    def _scan_request(self, client, ap, t_trigger):
+        state = self.clients[client]
+        state["scanning"] = True
+        self.counters.add("scans" if t_trigger is not None else "scans_ahead")
+        return ScanRequest(client, state["mac"], ap, self.aps[ap]["channel"], self._candidates(ap), t_trigger,
+                           self.params["scan_time_s"])
+
+    def _scan_ahead(self, client, ap, dbm, t):
+        """[ScanRequest] when the serving level nears the threshold and the last scan is older than a scan."""
+        p, state = self.params, self.clients[client]
+        if p["scan"] != "active" or p["scan_ahead_db"] <= 0 or state["scanning"] or ap != state["serving"]:
+            return []
+        if dbm >= p["threshold_dbm"] + p["scan_ahead_db"]:
+            return []
+        if state["scanned"] is not None and t - state["scanned"][0] < p["scan_time_s"]:
+            return []
+        return [self._scan_request(client, ap, None)]
 
     # -- decision -----------------------------------------------------------------------------------------------
 
@@ -231,28 +268,35 @@ class MobilityPolicy:
         self.counters.add("suppressed_" + why)
         return []
 
-    def _decide(self, client, heard, t, t_trigger):
+    def _evaluate(self, client, heard, t, t_trigger):
+        """-> ((to_ap, from_dbm, to_dbm), None) when ``heard`` ({ap: dBm}) shows a better AP, else (None, why)."""
         state = self.clients[client]
         p = self.params
         from_ap = state["serving"]
         heard = dict((a, v) for a, v in heard.items() if v is not None and a != from_ap and a in self.aps)
         if not heard:
-            self._suppress("no_candidate")
-            return None
+            return None, "no_candidate"
         to_ap = max(sorted(heard), key=lambda a: heard[a])
         # the serving AP's level: its samples since the signal crossed (what triggered), in linear power
         window = self._window(client, from_ap, t)
         from_dbm = mean_dbm(v for when, v in window if when >= t_trigger) or self.average(client, from_ap, t)
-        to_dbm_ = heard[to_ap]
-        if from_dbm is not None and to_dbm_ < from_dbm + p["min_gain_db"]:
-            self._suppress("no_better_ap")
-            return None
+        if from_dbm is not None and heard[to_ap] < from_dbm + p["min_gain_db"]:
+            return None, "no_better_ap"
         if to_ap == state["previous"] and state["left_at"] is not None and t - state["left_at"] < p["flap_window_s"]:
-            self._suppress("flapping")
-            return None
-        reason = ("%s heard %s below %g dBm %d time(s) within %g s (avg %s dBm); %s hears it at %.1f dBm"
+            return None, "flapping"
+        return (to_ap, from_dbm, heard[to_ap]), None
+
+    def _decide(self, client, heard, t, t_trigger, scanned_at=None):
+        found, why = self._evaluate(client, heard, t, t_trigger)
+        if found is None:
+            return self._suppress(why) or None
+        to_ap, from_dbm, to_dbm_ = found
+        state, p = self.clients[client], self.params
+        from_ap = state["serving"]
+        reason = ("%s heard %s below %g dBm %d time(s) within %g s (avg %s dBm); %s hears it at %.1f dBm%s"
                   % (from_ap, client, p["threshold_dbm"], p["triggers"], p["trigger_reset_s"],
-                     "?" if from_dbm is None else "%.1f" % from_dbm, to_ap, to_dbm_))
+                     "?" if from_dbm is None else "%.1f" % from_dbm, to_ap, to_dbm_,
+                     "" if scanned_at is None else " (scanned ahead, %.0f ms before)" % ((t - scanned_at) * 1000.0)))
         decision = Decision(client, state["mac"], from_ap, to_ap, self.aps[from_ap]["edge"], self.aps[to_ap]["edge"],
                             state["container"], t_trigger, t, reason,
                             None if from_dbm is None else round(from_dbm, 1), round(to_dbm_, 1))

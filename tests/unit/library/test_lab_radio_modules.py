@@ -142,7 +142,7 @@ def test_no_radio(tmp_path):
 def test_replay_a_scenario_file(radio_socket):
     ok, result = run_module(lab_radio_replay.main, {"socket": radio_socket, "scenario": WALK}, check_mode=True)
     assert ok and result["changed"] and result["started"] is None and result["clients"] == ["client1", "client2"]
-    assert [r["op"] for r in result["requests"]] == ["signal", "signal"] and result["duration_s"] == 120
+    assert [r["op"] for r in result["requests"]] == ["signal", "signal"] and result["duration_s"] == 260
     assert radio_state(radio_socket)["clients"]["client1"]["replay"] is None       # check mode: nothing started
     before = time.time()
     ok, result = run_module(lab_radio_replay.main, {"socket": radio_socket, "scenario": WALK})

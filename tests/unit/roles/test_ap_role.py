@@ -150,3 +150,25 @@ def test_ap_role_converges_and_is_idempotent(ap_env):
     rc, stats, _out = play(ap_agent_state="stopped")
     assert rc == 0 and stats["changed"] == 1
     assert not (tmp_path / "agent.pid").exists()
+
+
+def test_a_stale_pid_file_naming_another_process_does_not_pass_for_the_agent(ap_env):
+    """The PID in a stale pid file was reused by some other process: the role starts the agent all the same, and
+    stopping it leaves that other process alone."""
+    play, tmp_path, port = ap_env
+    other = subprocess.Popen(["sleep", "300"])
+    try:
+        (tmp_path / "agent.pid").write_text("%d\n" % other.pid)
+        rc, stats, out = play()
+        assert rc == 0, json.dumps(out)[-3000:]
+        assert int((tmp_path / "agent.pid").read_text()) != other.pid
+        agent = int((tmp_path / "agent.pid").read_text())
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:   # our agent answers
+            assert sock.makefile("rb").readline() == b"Click::ControlSocket/1.3\r\n"
+        (tmp_path / "agent.pid").write_text("%d\n" % other.pid)
+        rc, stats, out = play(ap_agent_state="stopped")
+        assert rc == 0 and stats["changed"] == 0 and other.poll() is None    # not ours: not killed
+        (tmp_path / "agent.pid").write_text("%d\n" % agent)                 # the fixture stops our agent
+    finally:
+        other.kill()
+        other.wait()

@@ -27,6 +27,11 @@ SAFE_EXPRESSIONS = {
                          "if ap_bridge_datapath_type else '' }}",
     "ap_cookie_hex": "{{ '0x%x' % (ap_dhcp_cookie | default(0) | int) }}",
 }
+# Shell fragments a role keeps in its vars/main.yml (named _<role>_...), put whole into raw scripts: their own
+# values must pass the same check.
+SCRIPT_FRAGMENTS = dict(
+    (name, text) for path in glob.glob(os.path.join(ROOT, "roles", "*", "vars", "main.yml"))
+    for name, text in (yaml.safe_load(open(path)) or {}).items() if name.startswith("_") and isinstance(text, str))
 PAYLOADS = ["$(touch {m})", "`touch {m}`", ";touch {m}", "\ntouch {m}", "'", '"', "';touch {m};'", '";touch {m};"']
 
 
@@ -77,6 +82,9 @@ def task_problems(task):
     text = body["cmd"] if isinstance(body, dict) else body
     for expr in re.findall(r"{{(.*?)}}", text, re.S):
         expr = expr.strip()
+        if expr in SCRIPT_FRAGMENTS:
+            problems += task_problems({"raw": SCRIPT_FRAGMENTS[expr], "name": "%s (%s)" % (name, expr)})
+            continue
         quoted = re.search(r"\|\s*quote\s*$", expr) or re.search(r"map\('quote'\)\s*\|\s*join\(' '\)$", expr)
         if not quoted and expr not in SAFE_EXPRESSIONS:
             problems.append("%s: {{ %s }} is not quoted" % (name, expr))
@@ -189,6 +197,14 @@ def render(text, **variables):
     return env.from_string(text).render(**variables)
 
 
+def render_ap(text, **variables):
+    """A raw script of roles/ap, with the role's vars (vars/main.yml) rendered first, as Ansible would."""
+    with open(os.path.join(ROOT, "roles", "ap", "vars", "main.yml")) as f:
+        role_vars = yaml.safe_load(f)
+    variables.update((k, render(v, **variables)) for k, v in role_vars.items())
+    return render(text, **variables)
+
+
 def ap_task(rel, name_part):
     with open(os.path.join(ROOT, "roles", "ap", rel)) as f:
         return [t for t in yaml.safe_load(f) if name_part in t.get("name", "")][0]
@@ -209,8 +225,8 @@ def test_ap_raw_scripts_keep_payload_paths_as_data(tmp_path, index):
                      ap_agent_config=str(d / ("agent" + payload.replace("/", "_") + ".cli")),
                      ap_agent_log=str(d / ("log" + payload.replace("/", "_"))))
     env = dict(os.environ, PATH="%s:%s" % (bindir, os.environ["PATH"]))
-    start = render(ap_task("tasks/agent.yml", "Odin agent {{")["ansible.builtin.raw"], ap_agent_state="started",
-                   **variables)
+    start = render_ap(ap_task("tasks/agent.yml", "Odin agent {{")["ansible.builtin.raw"], ap_agent_state="started",
+                      **variables)
     proc = subprocess.run(["sh", "-c", start], cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=30,
                           check=False)
     assert proc.returncode == 0 and "ARNAB_CHANGED" in proc.stdout, proc.stderr
@@ -218,7 +234,7 @@ def test_ap_raw_scripts_keep_payload_paths_as_data(tmp_path, index):
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     assert ["click", variables["ap_agent_config"]] in calls, calls
     assert os.path.exists(variables["ap_agent_pidfile"]) and os.path.exists(variables["ap_agent_log"])
-    restart = render(ap_task("handlers/main.yml", "Restart")["ansible.builtin.raw"], **variables)
+    restart = render_ap(ap_task("handlers/main.yml", "Restart")["ansible.builtin.raw"], **variables)
     proc = subprocess.run(["sh", "-c", restart], cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=30,
                           check=False)
     assert proc.returncode == 0, proc.stderr

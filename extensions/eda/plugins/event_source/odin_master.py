@@ -325,7 +325,7 @@ class OdinMaster:
             else:
                 heard[ap] = result
         now = self.clock()
-        decision = self.policy.scan_done(req.client, heard, now, req.t_trigger)
+        decision = self.policy.scan_done(req.client, heard, now)
         if decision is not None:
             self.decided(decision, now)
 

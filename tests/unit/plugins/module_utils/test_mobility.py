@@ -168,9 +168,65 @@ def test_active_scan_request_then_decision():
     assert (req.client, req.from_ap, req.channel, req.candidates, req.t_trigger, req.scan_time_s) == \
         ("client1", "ap1", 6, ["ap2", "ap3"], 10.0, 0.3)
     assert feed(pol, 10.2, {"ap1": -82}) == []          # no second scan while one runs
-    decision = pol.scan_done("client1", {"ap2": -55, "ap3": None}, 10.45, req.t_trigger)
+    decision = pol.scan_done("client1", {"ap2": -55, "ap3": None}, 10.45)
     assert decision.to_ap == "ap2" and decision.t_trigger == 10.0 and decision.t_decision == 10.45
-    assert pol.scan_done("client1", {"ap3": None}, 10.5, 10.0) is None   # nothing heard: no move
+    assert pol.counters["scans"] == 1 and pol.counters.get("scans_ahead", 0) == 0   # off by default
+
+
+def test_active_scan_that_hears_nobody_moves_nobody():
+    pol = policy(scan="active", triggers=1)
+    (req,) = feed(pol, 10.0, {"ap1": -80})
+    assert pol.scan_done("client1", {"ap2": None, "ap3": None}, 10.2) is None
+    assert pol.serving("client1") == "ap1" and pol.counters["suppressed_no_candidate"] == 1
+
+
+def scan_ahead_policy():
+    return policy(scan="active", triggers=1, scan_time_s=0.2, scan_ahead_db=6, average_window_s=1.0)
+
+
+def test_scan_ahead_runs_near_the_threshold_and_the_crossing_decides_at_once():
+    pol = scan_ahead_policy()
+    assert feed(pol, 10.0, {"ap1": -60}) == []                 # 10 dB above the threshold: no scan
+    (ahead,) = feed(pol, 10.1, {"ap1": -66})                   # within 6 dB: scan ahead, no attempt
+    assert ahead.t_trigger is None and ahead.candidates == ["ap2", "ap3"]
+    assert feed(pol, 10.2, {"ap1": -67}) == []                 # one scan at a time
+    assert pol.scan_done("client1", {"ap2": -60, "ap3": None}, 10.3) is None   # nothing was waiting for it
+    assert feed(pol, 10.4, {"ap1": -68}) == []                 # the last scan is younger than scan_time_s
+    (again,) = feed(pol, 10.55, {"ap1": -68})
+    assert again.t_trigger is None
+    assert pol.scan_done("client1", {"ap2": -58, "ap3": None}, 10.7) is None
+    (decision,) = feed(pol, 10.8, {"ap1": -71})                # the crossing: decided from the scan ahead
+    assert (decision.to_ap, decision.t_trigger, decision.t_decision, decision.to_dbm) == ("ap2", 10.8, 10.8, -58)
+    assert "scanned ahead, 100 ms before" in decision.reason
+    assert pol.counters["decided_from_scan_ahead"] == 1 and pol.counters.get("scans", 0) == 0
+    assert pol.serving("client1") == "ap2"
+
+
+def test_scan_ahead_that_is_stale_or_shows_no_better_ap_is_scanned_again():
+    pol = scan_ahead_policy()
+    (ahead,) = feed(pol, 10.0, {"ap1": -66})
+    pol.scan_done("client1", {"ap2": -60}, 10.2)
+    (req,) = feed(pol, 11.5, {"ap1": -71})                     # 1.3 s old: too old to decide from
+    assert req.t_trigger == 11.5 and pol.counters["scans"] == 1
+    assert feed(pol, 11.6, {"ap1": -72}) == []                 # the attempt waits for its scan
+    assert pol.scan_done("client1", {"ap2": -75}, 11.7) is None
+    assert pol.counters["suppressed_no_better_ap"] == 1 and pol.serving("client1") == "ap1"
+    # a fresh scan ahead that hears nothing better does not suppress the attempt: the attempt scans itself
+    pol2 = scan_ahead_policy()
+    feed(pol2, 20.0, {"ap1": -66})
+    pol2.scan_done("client1", {"ap2": -69}, 20.2)
+    (req2,) = feed(pol2, 20.3, {"ap1": -71})
+    assert req2.t_trigger == 20.3 and pol2.counters.get("suppressed", 0) == 0
+    decision = pol2.scan_done("client1", {"ap2": -55}, 20.5)
+    assert decision.to_ap == "ap2" and decision.t_decision == 20.5
+
+
+def test_an_attempt_during_a_scan_ahead_is_decided_by_that_scan():
+    pol = scan_ahead_policy()
+    (ahead,) = feed(pol, 10.0, {"ap1": -66})
+    assert feed(pol, 10.1, {"ap1": -71}) == []                 # crossing while the scan ahead runs: no 2nd scan
+    decision = pol.scan_done("client1", {"ap2": -55, "ap3": -90}, 10.2)
+    assert (decision.to_ap, decision.t_trigger, decision.t_decision) == ("ap2", 10.1, 10.2)
 
 
 def noisy_walk(pol, seed, crossing_at=30.0, noise_db=6.0, end=60.0, step=0.1):

@@ -223,3 +223,34 @@ def test_an_event_log_that_cannot_be_written_is_counted(tmp_path):
         return ocs.stats()["master"]
 
     assert run(scenario())["event_log_errors"] == 2
+
+
+def test_active_scan_ahead_lets_the_crossing_sample_decide(monkeypatch):
+    """The agents' scan_client (a socket fake: each AP hears client1 at a fixed level after the scan time) runs
+    while client1 nears the threshold; the first sample below it is decided at once, from that scan."""
+    scans = []
+
+    def scan_one(self, ap, sta_mac, channel, scan_time):
+        scans.append((ap, sta_mac, channel))
+        return {"ap2": -52, "ap3": -90}[ap]
+
+    monkeypatch.setattr(source.OdinMaster, "_scan_one", scan_one)
+
+    async def scenario():
+        h = Harness(policy={"scan": "active", "triggers": 1, "scan_ahead_db": 6, "scan_time_s": 0.05})
+        await h.start()
+        up_all(h)
+        for _ in range(3):
+            await h.wait("agent_up")
+        h.agents[0].send("publish %s 1 1:-66\n" % C1)      # near the threshold: the scan ahead runs
+        await h.settle(0.3)
+        assert sorted(scans) == [("ap2", C1, 1), ("ap3", C1, 1)] and not h.of("handoff")
+        h.agents[0].send("publish %s 1 1:-75\n" % C1)      # the crossing
+        event = await h.wait("handoff")
+        assert (event["from_ap"], event["to_ap"], event["to_dbm"]) == ("ap1", "ap2", -52)
+        assert "scanned ahead" in event["reason"] and event["decision_ms"] == 0.0
+        assert len(scans) == 2                              # decided without a scan of its own
+        await h.stop()
+        counters = h.of("ocs_stats")[-1]["counters"]
+        assert counters["policy"]["decided_from_scan_ahead"] == 1, counters
+    run(scenario())
