@@ -16,8 +16,9 @@ Policy (inventory data, ``MobilityPolicy.DEFAULTS``):
     ``scan_time_s`` and calls ``scan_done``; ``scan: passive``: the averages of what the other agents published)
     and picks the AP heard best; with ``scan_ahead_db`` > 0 an active scan already runs while the serving AP's
     sample is within that margin above the threshold (again every ``scan_time_s``), and an attempt decides at once
-    from a scan younger than ``average_window_s`` when it shows a better AP (else it scans, as without it); it hands off only if that AP's average beats the serving AP's level since the
-    crossing (the average of the samples from ``t_trigger`` on) by ``min_gain_db``
+    from a scan younger than ``average_window_s`` when it shows a better AP (else it scans, as without it); it
+    hands off only if that AP's average beats the serving AP's level since the crossing (the average of the
+    samples from ``t_trigger`` on) by ``min_gain_db``
     (else ``no_better_ap``) and is not the AP the client left less than ``flap_window_s`` ago (``flapping``):
     a signal that flaps around the threshold produces no ping-pong.
 A decision is ``Decision(client, sta_mac, from_ap, to_ap, from_edge, to_edge, container, t_trigger, t_decision,

@@ -339,7 +339,7 @@ class OdinMaster:
         info = self.aps[ap]
         host = str(info.get("agent", ap))
         if host.count(":") == 1:
-            host = host.split(":")[0]
+            host = host.split(":", maxsplit=1)[0]
         return click_control.ClickControlClient(host, int(info.get("control_port") or self.control_port),
                                                 timeout=self.control_timeout, connect_timeout=self.control_timeout)
 

@@ -34,7 +34,7 @@ def free_udp_port():
 @pytest.mark.skipif(not os.path.exists(RULEBOOK_BIN), reason="ansible-rulebook is not installed (make setup)")
 @pytest.mark.skipif(java_home() is None, reason="no Java 17 runtime (openjdk-17-jre-headless)")
 def test_rulebook_runs_the_playbook_for_a_handoff(tmp_path):
-    agents = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+    agents = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for dummy in range(2)]
     for agent in agents:
         agent.bind(("127.0.0.1", 0))
     port, done_port = free_udp_port(), free_udp_port()
@@ -73,8 +73,8 @@ def test_rulebook_runs_the_playbook_for_a_handoff(tmp_path):
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 if proc.poll() is not None:
-                    pytest.fail("ansible-rulebook exited (%s): %s" % (proc.returncode,
-                                                                        (tmp_path / "rulebook.log").read_text()[-3000:]))
+                    log = (tmp_path / "rulebook.log").read_text()[-3000:]
+                    pytest.fail("ansible-rulebook exited (%s): %s" % (proc.returncode, log))
                 for agent in agents:
                     agent.sendto(b"ping\n", ("127.0.0.1", port))
                 result = check()

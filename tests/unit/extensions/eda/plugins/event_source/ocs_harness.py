@@ -27,7 +27,7 @@ class Agent:
 
 class Harness:
     def __init__(self, n_agents=3, **args):
-        self.agents = [Agent() for _ in range(n_agents)]
+        self.agents = [Agent() for dummy in range(n_agents)]
         aps = dict(("ap%d" % (i + 1), {"agent": a.address, "edge": "edge%d" % (1 + i % 2), "channel": 1 + 5 * i})
                    for i, a in enumerate(self.agents))
         base = dict(host="127.0.0.1", port=0, done_port=0, identify_by="address", subscribe=False, tick_s=0.05,

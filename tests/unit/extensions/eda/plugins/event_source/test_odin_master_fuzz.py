@@ -21,11 +21,11 @@ MALFORMED = [b"", b"\x00" * 9, b"ping " * 300, b"publish %s 2 1:-80\n" % C1.enco
 def mutate(rng):
     kind = rng.random()
     if kind < 0.3:
-        return bytes(rng.randrange(256) for _ in range(rng.randint(0, 64)))
+        return bytes(rng.randrange(256) for dummy in range(rng.randint(0, 64)))
     if kind < 0.35:
-        return bytes(rng.randrange(256) for _ in range(rng.randint(1025, 1400)))
+        return bytes(rng.randrange(256) for dummy in range(rng.randint(1025, 1400)))
     data = bytearray(rng.choice(SEEDS))
-    for _ in range(rng.randint(1, 5)):
+    for dummy in range(rng.randint(1, 5)):
         pos = rng.randrange(len(data) + 1)
         op = rng.random()
         if op < 0.4 and data:
@@ -45,7 +45,7 @@ def test_fuzz_survives_counts_and_moves_nobody():
         rng = random.Random(12)
         for agent in h.agents:
             agent.send("ping\n")
-        for _ in range(3):
+        for dummy in range(3):
             await h.wait("agent_up")
         stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         stranger.bind(("127.0.0.1", 0))

@@ -49,7 +49,7 @@ def test_handoff_event_carries_what_the_rulebook_needs():
         h = Harness(report_dir="/tmp/ocs-reports")
         await h.start()
         up_all(h)
-        for _ in range(3):
+        for dummy in range(3):
             await h.wait("agent_up")
         h.agents[1].send("publish %s 1 1:-50\n" % C1)        # ap2 hears client1 well
         h.agents[0].send("publish %s 1 1:%d\n" % (C1, 256 - 80))   # ap1: raw value, -80 dBm
@@ -71,7 +71,7 @@ def test_one_handoff_per_client_latest_target_wins_and_done_releases():
         h = Harness()
         await h.start()
         up_all(h)
-        for _ in range(3):
+        for dummy in range(3):
             await h.wait("agent_up")
         a1, a2, a3 = h.agents
         a2.send("publish %s 1 1:-50\n" % C1)
@@ -113,12 +113,12 @@ def test_client_seen_association_sets_the_serving_ap_and_probes_are_rate_limited
         h = Harness(seen_interval_s=60)
         await h.start()
         up_all(h)
-        for _ in range(3):
+        for dummy in range(3):
             await h.wait("agent_up")
         h.agents[2].send("association %s\n" % C1)
         seen = await h.wait("client_seen")
         assert (seen["client"], seen["ap"], seen["kind"]) == ("client1", "ap3", "association")
-        for _ in range(5):
+        for dummy in range(5):
             h.agents[0].send("probe 02:99:00:00:00:09 arnab\n")
         probe = await h.wait("client_seen", where=lambda e: e["kind"] == "probe")
         assert probe["client"] is None and probe["ssid"] == "arnab"
@@ -137,7 +137,7 @@ def test_migration_timeout_releases_the_client():
         h = Harness(migration_timeout_s=0.3)
         await h.start()
         up_all(h)
-        for _ in range(3):
+        for dummy in range(3):
             await h.wait("agent_up")
         h.agents[1].send("publish %s 1 1:-50\n" % C1)
         h.agents[0].send("publish %s 1 1:-80\n" % C1)
@@ -170,7 +170,7 @@ def test_main_runs_for_its_duration():
         queue = asyncio.Queue()
         await source.main(queue, {"host": "127.0.0.1", "port": 0, "done_port": None, "duration_s": 0.2,
                                   "aps": {}, "clients": {}})
-        kinds = [queue.get_nowait()["type"] for _ in range(queue.qsize())]
+        kinds = [queue.get_nowait()["type"] for dummy in range(queue.qsize())]
         assert kinds == ["ocs_started", "ocs_stats"]
     run(scenario())
 
@@ -207,7 +207,7 @@ def test_event_log_holds_every_event_as_a_json_line(tmp_path):
         queue = asyncio.Queue()
         await source.main(queue, {"host": "127.0.0.1", "port": 0, "done_port": None, "duration_s": 0.2,
                                   "aps": {}, "clients": {}, "event_log": str(log)})
-        return [queue.get_nowait() for _ in range(queue.qsize())]
+        return [queue.get_nowait() for dummy in range(queue.qsize())]
 
     events = run(scenario())
     logged = [json.loads(line) for line in log.read_text().splitlines()]
@@ -240,7 +240,7 @@ def test_active_scan_ahead_lets_the_crossing_sample_decide(monkeypatch):
         h = Harness(policy={"scan": "active", "triggers": 1, "scan_ahead_db": 6, "scan_time_s": 0.05})
         await h.start()
         up_all(h)
-        for _ in range(3):
+        for dummy in range(3):
             await h.wait("agent_up")
         h.agents[0].send("publish %s 1 1:-66\n" % C1)      # near the threshold: the scan ahead runs
         await h.settle(0.3)
