@@ -397,7 +397,11 @@ def build_argv(action, images_dir=None, container=None, lxcpath=None, pid=None, 
     if action == "restore" and lazy_pages:
         opts.append(("lazy-pages", None))
     if action in ("pre-dump", "dump", "restore"):
-        if network_lock:
+        if network_lock == INBOUND_LOCK:
+            if action == "restore":
+                raise ValueError("the inbound-only lock is a dump's; a restore locks with nftables or iptables")
+            opts.append(("network-lock", "skip"))     # the guard locks, at criu's network-lock hook
+        elif network_lock:
             opts.append(("network-lock", network_lock))
         for fs in enable_fs:
             opts.append(("enable-fs", fs))
@@ -626,6 +630,23 @@ for pid in [p for p in os.listdir('/proc') if p.isdigit()] if established else [
         os.close(pidfd)
 print('kicked %d' % kicked)
 """
+
+
+# The inbound-only network lock (network_lock "inbound": a dump through the migration guard, which installs it at
+# criu's network-lock hook). criu's own lock drops both directions, so the segments the source's kernel sends between
+# the freeze and the lock's end never reach the client, and the restored socket, which has no RTT sample, waits for
+# its tail-loss probe (TCP_TIMEOUT_INIT, 1 s) before it sends them again (docs/benchmarks.md). Only inbound traffic
+# must be dropped: a dumped socket must take in nothing the images do not hold, and the stopped source must answer
+# nobody with a reset. criu carries the table over with the namespace: the destination removes it after the restore.
+INBOUND_LOCK = "inbound"
+INBOUND_LOCK_TABLE = "arnab_lock"
+INBOUND_LOCK_RULES = ("table inet %s {\n  chain input {\n    type filter hook input priority -150; policy drop;\n"
+                      "    iifname \"lo\" accept\n  }\n}\n" % INBOUND_LOCK_TABLE)
+
+
+def inbound_unlock_argv(pid):
+    """Remove the inbound-only lock from the network namespace of ``pid`` (fails when it is not there)."""
+    return ["nsenter", "-t", str(pid), "-n", "nft", "delete", "table", "inet", INBOUND_LOCK_TABLE]
 
 
 def netfix_argv(pid, ifname="eth0", python="python3", tx_off=True):

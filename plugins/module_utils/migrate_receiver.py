@@ -854,6 +854,8 @@ class Receiver(object):
             if not pid:
                 trace("NO_PID")
                 return 0
+            if self.run(criu_lib.inbound_unlock_argv(pid))[0] == 0:    # the source's inbound-only lock came along
+                trace.mark("unlock")
             txoff, netfix = criu_lib.netfix_argv(pid, ifname=opts["--ifname"], python=self.cfg["python"])
             if self.run(txoff)[0] != 0:
                 trace("TXOFF_FAILED")

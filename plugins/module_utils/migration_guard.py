@@ -127,7 +127,7 @@ def resume_by_hand(run, name, lxcpath, init_pid, netfix_argvs):
     dropped = []
     for line in tables.splitlines():
         parts = line.split()
-        if len(parts) == 3 and parts[0] == "table" and parts[2].startswith("CRIU"):
+        if len(parts) == 3 and parts[0] == "table" and (parts[2].startswith("CRIU") or parts[2] == "arnab_lock"):
             run(["nsenter", "-t", str(init_pid), "-n", "nft", "delete", "table", parts[1], parts[2]])
             dropped.append(parts[2])
     out["network_unlocked"] = dropped

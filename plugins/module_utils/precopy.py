@@ -44,8 +44,8 @@ import time
 from ansible_collections.arnab.testbed.plugins.module_utils import migration_guard, validate
 from ansible_collections.arnab.testbed.plugins.module_utils.migration_guard import pids_in_pidns
 from ansible_collections.arnab.testbed.plugins.module_utils.criu import (
-    PAGE_SIZE, PLAIN_PATH_RE, CriuError, LxcCriu, default_runner, find_criu_error, log_tail,
-    netfix_argv, read_stats, summarize_dump_stats)
+    INBOUND_LOCK, INBOUND_LOCK_RULES, PAGE_SIZE, PLAIN_PATH_RE, CriuError, LxcCriu, default_runner, find_criu_error,
+    inbound_unlock_argv, log_tail, netfix_argv, read_stats, summarize_dump_stats)
 from ansible_collections.arnab.testbed.plugins.module_utils.state_transfer import (
     Pusher, list_files)
 from ansible_collections.arnab.testbed.plugins.module_utils.migrate_receiver import SESSION_OPS
@@ -641,9 +641,13 @@ case "$CRTOOLS_SCRIPT_ACTION" in
       if [ $((i %% 20)) -eq 0 ] && flock -n "$w/lock" true; then exec %(py)s -I -S %(guard)s; fi
       sleep 0.005
     done ;;
+  network-lock)
+    %(lock)s ;;
   network-unlock)
-    if [ -e "$w/decision" ]; then read -r d < "$w/decision"; [ "$d" = abort ] && exit 0; fi
-    exec %(py)s -I -S %(guard)s ;;
+    if [ -e "$w/decision" ]; then read -r d < "$w/decision"; [ "$d" = abort ] && { %(unlock)s; exit 0; }; fi
+    %(py)s -I -S %(guard)s; rc=$?
+    %(unlock)s
+    exit $rc ;;
 esac
 exit 0
 """
@@ -667,7 +671,7 @@ class LxcMigrationDriver(object):
                  ssh_user="root", ssh_port=None, compress=False, bwlimit=None, criu="criu", lazy_port=27100,
                  page_server_address=None, interface="eth0", fs_sync=True, source_cleanup="destroy",
                  link_rate_bps=None, criu_verbose=False, restore_timeout=120, runner=None, log=None,
-                 delta_method="pages", postcopy_channel="ssh", images_dir=None):
+                 delta_method="pages", postcopy_channel="ssh", images_dir=None, network_lock=INBOUND_LOCK):
         self.name = container
         self.dest = dest
         self.lxcpath = lxcpath
@@ -677,6 +681,7 @@ class LxcMigrationDriver(object):
         self.images_root = os.path.join(images_dir, container) if images_dir else self.work
         self.run = runner or default_runner
         self.lxc = LxcCriu(lxcpath=lxcpath, criu=criu, runner=self.run, verbose=criu_verbose)
+        self.network_lock = network_lock
         self.criu = criu
         # the shared SSH master's socket, in the migrations' private (0700) dir, not a guessable name in /tmp
         self.control_path = os.path.join(os.path.dirname(self.work), ".ssh-%s-%d" % (container, os.getpid()))
@@ -1108,6 +1113,9 @@ class LxcMigrationDriver(object):
 
     def _arm_guard(self, lazy=False):
         """Write the guard (criu's action script) and what it needs into the private work dir."""
+        # the inbound-only lock is the guard's, in the container's namespace: without its PID, criu's own lock
+        inbound = self.network_lock == INBOUND_LOCK and self.init_pid
+        self.lxc.network_lock = self.network_lock if inbound or self.network_lock != INBOUND_LOCK else "nftables"
         for name in (migration_guard.DECISION_FILE, migration_guard.DUMPED_FILE, migration_guard.UNLOCKING_FILE,
                      migration_guard.RESOLVED_FILE):
             try:
@@ -1142,9 +1150,23 @@ class LxcMigrationDriver(object):
         path = os.path.join(self.work, migration_guard.GUARD_FILE)
         with open(path, "w") as f:
             f.write(GUARD_SH % {"w": _q(self.work), "py": _q(sys.executable or "/usr/bin/python3"),
-                                "guard": _q(path + ".py")})
+                                "guard": _q(path + ".py"), "lock": self._lock_sh(), "unlock": self._unlock_sh()})
         os.chmod(path, 0o700)
         return path
+
+    def _lock_sh(self):
+        """The guard's network-lock hook: the inbound-only lock (criu.INBOUND_LOCK) in the container's namespace."""
+        if self.lxc.network_lock != INBOUND_LOCK:
+            return "exit 0"
+        rules = os.path.join(self.work, "lock.nft")
+        with open(rules, "w") as f:
+            f.write(INBOUND_LOCK_RULES)
+        return "exec nsenter -t %d -n nft -f %s" % (int(self.init_pid), _q(rules))
+
+    def _unlock_sh(self):
+        if self.lxc.network_lock != INBOUND_LOCK:
+            return ":"
+        return " ".join(_q(a) for a in inbound_unlock_argv(int(self.init_pid))) + " 2>/dev/null"
 
     def decide(self, decision):
         """Tell the guard (criu waits in it): commit -> the frozen source stays stopped; abort -> criu resumes it."""

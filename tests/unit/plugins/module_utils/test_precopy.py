@@ -629,6 +629,50 @@ def test_the_written_guard_runs_as_criu_would_run_it(tmp_path):
         drv.close()
 
 
+def test_the_guard_locks_only_inbound_traffic_and_unlocks_before_criu_resumes(tmp_path):
+    """network_lock inbound (the default): criu's own lock is off (network-lock skip in the dump's config), the
+    guard's network-lock hook loads an input-only drop table into the container's namespace, and network-unlock (an
+    abort: criu is about to resume the tasks) removes it. A fake nsenter records what the hooks run."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "nsenter.log"
+    (bindir / "nsenter").write_text('#!/bin/sh\necho "$*" >> %s\n[ "$5" = -f ] && cat "$6" >> %s\nexit 0\n'
+                                    % (log, tmp_path / "rules.seen"))
+    (bindir / "nsenter").chmod(0o755)
+    drv = _driver(tmp_path)
+    drv.init_pid = 4242
+    drv.hold_work_lock()
+    try:
+        guard = drv._arm_guard()
+        argv, env = drv.lxc.checkpoint_command(drv.name, str(tmp_path / "img"), action="dump", leave="stopped",
+                                               action_script=guard)
+        assert "network-lock skip\n" in open(env["CRIU_CONFIG_FILE"]).read()
+        run_env = dict(os.environ, PATH="%s:%s" % (bindir, os.environ["PATH"]), CRTOOLS_SCRIPT_ACTION="network-lock")
+        assert subprocess.run(["sh", "-c", guard], env=run_env, timeout=10, check=False).returncode == 0
+        assert log.read_text().split("\n")[0].startswith("-t 4242 -n nft -f ")
+        rules = (tmp_path / "rules.seen").read_text()
+        assert "hook input" in rules and "policy drop" in rules and "output" not in rules
+        drv.decide("abort")
+        run_env["CRTOOLS_SCRIPT_ACTION"] = "network-unlock"
+        assert subprocess.run(["sh", "-c", guard], env=run_env, timeout=10, check=False).returncode == 0
+        assert log.read_text().splitlines()[-1] == "-t 4242 -n nft delete table inet arnab_lock"
+    finally:
+        drv.close()
+    # criu's own lock when asked for, or when the container's PID is unknown: the guard's hook then does nothing
+    for lock, pid, want in (("nftables", 4242, "nftables"), ("inbound", None, "nftables")):
+        drv = _driver(tmp_path / ("%s-%s" % (lock, pid)))
+        drv.network_lock, drv.init_pid = lock, pid
+        drv.hold_work_lock()
+        try:
+            guard = drv._arm_guard()
+            argv, env = drv.lxc.checkpoint_command(drv.name, str(tmp_path / "img2"), action="dump", leave="stopped",
+                                                   action_script=guard)
+            assert "network-lock %s\n" % want in open(env["CRIU_CONFIG_FILE"]).read()
+            assert "nsenter" not in open(guard).read()
+        finally:
+            drv.close()
+
+
 def test_the_written_guard_decides_alone_once_the_engine_is_gone(tmp_path):
     """The engine dies while criu waits in post-dump: the shell sees the lock free and hands over to the Python
     guard, which asks the destination (here a fake status command: its copy runs) and commits."""

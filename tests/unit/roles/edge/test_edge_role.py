@@ -69,7 +69,7 @@ def test_edge_lxc_settings():
 
 def test_criu_config_and_wrapper():
     conf = [line for line in render("criu.conf.j2").splitlines() if line and not line.startswith("#")]
-    assert conf == ["network-lock nftables", "enable-fs ramfs", "action-script /usr/local/sbin/arnab-txoff"]
+    assert conf == ["enable-fs ramfs", "action-script /usr/local/sbin/arnab-txoff"]
     wrapper = render("criu-wrapper.sh.j2")
     assert "ROOT=/opt/arnab-criu/root" in wrapper
     assert '"$LIB/ld-linux-x86-64.so.2" --library-path "$LIB" "$ROOT/usr/sbin/criu" --config ' \
