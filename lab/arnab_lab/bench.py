@@ -56,7 +56,7 @@ CSV_COLUMNS = ("workload", "config", "size_mib", "working_set_pct", "dirty_pct",
                "downtime_s", "bytes_frozen", "total_s", "bytes_total", "floor_s", "source_needed_s", "client_gap_s",
                "client_ok", "verify", "iterations", "stop_reason", "dump_s", "transfer_s", "restore_s",
                "frozen_total_s", "error", "report", "load1", "player_stalls", "player_stalled_ms",
-               "player_longest_stall_ms")
+               "player_longest_stall_ms", "network_lock")
 # Per cell: mean, sd, min and max of these over the successful trials.
 STAT_KEYS = ("downtime_s", "client_gap_s", "total_s", "bytes_frozen", "source_needed_s", "floor_s",
              "frozen_total_s")
@@ -358,6 +358,20 @@ def configs(video=True, sizes=(1024,), working_sets=DEFAULT_WORKING_SETS, dirty=
     return out
 
 
+NETWORK_LOCKS = ("inbound", "nftables", "iptables")   # container_migrate's network_lock; the first is its default
+
+
+def with_locks(cfgs, locks):
+    """Every configuration under every network lock of `locks`; a configuration under another lock than the
+    engine's default is named with it (`video lock=nftables`), so that each lock is its own cell."""
+    out = []
+    for cfg in cfgs:
+        for lock in locks:
+            out.append(dict(cfg, network_lock=lock,
+                            config=cfg["config"] if lock == NETWORK_LOCKS[0] else "%s lock=%s" % (cfg["config"], lock)))
+    return out
+
+
 def plan(cfgs, methods, trials):
     """The run order: [{"cfg", "trial", "method"}].
 
@@ -405,6 +419,7 @@ def row_from(cfg, method, trial, ok, rep, error, client, verify, rate, load1="",
         "player_stalls": "" if not player else player.get("stall_count", ""),
         "player_stalled_ms": "" if not player else player.get("stalled_ms", ""),
         "player_longest_stall_ms": "" if not player else max([s["ms"] for s in player.get("stalls") or []] or [0]),
+        "network_lock": cfg.get("network_lock", NETWORK_LOCKS[0]),
     }
 
 
@@ -777,7 +792,8 @@ def run_one(cfg, method, trial, lv, outdir, stamp, watch=False):
     viewer, player = None, None
     try:
         viewer = start_viewer(ct, path.replace(".json", "-browser")) if watch else None
-        ok, rep, error = migrate(name, dest, method, path)
+        ok, rep, error = migrate(name, dest, method, path,
+                                 extravars={"network_lock": cfg.get("network_lock", NETWORK_LOCKS[0])})
         time.sleep(1.0)   # let the client see the service after the move
         if viewer:
             time.sleep(3.0)   # the player's 2 s buffer runs dry after a long enough gap: give a stall time to show
@@ -807,7 +823,7 @@ def tier2(args):
     csv_path = os.path.join(REPORTS, "bench-tier2-%s.csv" % stamp)
     ct = lv["workloads"]["ramsim"]
     default_size = size_of(ct)
-    cfgs = configs(args.video, args.sizes, args.working_sets, args.dirty)
+    cfgs = with_locks(configs(args.video, args.sizes, args.working_sets, args.dirty), args.network_locks)
     steps = plan(cfgs, args.methods, args.trials)
     print("bench tier2: %s; link %s; %d trial(s); methods %s; %d migrations" % (
         ", ".join(c["config"] for c in cfgs), lv["rate"], args.trials, ", ".join(args.methods), len(steps)),
@@ -903,6 +919,10 @@ def parse_args(argv=None):
     t2.add_argument("--trials", type=int, default=None, help="trials per cell (default 3; --quick 1)")
     t2.add_argument("--sizes", type=csv_list(int), default=None, help="ramsim sizes in MiB (default 1024)")
     t2.add_argument("--no-video", dest="video", action="store_false", help="leave the video container out")
+    t2.add_argument("--network-locks", dest="network_locks", type=csv_list(str), default=[NETWORK_LOCKS[0]],
+                    help="the source's network lock during the freeze, each its own cell: inbound (the engine's "
+                         "default: the guard drops inbound traffic only), nftables or iptables (criu's own lock, both "
+                         "directions); default inbound")
     t2.add_argument("--browser", action="store_true",
                     help="also play the video container's live web video in headless Chromium in client1 during each "
                          "of its migrations: the player's stalls go in the CSV (player_*)")
@@ -941,6 +961,10 @@ def parse_args(argv=None):
         parser.error("--working-set and --dirty take percentages > 0 and <= 100")
     if not args.working_sets or (not args.video and not args.sizes):
         parser.error("nothing to run")
+    if not args.network_locks or len(set(args.network_locks)) != len(args.network_locks) or \
+            [lock for lock in args.network_locks if lock not in NETWORK_LOCKS]:
+        parser.error("--network-locks takes each of %s once: %s" % (", ".join(NETWORK_LOCKS),
+                                                                    ",".join(args.network_locks)))
     return args
 
 
@@ -951,7 +975,8 @@ def main(argv=None):
         print(plot_fig4(read_cells(args.summary), out))
         return 0
     if args.dry_run:
-        steps = plan(configs(args.video, args.sizes, args.working_sets, args.dirty), args.methods, args.trials)
+        steps = plan(with_locks(configs(args.video, args.sizes, args.working_sets, args.dirty), args.network_locks),
+                     args.methods, args.trials)
         for i, step in enumerate(steps, 1):
             print("%3d  trial %d  %-34s %s" % (i, step["trial"], step["cfg"]["config"], step["method"]))
         print("%d migrations; summary to %s" % (len(steps), os.path.relpath(args.results, REPO)))

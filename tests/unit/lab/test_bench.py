@@ -69,7 +69,8 @@ def test_quick_is_ci_size():
 
 @pytest.mark.parametrize("argv", [["--methods", "stop-and-copy,live"], ["--working-set", "0"],
                                   ["--working-set", "101"], ["--dirty", "0"], ["--trials", "0"],
-                                  ["--methods", "pre-copy,pre-copy"]])
+                                  ["--methods", "pre-copy,pre-copy"], ["--network-locks", "inbound,none"],
+                                  ["--network-locks", "nftables,nftables"]])
 def test_bad_options_are_refused(argv):
     with pytest.raises(SystemExit):
         bench.parse_args(["tier2"] + argv)
@@ -98,6 +99,25 @@ def test_methods_are_interleaved_within_each_trial():
             assert [m for c, m in mine if c == cfg["config"]] == methods[trial - 1:] + methods[:trial - 1]
     # over the trials every method runs first once
     assert {steps[9 * t]["method"] for t in range(3)} == set(methods)
+
+
+def test_each_network_lock_is_its_own_cell_and_reaches_the_migration(monkeypatch):
+    cfgs = bench.with_locks(bench.configs(True, [], [20], None), ["inbound", "nftables"])
+    assert [(c["config"], c["network_lock"]) for c in cfgs] == [("video", "inbound"),
+                                                                ("video lock=nftables", "nftables")]
+    steps = bench.plan(cfgs, ["stop-and-copy"], 1)
+    assert [s["cfg"]["config"] for s in steps] == ["video", "video lock=nftables"]
+    assert bench.parse_args(["tier2"]).network_locks == ["inbound"]          # the engine's default alone
+    calls = []
+    monkeypatch.setattr(bench, "running_on", lambda name, edges: ["edge1"])
+    monkeypatch.setattr(bench, "migrate", lambda name, dest, method, path, extravars=None: calls.append(
+        (dest, method, extravars)) or (True, {"downtime_s": 1.0}, None))
+    monkeypatch.setattr(bench, "ClientSession", lambda *a, **k: type("C", (), {"stop": lambda self: {"gap_s": 0.9}})())
+    monkeypatch.setattr(bench.time, "sleep", lambda s: None)
+    lv = {"workloads": {"video": {"ip": "10.78.0.50", "port": 8080}}, "edges": ["edge1", "edge2"], "rate_bits": 1e9}
+    row = bench.run_one(cfgs[1], "stop-and-copy", 1, lv, "/tmp", "stamp")
+    assert calls == [("edge2", "stop-and-copy", {"network_lock": "nftables"})]
+    assert (row["config"], row["network_lock"], row["client_gap_s"]) == ("video lock=nftables", "nftables", 0.9)
 
 
 def test_each_size_runs_whole_before_the_next_and_video_joins_the_first():
