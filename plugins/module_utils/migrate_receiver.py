@@ -801,11 +801,14 @@ class Receiver(object):
     def _restore(self, name, d, opts, trace):
         trace.mark("start")
         lazy = bool(opts.get("--lazy"))
+        unlock_sh = os.path.join(d, ".post-restore.sh")
         argv, copts = criu_lib.build_argv("restore", images_dir=d, container=name, lxcpath=self.lxcpath,
                                           lazy_pages=lazy, network_lock=self.cfg["network_lock"],
-                                          enable_fs=tuple(self.cfg["enable_fs"]), verbose=bool(opts.get("--verbose")))
+                                          enable_fs=tuple(self.cfg["enable_fs"]), verbose=bool(opts.get("--verbose")),
+                                          action_script=unlock_sh)
         conf = os.path.join(d, ".criu-restore.conf")
         try:
+            _write(unlock_sh, criu_lib.INBOUND_UNLOCK_SH, 0o700)
             _write(conf, criu_lib.config_text(copts))
             if lazy:
                 for fname in ("lazy-pages.socket", "lazy-pages.rc", "lazy-pages.pid"):
@@ -854,8 +857,8 @@ class Receiver(object):
             if not pid:
                 trace("NO_PID")
                 return 0
-            if self.run(criu_lib.inbound_unlock_argv(pid))[0] == 0:    # the source's inbound-only lock came along
-                trace.mark("unlock")
+            if self.run(criu_lib.inbound_unlock_argv(pid))[0] == 0:    # criu's post-restore hook did not run
+                trace("INBOUND_LOCK_LEFT")
             txoff, netfix = criu_lib.netfix_argv(pid, ifname=opts["--ifname"], python=self.cfg["python"])
             if self.run(txoff)[0] != 0:
                 trace("TXOFF_FAILED")

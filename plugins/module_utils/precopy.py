@@ -44,8 +44,8 @@ import time
 from ansible_collections.arnab.testbed.plugins.module_utils import migration_guard, validate
 from ansible_collections.arnab.testbed.plugins.module_utils.migration_guard import pids_in_pidns
 from ansible_collections.arnab.testbed.plugins.module_utils.criu import (
-    INBOUND_LOCK, INBOUND_LOCK_RULES, PAGE_SIZE, PLAIN_PATH_RE, CriuError, LxcCriu, default_runner, find_criu_error,
-    inbound_unlock_argv, log_tail, netfix_argv, read_stats, summarize_dump_stats)
+    INBOUND_LOCK, INBOUND_LOCK_RULES, OUTBOUND_LOCK_RULES, PAGE_SIZE, PLAIN_PATH_RE, CriuError, LxcCriu,
+    default_runner, find_criu_error, inbound_unlock_argv, log_tail, netfix_argv, read_stats, summarize_dump_stats)
 from ansible_collections.arnab.testbed.plugins.module_utils.state_transfer import (
     Pusher, list_files)
 from ansible_collections.arnab.testbed.plugins.module_utils.migrate_receiver import SESSION_OPS
@@ -630,6 +630,7 @@ GUARD_SH = """#!/bin/sh
 w=%(w)s
 case "$CRTOOLS_SCRIPT_ACTION" in
   post-dump)
+    %(fence)s
     : > "$w/dumped"
     i=0
     while :; do
@@ -1082,7 +1083,8 @@ class LxcMigrationDriver(object):
                                                 leave="stopped", track_mem=track_mem, lazy_pages=lazy,
                                                 address=self.page_server_address if lazy else None,
                                                 port=self.lazy_port if lazy else None, action_script=guard,
-                                                ps_socket=tunnel.criu_fd() if tunnel else None)
+                                                ps_socket=tunnel.criu_fd() if tunnel else None,
+                                                network_lock=self.final_dump_lock())
         full_env = dict(os.environ)
         full_env.update(env)
         t0 = time.time()
@@ -1113,9 +1115,6 @@ class LxcMigrationDriver(object):
 
     def _arm_guard(self, lazy=False):
         """Write the guard (criu's action script) and what it needs into the private work dir."""
-        # the inbound-only lock is the guard's, in the container's namespace: without its PID, criu's own lock
-        inbound = self.network_lock == INBOUND_LOCK and self.init_pid
-        self.lxc.network_lock = self.network_lock if inbound or self.network_lock != INBOUND_LOCK else "nftables"
         for name in (migration_guard.DECISION_FILE, migration_guard.DUMPED_FILE, migration_guard.UNLOCKING_FILE,
                      migration_guard.RESOLVED_FILE):
             try:
@@ -1150,21 +1149,38 @@ class LxcMigrationDriver(object):
         path = os.path.join(self.work, migration_guard.GUARD_FILE)
         with open(path, "w") as f:
             f.write(GUARD_SH % {"w": _q(self.work), "py": _q(sys.executable or "/usr/bin/python3"),
-                                "guard": _q(path + ".py"), "lock": self._lock_sh(), "unlock": self._unlock_sh()})
+                                "guard": _q(path + ".py"), "lock": self._lock_sh(), "unlock": self._unlock_sh(),
+                                "fence": self._fence_sh()})
         os.chmod(path, 0o700)
         return path
 
+    def final_dump_lock(self):
+        """The final dump's network lock. The inbound-only lock is the guard's, in the container's namespace: without
+        the container's PID, criu's own."""
+        if self.network_lock == INBOUND_LOCK and not self.init_pid:
+            return "nftables"
+        return self.network_lock
+
     def _lock_sh(self):
         """The guard's network-lock hook: the inbound-only lock (criu.INBOUND_LOCK) in the container's namespace."""
-        if self.lxc.network_lock != INBOUND_LOCK:
+        if self.final_dump_lock() != INBOUND_LOCK:
             return "exit 0"
         rules = os.path.join(self.work, "lock.nft")
         with open(rules, "w") as f:
             f.write(INBOUND_LOCK_RULES)
         return "exec nsenter -t %d -n nft -f %s" % (int(self.init_pid), _q(rules))
 
+    def _fence_sh(self):
+        """The guard's post-dump hook, first: the inbound-only lock drops outbound traffic too (criu.OUTBOUND_LOCK_RULES)."""
+        if self.final_dump_lock() != INBOUND_LOCK:
+            return ":"
+        rules = os.path.join(self.work, "fence.nft")
+        with open(rules, "w") as f:
+            f.write(OUTBOUND_LOCK_RULES)
+        return "nsenter -t %d -n nft -f %s" % (int(self.init_pid), _q(rules))
+
     def _unlock_sh(self):
-        if self.lxc.network_lock != INBOUND_LOCK:
+        if self.final_dump_lock() != INBOUND_LOCK:
             return ":"
         return " ".join(_q(a) for a in inbound_unlock_argv(int(self.init_pid))) + " 2>/dev/null"
 

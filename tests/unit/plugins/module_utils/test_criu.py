@@ -276,3 +276,23 @@ def test_page_layouts_of_a_dump_dir(tmp_path):
         "pages-2.img": ("pagemap-42.img", [(0x1000, 2), (0x9000, 1)]),
         "pages-1.img": ("pagemap-shmem-9.img", [(0, 3)])}
     assert criu.page_layouts(str(tmp_path / "missing")) == {}
+
+
+def test_the_restore_hook_removes_the_inbound_lock_at_post_restore_only(tmp_path):
+    """criu runs the restore's action script at every hook with CRTOOLS_SCRIPT_ACTION and CRTOOLS_INIT_PID: only
+    post-restore (before criu lifts its own lock) removes the source's table, in the restored init's namespace."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "calls"
+    (bindir / "nsenter").write_text('#!/bin/sh\necho "$*" >> %s\n' % log)
+    (bindir / "nsenter").chmod(0o755)
+    hook = tmp_path / "hook.sh"
+    hook.write_text(criu.INBOUND_UNLOCK_SH)
+    hook.chmod(0o700)
+    for action, pid in (("setup-namespaces", "4242"), ("post-restore", "4242"), ("post-restore", "1;touch x"),
+                        ("post-restore", "")):
+        env = dict(os.environ, PATH="%s:%s" % (bindir, os.environ["PATH"]), CRTOOLS_SCRIPT_ACTION=action,
+                   CRTOOLS_INIT_PID=pid)
+        assert subprocess.run(["sh", "-c", str(hook)], env=env, cwd=str(tmp_path), check=False).returncode == 0
+    assert log.read_text() == "-t 4242 -n nft delete table inet arnab_lock\n"
+    assert not (tmp_path / "x").exists()

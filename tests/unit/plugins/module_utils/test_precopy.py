@@ -645,13 +645,19 @@ def test_the_guard_locks_only_inbound_traffic_and_unlocks_before_criu_resumes(tm
     try:
         guard = drv._arm_guard()
         argv, env = drv.lxc.checkpoint_command(drv.name, str(tmp_path / "img"), action="dump", leave="stopped",
-                                               action_script=guard)
+                                               action_script=guard, network_lock=drv.final_dump_lock())
         assert "network-lock skip\n" in open(env["CRIU_CONFIG_FILE"]).read()
         run_env = dict(os.environ, PATH="%s:%s" % (bindir, os.environ["PATH"]), CRTOOLS_SCRIPT_ACTION="network-lock")
         assert subprocess.run(["sh", "-c", guard], env=run_env, timeout=10, check=False).returncode == 0
         assert log.read_text().split("\n")[0].startswith("-t 4242 -n nft -f ")
         rules = (tmp_path / "rules.seen").read_text()
         assert "hook input" in rules and "policy drop" in rules and "output" not in rules
+        # post-dump: the images are written; outbound goes too before the guard waits for the decision
+        drv.decide("commit")
+        run_env["CRTOOLS_SCRIPT_ACTION"] = "post-dump"
+        assert subprocess.run(["sh", "-c", guard], env=run_env, timeout=10, check=False).returncode == 0
+        assert log.read_text().splitlines()[-1].startswith("-t 4242 -n nft -f ")
+        assert "hook output priority -150; policy drop" in (tmp_path / "rules.seen").read_text()[len(rules):]
         drv.decide("abort")
         run_env["CRTOOLS_SCRIPT_ACTION"] = "network-unlock"
         assert subprocess.run(["sh", "-c", guard], env=run_env, timeout=10, check=False).returncode == 0
@@ -665,8 +671,9 @@ def test_the_guard_locks_only_inbound_traffic_and_unlocks_before_criu_resumes(tm
         drv.hold_work_lock()
         try:
             guard = drv._arm_guard()
-            argv, env = drv.lxc.checkpoint_command(drv.name, str(tmp_path / "img2"), action="dump", leave="stopped",
-                                                   action_script=guard)
+            argv, env = drv.lxc.checkpoint_command(drv.name, str(tmp_path / "img2"), action="dump",
+                                                   leave="stopped", action_script=guard,
+                                                   network_lock=drv.final_dump_lock())
             assert "network-lock %s\n" % want in open(env["CRIU_CONFIG_FILE"]).read()
             assert "nsenter" not in open(guard).read()
         finally:
