@@ -179,7 +179,7 @@ def test_files_and_the_command_line(tmp_path):
     assert rc == 0 and result["ok"] is None          # seq 2 never ended; client2 has no stream
     assert result["handoffs"][0]["t_trigger"] == pytest.approx(T0 + 0.4 + 15.16)
     assert result["handoffs"][0]["client_gap_ms"] == 250 and result["handoffs"][0]["downtime_s"] == 0.5
-    assert result["scenario"]["duration_s"] == 120 and result["expected"]["handoffs"] == 4
+    assert result["scenario"]["duration_s"] == 260 and result["expected"]["handoffs"] == 4
 
 
 def test_the_table_has_a_row_per_decision_and_the_median():
