@@ -106,7 +106,9 @@ def main(argv=None):
     os.replace(path + ".tmp", path)
     env = dict(os.environ, PATH=os.path.join(args.node_dir, "bin") + os.pathsep + os.environ.get("PATH", ""))
     print("REAL Click with OdinAgent for %s: %s %s" % (args.name, args.click, path), file=sys.stderr, flush=True)
-    os.execve(args.click, [args.click, path], env)
+    # Click takes a trailing NAME=VALUE as a configuration parameter (unused here): it keeps the AP's own configuration
+    # path on the command line, where roles/ap looks for it to tell its agent from a process that reused the PID
+    os.execve(args.click, [args.click, path, "ARNAB_AGENT_CONFIG=%s" % args.config], env)
     return 1   # not reached
 
 
