@@ -358,7 +358,7 @@ def configs(video=True, sizes=(1024,), working_sets=DEFAULT_WORKING_SETS, dirty=
     return out
 
 
-NETWORK_LOCKS = ("inbound", "nftables", "iptables")   # container_migrate's network_lock; the first is its default
+NETWORK_LOCKS = ("inbound", "nftables", "iptables")   # container_migrate's network_lock; the first is the lab's
 
 
 def with_locks(cfgs, locks):
@@ -920,8 +920,8 @@ def parse_args(argv=None):
     t2.add_argument("--sizes", type=csv_list(int), default=None, help="ramsim sizes in MiB (default 1024)")
     t2.add_argument("--no-video", dest="video", action="store_false", help="leave the video container out")
     t2.add_argument("--network-locks", dest="network_locks", type=csv_list(str), default=[NETWORK_LOCKS[0]],
-                    help="the source's network lock during the freeze, each its own cell: inbound (the engine's "
-                         "default: the guard drops inbound traffic only), nftables or iptables (criu's own lock, both "
+                    help="the source's network lock during the freeze, each its own cell: inbound (the lab "
+                         "inventory's: the guard drops inbound traffic only), nftables or iptables (criu's own lock, both "
                          "directions); default inbound")
     t2.add_argument("--browser", action="store_true",
                     help="also play the video container's live web video in headless Chromium in client1 during each "

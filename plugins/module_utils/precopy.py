@@ -672,7 +672,7 @@ class LxcMigrationDriver(object):
                  ssh_user="root", ssh_port=None, compress=False, bwlimit=None, criu="criu", lazy_port=27100,
                  page_server_address=None, interface="eth0", fs_sync=True, source_cleanup="destroy",
                  link_rate_bps=None, criu_verbose=False, restore_timeout=120, runner=None, log=None,
-                 delta_method="pages", postcopy_channel="ssh", images_dir=None, network_lock=INBOUND_LOCK):
+                 delta_method="pages", postcopy_channel="ssh", images_dir=None, network_lock="nftables"):
         self.name = container
         self.dest = dest
         self.lxcpath = lxcpath

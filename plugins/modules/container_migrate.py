@@ -76,14 +76,15 @@ options:
   network_lock:
     description:
       - How the source's network is locked while the final dump freezes the container.
-      - V(inbound) (default) drops only what reaches the container (the migration guard's nftables table, installed
+      - V(inbound) drops only what reaches the container (the migration guard's nftables table, installed
         at criu's C(network-lock) hook and carried over to the destination, which removes it after the restore).
         What the source's kernel sends in the last moments still reaches the client, so the restored TCP sockets
         need not wait for a retransmission timeout (about 1 s) before the client's stream goes on.
-      - V(nftables) and V(iptables) are criu's own lock (both directions).
+      - V(nftables) (default) and V(iptables) are criu's own lock (both directions). V(inbound) is measured on the
+        namespace lab only (its inventory sets it); the faithful mode's guests run criu's lock.
     type: str
     choices: [inbound, nftables, iptables]
-    default: inbound
+    default: nftables
   images_dir:
     description:
       - Where the dumps go on this edge (C(<images_dir>/<container>)), e.g. a tmpfs such as C(/dev/shm/arnab)
@@ -363,7 +364,7 @@ def main():
             lxcpath=dict(type="path", default="/var/lib/lxc"),
             work_dir=dict(type="path"),
             images_dir=dict(type="path"),
-            network_lock=dict(type="str", choices=["inbound", "nftables", "iptables"], default="inbound"),
+            network_lock=dict(type="str", choices=["inbound", "nftables", "iptables"], default="nftables"),
             max_iterations=dict(type="int", default=8),
             min_pages=dict(type="int", default=64),
             max_growth=dict(type="float", default=1.1),

@@ -630,7 +630,7 @@ def test_the_written_guard_runs_as_criu_would_run_it(tmp_path):
 
 
 def test_the_guard_locks_only_inbound_traffic_and_unlocks_before_criu_resumes(tmp_path):
-    """network_lock inbound (the default): criu's own lock is off (network-lock skip in the dump's config), the
+    """network_lock inbound (the lab's; the engine's default is criu's nftables): criu's own lock is off (network-lock skip in the dump's config), the
     guard's network-lock hook loads an input-only drop table into the container's namespace, and network-unlock (an
     abort: criu is about to resume the tasks) removes it. A fake nsenter records what the hooks run."""
     bindir = tmp_path / "bin"
@@ -640,7 +640,7 @@ def test_the_guard_locks_only_inbound_traffic_and_unlocks_before_criu_resumes(tm
                                     % (log, tmp_path / "rules.seen"))
     (bindir / "nsenter").chmod(0o755)
     drv = _driver(tmp_path)
-    drv.init_pid = 4242
+    drv.network_lock, drv.init_pid = "inbound", 4242
     drv.hold_work_lock()
     try:
         guard = drv._arm_guard()
