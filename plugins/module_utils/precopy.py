@@ -1148,9 +1148,8 @@ class LxcMigrationDriver(object):
         # alone (the engine is gone: its lock is free) or wait for a clean destination (network-unlock, no abort)
         path = os.path.join(self.work, migration_guard.GUARD_FILE)
         with open(path, "w") as f:
-            f.write(GUARD_SH % {"w": _q(self.work), "py": _q(sys.executable or "/usr/bin/python3"),
-                                "guard": _q(path + ".py"), "lock": self._lock_sh(), "unlock": self._unlock_sh(),
-                                "fence": self._fence_sh()})
+            f.write(GUARD_SH % dict(self._guard_lock_sh(), w=_q(self.work), py=_q(sys.executable or "/usr/bin/python3"),
+                                    guard=_q(path + ".py")))
         os.chmod(path, 0o700)
         return path
 
@@ -1161,28 +1160,22 @@ class LxcMigrationDriver(object):
             return "nftables"
         return self.network_lock
 
-    def _lock_sh(self):
-        """The guard's network-lock hook: the inbound-only lock (criu.INBOUND_LOCK) in the container's namespace."""
+    def _guard_lock_sh(self):
+        """The guard's shell lines for the inbound-only lock (criu.INBOUND_LOCK), in the container's namespace:
+        ``lock`` (criu's network-lock hook), ``fence`` (post-dump, first: outbound goes too) and ``unlock`` (before
+        criu resumes an aborted source). With criu's own lock they do nothing."""
         if self.final_dump_lock() != INBOUND_LOCK:
-            return "exit 0"
-        rules = os.path.join(self.work, "lock.nft")
-        with open(rules, "w") as f:
-            f.write(INBOUND_LOCK_RULES)
-        return "exec nsenter -t %d -n nft -f %s" % (int(self.init_pid), _q(rules))
+            return {"lock": "exit 0", "fence": ":", "unlock": ":"}
+        pid = int(self.init_pid)
 
-    def _fence_sh(self):
-        """The guard's post-dump hook, first: the inbound-only lock drops outbound traffic too (criu.OUTBOUND_LOCK_RULES)."""
-        if self.final_dump_lock() != INBOUND_LOCK:
-            return ":"
-        rules = os.path.join(self.work, "fence.nft")
-        with open(rules, "w") as f:
-            f.write(OUTBOUND_LOCK_RULES)
-        return "nsenter -t %d -n nft -f %s" % (int(self.init_pid), _q(rules))
-
-    def _unlock_sh(self):
-        if self.final_dump_lock() != INBOUND_LOCK:
-            return ":"
-        return " ".join(_q(a) for a in inbound_unlock_argv(int(self.init_pid))) + " 2>/dev/null"
+        def load(name, rules):
+            path = os.path.join(self.work, name)
+            with open(path, "w") as f:
+                f.write(rules)
+            return "nsenter -t %d -n nft -f %s" % (pid, _q(path))
+        return {"lock": "exec " + load("lock.nft", INBOUND_LOCK_RULES),
+                "fence": load("fence.nft", OUTBOUND_LOCK_RULES),
+                "unlock": " ".join(_q(a) for a in inbound_unlock_argv(pid)) + " 2>/dev/null"}
 
     def decide(self, decision):
         """Tell the guard (criu waits in it): commit -> the frozen source stays stopped; abort -> criu resumes it."""
