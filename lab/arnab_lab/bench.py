@@ -56,7 +56,7 @@ CSV_COLUMNS = ("workload", "config", "size_mib", "working_set_pct", "dirty_pct",
                "downtime_s", "bytes_frozen", "total_s", "bytes_total", "floor_s", "source_needed_s", "client_gap_s",
                "client_ok", "verify", "iterations", "stop_reason", "dump_s", "transfer_s", "restore_s",
                "frozen_total_s", "error", "report", "load1", "player_stalls", "player_stalled_ms",
-               "player_longest_stall_ms", "network_lock")
+               "player_longest_stall_ms", "network_lock", "netfix_s", "ts_shift_ms")
 # Per cell: mean, sd, min and max of these over the successful trials.
 STAT_KEYS = ("downtime_s", "client_gap_s", "total_s", "bytes_frozen", "source_needed_s", "floor_s",
              "frozen_total_s")
@@ -420,6 +420,8 @@ def row_from(cfg, method, trial, ok, rep, error, client, verify, rate, load1="",
         "player_stalled_ms": "" if not player else player.get("stalled_ms", ""),
         "player_longest_stall_ms": "" if not player else max([s["ms"] for s in player.get("stalls") or []] or [0]),
         "network_lock": cfg.get("network_lock", NETWORK_LOCKS[0]),
+        "netfix_s": frozen.get("netfix_s", ""),
+        "ts_shift_ms": ((rep.get("restore") or {}).get("ts_shift") or {}).get("ms", ""),
     }
 
 
@@ -762,12 +764,10 @@ def set_working_set(ct, working_set, dirty):
 def start_viewer(ct, shots_dir):
     """The live web video of `ct` playing in headless Chromium in client1 (what a viewer sees), or None when the
     workload serves none."""
-    if "hls_port" not in ct:
+    url = browser.video_url(ct)
+    if url is None:
         return None
-    viewer = browser.start("http://%s:%d/" % (ct["ip"], ct["hls_port"]), shots_dir, wrap=[LABCTL, "exec", CLIENT, "--"])
-    if not viewer.wait_playing(30):
-        viewer.stop()
-        raise RuntimeError("the browser did not start playing %s's video" % ct["name"])
+    viewer = browser.watch(url, shots_dir, wrap=[LABCTL, "exec", CLIENT, "--"])
     time.sleep(2)
     viewer.mark("before")
     return viewer

@@ -44,6 +44,7 @@ HAVE_FUTURE_DATA = 3
 
 # The frame number drawn by scripts/build-video.sh: 16x16 cells at y=16 in the video's own pixels, white markers
 # at x=16 and x=288, bit b at x=272-16*b, on a black strip (x<320, y<48).
+AFTER_WATCH_S = 2.0   # `play`: watched after the "after" screenshot, so that frames decoded after it are counted
 BAR_Y = 16
 BAR_CELL = 16
 BAR_MARKERS = (16, 288)
@@ -523,6 +524,28 @@ def start(url, shots_dir, wrap=None, **options):
     return RemoteSession(url, shots_dir, wrap=wrap, **options)
 
 
+def video_url(workload):
+    """The player page of a workload item (edge_workloads) that serves the live web video, else None."""
+    if "hls_port" not in workload:
+        return None
+    return "http://%s:%d/" % (workload["ip"], workload["hls_port"])
+
+
+def watch(url, shots_dir, wrap=None, timeout=30.0, **options):
+    """`start`, then wait until the player plays; RuntimeError, with nothing of the browser left running, when it
+    does not play within `timeout` s."""
+    session = start(url, shots_dir, wrap=wrap, **options)
+    try:
+        playing = session.wait_playing(timeout)
+    except BaseException:
+        session.kill()
+        raise
+    if not playing:
+        session.kill()
+        raise RuntimeError("the player did not start playing %s within %.0f s" % (url, timeout))
+    return session
+
+
 def _exit_on_signal(signum, _frame):
     raise SystemExit(128 + signum)
 
@@ -568,6 +591,39 @@ def serve(args):
     return 0
 
 
+def play(args):
+    """Play the page until SIGTERM (or --seconds): a screenshot "before" once it plays, --marks more spread over
+    --seconds, "after" at the end and AFTER_WATCH_S later the result, as JSON to --out (else stdout). With
+    --pidfile, this process's PID goes there first, for whoever sends the SIGTERM (an Ansible play)."""
+    ended = []
+    signal.signal(signal.SIGTERM, lambda signum, _frame: ended.append(signum))
+    if args.pidfile:
+        with open(args.pidfile, "w") as f:
+            f.write("%d\n" % os.getpid())
+    session = Session(args.url, args.shots, chromium=args.chromium, chromedriver=args.chromedriver, prefix=args.prefix)
+    try:
+        if not session.wait_playing(30):
+            raise RuntimeError("the player did not start playing %s within 30 s" % args.url)
+        session.mark("before")
+        started, shots = time.monotonic(), 0
+        while not ended and time.monotonic() - started < args.seconds:
+            time.sleep(0.2)
+            if shots < args.marks and time.monotonic() - started >= args.seconds * (shots + 1) / (args.marks + 1):
+                shots += 1
+                session.mark("shot%d" % shots)
+        session.mark("after")
+        time.sleep(AFTER_WATCH_S)
+    finally:
+        result = session.stop(os.path.join(args.shots, "%sevents.json" % args.prefix))
+    text = json.dumps(result, indent=1) + "\n"
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="arnab_lab.browser", description=__doc__.split("\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -579,22 +635,16 @@ def main(argv=None):
         p.add_argument("--chromedriver", default=CHROMEDRIVER)
         p.add_argument("--prefix", default="")
         if name == "play":
-            p.add_argument("--seconds", type=float, default=20.0)
-            p.add_argument("--marks", type=int, default=3, help="screenshots, spread over the playback")
+            p.add_argument("--seconds", type=float, default=20.0, help="play at most this long (SIGTERM ends it "
+                           "earlier)")
+            p.add_argument("--marks", type=int, default=3, help="screenshots between before and after, spread over "
+                           "--seconds")
+            p.add_argument("--out", help="write the result there (default: stdout)")
+            p.add_argument("--pidfile", help="write this process's PID there")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve(args)
-    session = Session(args.url, args.shots, chromium=args.chromium, chromedriver=args.chromedriver, prefix=args.prefix)
-    try:
-        session.wait_playing(30)
-        for i in range(args.marks):
-            time.sleep(args.seconds / max(args.marks, 1))
-            session.mark("shot%d" % i)
-    finally:
-        result = session.stop(os.path.join(args.shots, "%sevents.json" % args.prefix))
-    json.dump(result, sys.stdout, indent=1)
-    sys.stdout.write("\n")
-    return 0
+    return play(args)
 
 
 if __name__ == "__main__":

@@ -39,17 +39,15 @@ def watch_video(client, service, shots_dir):
     """The client opens the service's live video in headless Chromium, in its own namespace (on the emulated
     WiFi); returns the playing browser session, or None and why not."""
     inv = topology.load_inventory([LAB_INVENTORY])
-    topo = topology.from_inventory(inv)
     edge = inv["edges"]["hosts"][0]
     workload = next((w for w in inv["_meta"]["hostvars"][edge].get("edge_workloads", []) if w["name"] == service), {})
-    if "hls_port" not in workload:
+    url = browser.video_url(workload)
+    if url is None:
         return None, "%s serves no web video (no hls_port in edge_workloads)" % service
-    url = "http://%s:%d/" % (workload["ip"], workload["hls_port"])
-    session = browser.start(url, shots_dir, wrap=lab.in_node(topo, client, []))
-    if not session.wait_playing(30):
-        session.stop()
-        return None, "the player did not start playing %s within 30 s" % url
-    return session, None
+    try:
+        return browser.watch(url, shots_dir, wrap=lab.in_node(topology.from_inventory(inv), client, [])), None
+    except RuntimeError as exc:
+        return None, str(exc)
 
 
 def double_tier(path, viewer):

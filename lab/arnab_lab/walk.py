@@ -294,9 +294,10 @@ def table(result):
     return lines
 
 
-def plot_input(result, client, stream, reports=None):
-    """A double-tier-report-shaped dict for report.plot_throughput: the client's walk stream and, for each of its
-    handoffs, the decision ("OCS handoff ...") and the handoff report's own timeline (tier 1 and tier 2 steps)."""
+def plot_input(result, client, stream, reports=None, player=None):
+    """A double-tier-report-shaped dict for report.plot_throughput: the client's walk stream, for each of its
+    handoffs the decision ("OCS handoff ...") and the handoff report's own timeline (tier 1 and tier 2 steps), and
+    what its browser saw (`player`, for the stalls)."""
     timeline = []
     for h in result["handoffs"]:
         if h["client"] != client or h["seq"] is None or h.get("t_decision") is None:
@@ -304,7 +305,7 @@ def plot_input(result, client, stream, reports=None):
         timeline.append({"t": h["t_decision"], "tier": 1,
                          "event": "OCS handoff %s %s->%s" % (h["seq"], h["from_ap"], h["to_ap"])})
         timeline.extend(((reports or {}).get(h["seq"]) or {}).get("timeline") or [])
-    return {"client_stream": stream, "timeline": sorted(timeline, key=lambda e: e["t"])}
+    return {"client_stream": stream, "timeline": sorted(timeline, key=lambda e: e["t"]), "browser": player or {}}
 
 
 # -- files ------------------------------------------------------------------------------------------------------

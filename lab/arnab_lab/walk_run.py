@@ -6,11 +6,15 @@
 2. start the OCS in the lab's ocs node (playbooks/ocs.yml, roles/ocs: ansible-rulebook with
    extensions/eda/rulebooks/ocs.yml), its event log, state and handoff reports in this walk's folder, and wait until
    every agent is up;
-3. start a stream probe (playbooks/files/stream_probe.py) in each client's namespace against its service;
+3. start a stream probe (playbooks/files/stream_probe.py) in each client's namespace against its service, and, for
+   a service that serves the live web video, headless Chromium playing it in that client's namespace (arnab_lab.browser;
+   a screenshot before the replay, as each handoff starts and ends, and after);
 4. replay the scenario through the radio (lab/playbooks/radio_replay.yml: library/lab_radio_replay);
 5. wait for the scenario's end and for every handoff the OCS started to end, then stop the probes and the OCS;
 6. read where each vAP and each service ended, write reports/walk-<UTC>.json (arnab_lab.walk.build) and a
-   throughput plot per client with each handoff marked (reports/walk-<UTC>-<client>.png), print the table.
+   throughput plot per client with each handoff and the player's stalls marked (reports/walk-<UTC>-<client>.png),
+   print the table. The report's `browser` maps each watching client to what its player saw (stalls, frames,
+   screenshots under reports/walk-<UTC>/browser-<client>/).
 
 Exit status 0 when the walk report's `ok` is true. `run(...)` is what tests/lab/test_walk.py calls.
 """
@@ -23,7 +27,8 @@ import subprocess
 import sys
 import time
 
-from arnab_lab import bench, radio, report, scenario, topology, walk
+from arnab_lab import bench, browser, radio, report, scenario, topology, walk
+from arnab_lab import lab as lab_ns
 from arnab_lab.runner import LAB_INVENTORY, REPO, run_playbook
 
 RADIO = "/run/arnab-lab/radio.sock"
@@ -34,6 +39,7 @@ DEFAULT_SCENARIO = os.path.join(REPO, "scenarios", "walk.yml")
 AGENTS_UP_S = 60          # agents ping every 2 s; the source drops one after 6 s without a ping
 SETTLE_S = 5              # after the scenario's end: a late decision's handoff must have started by then
 HANDOFF_WAIT_S = 600      # then at most this long for the handoffs under way to end
+AFTER_S = 4               # the players watched after the last handoff, before the "after" screenshot
 
 
 def say(text):
@@ -75,6 +81,10 @@ class Lab:
 
     def netns(self, node):
         return self.topo.netns(node)
+
+    def in_node(self, node):
+        """The command prefix that runs a program in a node's namespaces (network, mount, UTS)."""
+        return lab_ns.in_node(self.topo, node, [])
 
 
 def vap_holders():
@@ -166,6 +176,46 @@ class Probes:
         return results
 
 
+class Viewers:
+    """Headless Chromium in each client's namespace playing its service's live web video, if it serves one."""
+
+    def __init__(self, lab, services, walk_dir):
+        self.sessions, self.why_not, self.walk_dir = {}, {}, walk_dir
+        for client, ct in sorted(services.items()):
+            url = browser.video_url(ct)
+            if url is None:
+                continue
+            try:
+                self.sessions[client] = browser.watch(url, self.shots(client), wrap=lab.in_node(client))
+            except RuntimeError as exc:
+                self.why_not[client] = str(exc)
+
+    def shots(self, client):
+        return os.path.join(self.walk_dir, "browser-%s" % client)
+
+    def mark(self, label, clients=None):
+        for client, session in sorted(self.sessions.items()):
+            if clients is None or client in clients:
+                try:
+                    session.mark(label)
+                except RuntimeError as exc:
+                    say("%s's browser: %s" % (client, exc))
+
+    def stop(self):
+        """{client: the player's result (arnab_lab.browser.summarize) or {"error"}}; nothing of the browsers is left."""
+        results = dict((client, {"error": why}) for client, why in self.why_not.items())
+        for client, session in sorted(self.sessions.items()):
+            try:
+                player = session.stop(os.path.join(self.shots(client), "events.json"))
+                player["screenshots"] = [os.path.relpath(p, REPO) for p in player["screenshots"]]
+                results[client] = player
+            except RuntimeError as exc:
+                results[client] = {"error": str(exc)}
+            finally:
+                session.kill()
+        return results
+
+
 def ocs(state, walk_dir=None, stats_s=5):
     extra = {"ocs_eda_state": state}
     if walk_dir:
@@ -207,15 +257,19 @@ def run(scenario_path=DEFAULT_SCENARIO, provision=True, out_dir=REPORTS, invento
     place(lab, services, walk_dir)
     say("starting the OCS (ansible-rulebook in the ocs node)")
     ocs("started", walk_dir)
-    probes = None
+    probes = viewers = None
     try:
         aps = set(lab.group("aps"))
         wait_for(lambda: aps <= set(e.get("ap") for e in read_events(events_path) if e.get("type") == "agent_up"),
                  AGENTS_UP_S, "every agent up at the OCS")
         probes = Probes(lab, services, walk_dir, checked["duration_s"] + HANDOFF_WAIT_S + 300)
+        viewers = Viewers(lab, services, walk_dir)
         time.sleep(2)
         if not all(probes.alive().values()):
             raise RuntimeError("a stream probe ended at once: %s" % probes.alive())
+        for client, why in sorted(viewers.why_not.items()):
+            say("%s's browser: %s" % (client, why))
+        viewers.mark("before")
         say("replaying the scenario; streams: %s" % ", ".join("%s <- %s %s:%s" % (c, ct["name"], ct["ip"], ct["port"])
                                                              for c, ct in sorted(services.items())))
         res = run_playbook(REPLAY, {"walk_scenario": os.path.abspath(scenario_path)}, quiet=True)
@@ -232,6 +286,8 @@ def run(scenario_path=DEFAULT_SCENARIO, provision=True, out_dir=REPORTS, invento
                     say("t=%5.1f s %s" % (e["time"] - started, " ".join("%s=%s" % (k, e.get(k)) for k in (
                         "type", "seq", "client", "from_ap", "to_ap", "to_edge", "decision_ms", "ok", "ap", "reason")
                         if e.get(k) is not None)))
+                    if e.get("type") in ("handoff", "handoff_done"):
+                        viewers.mark("%s %s" % (e["type"].replace("_", " "), e.get("seq")), clients=[e.get("client")])
             settled, running = handoffs_settled(events)
             if time.time() >= end and settled:
                 break
@@ -239,8 +295,11 @@ def run(scenario_path=DEFAULT_SCENARIO, provision=True, out_dir=REPORTS, invento
                 say("handoffs %s still under way after %d s: giving up on them" % (running, HANDOFF_WAIT_S))
                 break
             time.sleep(1)
+        time.sleep(AFTER_S)
+        viewers.mark("after")
     finally:
         streams = probes.stop() if probes else {}
+        players = viewers.stop() if viewers else {}
         say("stopping the OCS")
         try:
             ocs("stopped")
@@ -258,6 +317,7 @@ def run(scenario_path=DEFAULT_SCENARIO, provision=True, out_dir=REPORTS, invento
     result["vaps"] = holders
     result["service_edges"] = running
     result["policy"] = expected.get("policy")
+    result["browser"] = players
     result["command"] = "make walk SCENARIO=%s" % os.path.relpath(scenario_path, REPO)
     result["files"] = os.path.relpath(walk_dir, REPO)
     path = os.path.join(out_dir, "walk-%s.json" % stamp)
@@ -268,8 +328,8 @@ def run(scenario_path=DEFAULT_SCENARIO, provision=True, out_dir=REPORTS, invento
     for client, stream in sorted(streams.items()):
         if stream.get("samples"):
             plots[client] = report.plot_throughput(
-                walk.plot_input(result, client, stream, reports), os.path.join(out_dir, "walk-%s-%s.png" % (stamp, client)),
-                title="%s's throughput during the walk (%s; orange: tier 1, red: tier 2; shaded: gaps)"
+                walk.plot_input(result, client, stream, reports, players.get(client)), os.path.join(out_dir, "walk-%s-%s.png" % (stamp, client)),
+                title="%s's throughput during the walk (%s; orange: tier 1, red: tier 2; shaded: gaps; purple: stalls)"
                       % (client, os.path.basename(scenario_path)))
     return result, path, plots
 
@@ -287,6 +347,8 @@ def main(argv=None):
     print("\nARNAB walk (the OCS decides; emulated lab): %s" % os.path.relpath(args.scenario))
     for line in walk.table(result):
         print("  " + line)
+    for client, player in sorted(result["browser"].items()):
+        print("  %s's %s" % (client, report.browser_line(player)))
     print("  report: %s" % os.path.relpath(path, REPO))
     for client, plot in sorted(plots.items()):
         print("  %s's throughput: %s" % (client, os.path.relpath(plot, REPO)))

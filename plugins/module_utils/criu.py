@@ -676,6 +676,64 @@ def netfix_argv(pid, ifname="eth0", python="python3", tx_off=True):
     return cmds
 
 
+# The restored sockets' TCP timestamp clock (network_lock "inbound"). criu saves each socket's timestamp clock when it
+# dumps the socket and restores it as it was. The source's sockets go on until the guard's outbound fence at
+# post-dump, and a segment they send in between carries a newer timestamp than the one the restored socket resumes
+# from: the client's PAWS check then drops the restored socket's segments until its clock catches up or its
+# retransmission timer fires (docs/benchmarks.md). The receiver moves each tcp-stream image's clock forward by the
+# final dump's duration (an upper bound of that interval) before the restore. tcp_stream_entry (criu's
+# images/tcp-stream.proto) has only varint fields; its `timestamp` is field 9, in ms (TCP_TIMESTAMP).
+TCP_STREAM_MAGIC = 0x51465506
+TCP_STREAM_TIMESTAMP_FIELD = 9
+
+
+def shift_tcp_stream_timestamp(image, shift_ms):
+    """``(new image bytes, old timestamp, new timestamp)`` of a tcp-stream image with the socket's timestamp clock
+    moved ``shift_ms`` forward (modulo 2**32: TCP timestamps wrap). Without timestamps on the socket, the image comes
+    back as it was, with None and None. ValueError on anything but one tcp_stream_entry of varints; the queued
+    data after the entry is kept as it is."""
+    if len(image) < 12 or struct.unpack_from("<II", image) != (IMG_COMMON_MAGIC, TCP_STREAM_MAGIC):
+        raise ValueError("not a tcp-stream image")
+    size = struct.unpack_from("<I", image, 8)[0]
+    entry = image[12:12 + size]
+    if len(entry) != size:
+        raise ValueError("tcp-stream entry truncated (%d of %d bytes)" % (len(entry), size))
+    fields, old = [], None
+    for field, wtype, value in iter_fields(entry):
+        if wtype != 0:
+            raise ValueError("tcp-stream entry: field %d is not a varint" % field)
+        if field == TCP_STREAM_TIMESTAMP_FIELD:
+            old, value = value, (value + int(shift_ms)) & 0xFFFFFFFF
+        fields.append(encode_varint(field << 3) + encode_varint(value))
+    if old is None:
+        return image, None, None
+    body = b"".join(fields)
+    new = image[:8] + struct.pack("<I", len(body)) + body + image[12 + size:]
+    return new, old, (old + int(shift_ms)) & 0xFFFFFFFF
+
+
+def shift_tcp_timestamps(images_dir, shift_ms):
+    """Move every tcp-stream image's timestamp clock in ``images_dir`` ``shift_ms`` forward (each file replaced
+    whole, never half-written); returns the number of sockets moved."""
+    moved = 0
+    for name in sorted(os.listdir(images_dir)):
+        if not (name.startswith("tcp-stream-") and name.endswith(".img")):
+            continue
+        path = os.path.join(images_dir, name)
+        with open(path, "rb") as f:
+            image = f.read()
+        new, old, dummy = shift_tcp_stream_timestamp(image, shift_ms)
+        if old is None:
+            continue
+        tmp = path + ".shift"
+        with open(tmp, "wb") as f:
+            f.write(new)
+        os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+        os.rename(tmp, path)
+        moved += 1
+    return moved
+
+
 class LxcCriu(object):
     """Local LXC + CRIU operations on one edge. ``runner(argv, env=None, timeout=None)`` is injectable."""
 

@@ -26,8 +26,10 @@ name: ``images``, ``final``, ``lazy`` or ``it-N``, default ``images``):
 ``logs NAME``                                          tails of ``restore.log`` and ``lazy-pages.log``
 ``rm NAME [--dir DIR] FILE...``                        remove plain-named files from ``<work>/DIR``
 ``restore NAME --ifname IF [--lazy --address A --port  the restore (lazy-pages daemon, ``lxc-checkpoint -r``, TX
-P] [--timeout S] [--verbose] [--dir DIR]``             offload off, gratuitous ARP, TCP kick); ``T <step> <epoch>``,
-                                                       ``PID n``, ``kicked n``, ``GARP_FAILED`` ... on stdout
+P] [--timeout S] [--verbose] [--dir DIR]              offload off, gratuitous ARP, TCP kick); ``T <step> <epoch>``,
+[--ts-shift-ms MS]``                                   ``PID n``, ``kicked n``, ``GARP_FAILED`` ... on stdout;
+                                                       ``--ts-shift-ms``: the sockets' timestamp clocks move that far
+                                                       forward first (criu.shift_tcp_timestamps)
 ``put NAME fs|images [--dir DIR]``                     a tar stream on stdin, extracted safely into the container
                                                        dir (``fs``) or ``<work>/DIR`` (``images``: plain files only)
 ``patch NAME [--dir DIR]``                             a page patch stream (``state_transfer.encode_patch``'s protocol)
@@ -132,7 +134,7 @@ OPS = {
     "logs": ((), {}),
     "rm": (("file...",), {"--dir": "dir"}),
     "restore": ((), {"--ifname": "ifname", "--lazy": FLAG, "--address": "address", "--port": "port",
-                     "--timeout": "timeout", "--verbose": FLAG, "--dir": "dir"}),
+                     "--timeout": "timeout", "--verbose": FLAG, "--dir": "dir", "--ts-shift-ms": "ms"}),
     "put": (("kind",), {"--dir": "dir"}),
     "patch": ((), {"--dir": "dir"}),
     "session": ((), {}),
@@ -173,6 +175,10 @@ def _check_value(kind, value):
         if kind == "timeout":
             if not re.fullmatch(r"[0-9]{1,4}", value or "", re.ASCII) or not 0 < int(value) <= 3600:
                 raise validate.ValidationError("timeout %r: 1 to 3600 seconds" % value)
+            return int(value)
+        if kind == "ms":
+            if not re.fullmatch(r"[0-9]{1,6}", value or "", re.ASCII) or not 0 < int(value) <= 600000:
+                raise validate.ValidationError("%r: 1 to 600000 ms" % value)
             return int(value)
         if kind == "dir":
             if not IMAGE_DIR_RE.fullmatch(value or ""):
@@ -810,6 +816,12 @@ class Receiver(object):
         try:
             _write(unlock_sh, criu_lib.INBOUND_UNLOCK_SH, 0o700)
             _write(conf, criu_lib.config_text(copts))
+            if opts.get("--ts-shift-ms"):
+                try:    # a socket left as it was only risks a stall: never a reason to fail the restore
+                    trace("TS_SHIFTED %d %d" % (criu_lib.shift_tcp_timestamps(d, opts["--ts-shift-ms"]),
+                                                opts["--ts-shift-ms"]))
+                except (OSError, ValueError) as e:
+                    trace("TS_SHIFT_FAILED %s" % e)
             if lazy:
                 for fname in ("lazy-pages.socket", "lazy-pages.rc", "lazy-pages.pid"):
                     _remove(os.path.join(d, fname))

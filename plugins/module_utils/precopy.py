@@ -32,6 +32,7 @@ __metaclass__ = type
 
 import fcntl
 import json
+import math
 import os
 import re
 import shlex
@@ -89,6 +90,9 @@ DEST_CLEAN_RETRY_S = 30
 RESOLVE_S = 60
 # A final dump that has not reached the guard by then has hung.
 DUMP_TIMEOUT_S = 600
+# The restored sockets' timestamp clocks move forward by the final dump's duration and this much more
+# (LxcMigrationDriver.ts_shift_ms): TCP timestamps tick in whole ms, and clocks differ by a few ms between hosts.
+TS_SHIFT_MARGIN_MS = 20
 # Post-copy: the drain fails when the page server sends nothing for this long (not after a fixed total time).
 DRAIN_STALL_S = 30
 # ``images_dir`` (e.g. a tmpfs) holds the dumps only when it has room for this many dumps of the container's memory
@@ -709,6 +713,7 @@ class LxcMigrationDriver(object):
         self.dest_dir = None          # dest images dir to restore from
         self.dump_proc = None         # the final (or lazy) dump: criu waits in the guard until the decision
         self.dump_dir = None
+        self.dump_s = None            # how long the final (or lazy) dump took, until criu waited in the guard
         self.fs_mark = None
         self.init_pid = None
         self.dest_touched = False
@@ -1111,7 +1116,8 @@ class LxcMigrationDriver(object):
             time.sleep(migration_guard.POLL_S)
         # nothing more in the frozen window: criu writes its stats after post-dump, and the images' size is for the
         # report (both come with the commit)
-        return {"images_dir": images_dir, "duration_s": time.time() - t0, "bytes": None, "stats": {}}
+        self.dump_s = time.time() - t0
+        return {"images_dir": images_dir, "duration_s": self.dump_s, "bytes": None, "stats": {}}
 
     def _arm_guard(self, lazy=False):
         """Write the guard (criu's action script) and what it needs into the private work dir."""
@@ -1152,6 +1158,14 @@ class LxcMigrationDriver(object):
                                     guard=_q(path + ".py")))
         os.chmod(path, 0o700)
         return path
+
+    def ts_shift_ms(self):
+        """How far the restored sockets' timestamp clocks move forward (criu.shift_tcp_timestamps), or None. With the
+        inbound-only lock the source's sockets can send until the guard's fence at post-dump: the final dump's
+        duration bounds how much newer their last timestamp can be than the one criu saved."""
+        if self.final_dump_lock() != INBOUND_LOCK or self.dump_s is None:
+            return None
+        return int(math.ceil(self.dump_s * 1000)) + TS_SHIFT_MARGIN_MS
 
     def final_dump_lock(self):
         """The final dump's network lock. The inbound-only lock is the guard's, in the container's namespace: without
@@ -1347,7 +1361,7 @@ class LxcMigrationDriver(object):
         else:
             address, port = self.page_server_address, self.lazy_port
         kw = dict(lazy=lazy, address=address, port=port, timeout=self.restore_timeout,
-                  verbose=self.lxc.verbose, subdir=self.dest_dir or "images")
+                  verbose=self.lxc.verbose, subdir=self.dest_dir or "images", ts_shift_ms=self.ts_shift_ms())
         if self.session is not None and self.session.alive():
             rc, out, err = self.session.restore(self.ifname, **kw)
         else:
@@ -1368,9 +1382,10 @@ class LxcMigrationDriver(object):
 
     @staticmethod
     def parse_restore_output(out):
-        """The restore script's markers: ``T <step> <epoch>``, ``PID n``, ``kicked n`` and warnings."""
+        """The restore script's markers: ``T <step> <epoch>``, ``PID n``, ``kicked n``, ``TS_SHIFTED sockets ms``
+        and warnings."""
         marks = {}
-        pid = kicked = None
+        pid = kicked = ts_shift = None
         for line in out.splitlines():
             parts = line.split()
             if len(parts) == 3 and parts[0] == "T":
@@ -1382,8 +1397,12 @@ class LxcMigrationDriver(object):
                 pid = parts[1]
             elif len(parts) == 2 and parts[0] == "kicked" and parts[1].isdigit():
                 kicked = int(parts[1])
+            elif len(parts) == 3 and parts[0] == "TS_SHIFTED" and parts[1].isdigit() and parts[2].isdigit():
+                ts_shift = {"sockets": int(parts[1]), "ms": int(parts[2])}
         res = {"pid": pid, "garp": "GARP_FAILED" not in out, "tcp_kicked": kicked, "marks": marks,
-               "warnings": [w for w in ("NO_PID", "TXOFF_FAILED", "GARP_FAILED") if w in out]}
+               "ts_shift": ts_shift,
+               "warnings": [w for w in ("NO_PID", "TXOFF_FAILED", "GARP_FAILED", "INBOUND_LOCK_LEFT", "TS_SHIFT_FAILED")
+                            if w in out]}
         if "start" in marks and "restored" in marks:
             res["restore_s"] = round(marks["restored"] - marks.get("lazyd", marks["start"]), 4)
             if "lazyd" in marks:

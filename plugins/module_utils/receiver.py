@@ -161,10 +161,11 @@ class Receiver(object):
             return 0, "", ""
         return self.call("rm", "--dir", subdir, *names, timeout=timeout, check=True)
 
-    def restore(self, ifname, lazy=False, address=None, port=None, timeout=None, verbose=False, subdir="images"):
+    def restore(self, ifname, lazy=False, address=None, port=None, timeout=None, verbose=False, subdir="images",
+                ts_shift_ms=None):
         """``(rc, out, err)`` of a restore in its own SSH session (see :meth:`Session.restore` for the frozen
         window); rc 255/124 means the answer was lost, not that the restore failed."""
-        args = restore_args(ifname, lazy, address, port, timeout, verbose, subdir)
+        args = restore_args(ifname, lazy, address, port, timeout, verbose, subdir, ts_shift_ms)
         return self.call("restore", *args, timeout=(timeout or 120) + 30)
 
     def open_patch(self, subdir="images"):
@@ -185,8 +186,11 @@ class Receiver(object):
         return PageTunnel(argv + ["--", command_line("pages", self.name)], timeout=timeout)
 
 
-def restore_args(ifname, lazy=False, address=None, port=None, timeout=None, verbose=False, subdir="images"):
+def restore_args(ifname, lazy=False, address=None, port=None, timeout=None, verbose=False, subdir="images",
+                 ts_shift_ms=None):
     args = ["--ifname", ifname, "--dir", subdir]
+    if ts_shift_ms:
+        args += ["--ts-shift-ms", int(ts_shift_ms)]
     if lazy:
         args += ["--lazy", "--address", address, "--port", port]
     if timeout:
@@ -278,8 +282,9 @@ class Session(object):
         rc, out, _err = self.request("status", timeout=timeout)
         return parse_status(out) if rc == 0 else None
 
-    def restore(self, ifname, lazy=False, address=None, port=None, timeout=None, verbose=False, subdir="images"):
-        args = restore_args(ifname, lazy, address, port, timeout, verbose, subdir)
+    def restore(self, ifname, lazy=False, address=None, port=None, timeout=None, verbose=False, subdir="images",
+                ts_shift_ms=None):
+        args = restore_args(ifname, lazy, address, port, timeout, verbose, subdir, ts_shift_ms)
         return self.request("restore", *args, timeout=(timeout or 120) + 30)
 
     def close(self):

@@ -3,7 +3,8 @@ extensions/eda/rulebooks/ocs.yml, started in the ocs node by roles/ocs) listens 
 scenarios/short.yml, in which client1 walks ap1 -> ap2 and client2 ap2 -> ap3 at about the same time. Each handoff
 runs double_tier.yml (tier 1, then tier 2 to the new AP's edge), both at once over the backhaul in opposite
 directions. Asserts where each vAP and each container ends, that each client's stream (its own probe over the whole
-walk) stayed intact, and the report's handoffs. The lab is put back as the inventory has it at the end. Needs root
+walk) stayed intact, that client1's browser (headless Chromium playing its service's live video) played through its
+handoff, and the report's handoffs. The lab is put back as the inventory has it at the end. Needs root
 a lab `make lab-up` can build (the fixture brings it up); site.yml runs first only when a client or a service is nowhere (2.5 min more).
 About 4 minutes on this 2-core machine (3 for the walk, 1 to put the clients and services back).
 """
@@ -13,6 +14,7 @@ import pytest
 
 from arnab_lab import bench, walk_run
 from arnab_lab.runner import run_playbook
+from playback import assert_picture_went_on
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHORT = os.path.join(REPO, "scenarios", "short.yml")
@@ -59,3 +61,21 @@ def test_streams_stayed_intact(walked):
         assert info["stream_ok"] is True and info["stream_source"] == "walk", info
     assert result["ok"] is True
     assert sorted(plots) == ["client1", "client2"] and all(os.path.getsize(p) > 0 for p in plots.values())
+
+
+def test_the_viewer_watched_through_the_handoff(walked):
+    """client1 watches `video` in Chromium over the whole walk: a screenshot before, as its handoff starts and ends,
+    and after; the picture's clock went on across the handoff and after it, and any stall was bounded."""
+    result, dummy, dummy2 = walked
+    player = result["browser"]["client1"]
+    assert "error" not in player, player
+    handoff = next(h for h in result["handoffs"] if h["client"] == "client1" and h["seq"] is not None)
+    marks = dict((m["label"], m) for m in player["marks"])
+    assert sorted(marks) == sorted(["before", "handoff %s" % handoff["seq"], "handoff done %s" % handoff["seq"],
+                                    "after"]), player["marks"]
+    assert_picture_went_on(marks["handoff %s" % handoff["seq"]], marks["handoff done %s" % handoff["seq"]])
+    assert_picture_went_on(marks["handoff done %s" % handoff["seq"]], marks["after"])
+    assert not [e for e in player["errors"] if e.get("fatal")], player["errors"]
+    assert not any(s.get("open") for s in player["stalls"]), player["stalls"]
+    assert player["stalled_ms"] <= handoff["downtime_s"] * 1000 + 3000, (player["stalls"], handoff["downtime_s"])
+    assert "client2" not in result["browser"]       # video2 serves no web video

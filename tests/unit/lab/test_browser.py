@@ -231,3 +231,30 @@ def test_chromium_args():
     assert "--autoplay-policy=no-user-gesture-required" in args
     assert "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 10.78.0.50" in args
     assert "--no-sandbox" not in browser.chromium_args("/tmp/p", "h", root=False)
+
+
+def test_video_url_only_for_a_workload_that_serves_web_video():
+    assert browser.video_url({"ip": "10.78.0.50", "port": 8080, "hls_port": 8081}) == "http://10.78.0.50:8081/"
+    assert browser.video_url({"ip": "10.78.0.51", "port": 7000}) is None
+
+
+class NeverPlays(object):
+    def __init__(self, raises=False):
+        self.raises, self.killed = raises, False
+
+    def wait_playing(self, timeout):
+        if self.raises:
+            raise RuntimeError("browser: the client ended (exit 1)")
+        return False
+
+    def kill(self):
+        self.killed = True
+
+
+@pytest.mark.parametrize("raises", [False, True])
+def test_watch_leaves_nothing_running_when_the_player_does_not_play(monkeypatch, raises):
+    session = NeverPlays(raises)
+    monkeypatch.setattr(browser, "start", lambda url, shots, wrap=None, **kw: session)
+    with pytest.raises(RuntimeError, match="client ended" if raises else "did not start playing http://h:1/ within 5 s"):
+        browser.watch("http://h:1/", "/tmp/shots", timeout=5)
+    assert session.killed

@@ -196,3 +196,6 @@ def test_the_table_has_a_row_per_decision_and_the_median():
     plot = walk.plot_input(result, "client1", streams["client1"], {1: {"timeline": [{"t": T0 + 12, "tier": 2,
                                                                                     "event": "freeze"}]}})
     assert [e["event"] for e in plot["timeline"]] == ["OCS handoff 1 ap1->ap2", "freeze"]
+    assert plot["browser"] == {}
+    player = {"started_at": T0, "stalls": [{"t": 12.5, "ms": 300}]}
+    assert walk.plot_input(result, "client1", streams["client1"], None, player)["browser"] is player

@@ -296,3 +296,66 @@ def test_the_restore_hook_removes_the_inbound_lock_at_post_restore_only(tmp_path
         assert subprocess.run(["sh", "-c", str(hook)], env=env, cwd=str(tmp_path), check=False).returncode == 0
     assert log.read_text() == "-t 4242 -n nft delete table inet arnab_lock\n"
     assert not (tmp_path / "x").exists()
+
+
+def _tcp_stream(timestamp=None, tail=b"QUEUED-DATA"):
+    """A tcp-stream image as criu writes it: magics, u32 size, tcp_stream_entry (varints), then the queues."""
+    fields = [(1, 11), (2, 3000000000), (3, 0), (4, 123456), (5, 0x7), (6, 7), (7, 1448), (8, 7)]
+    if timestamp is not None:
+        fields.append((9, timestamp))
+    fields += [(12, 0), (13, 55), (14, 65535), (15, 65535), (16, 65483), (17, 99)]
+    entry = b"".join(criu.encode_varint(f << 3) + criu.encode_varint(v) for f, v in fields)
+    return struct.pack("<III", criu.IMG_COMMON_MAGIC, criu.TCP_STREAM_MAGIC, len(entry)) + entry + tail
+
+
+def _entry(image):
+    size = struct.unpack_from("<I", image, 8)[0]
+    return dict((f, v) for f, _w, v in criu.iter_fields(image[12:12 + size])), image[12 + size:]
+
+
+@pytest.mark.parametrize("old,shift,new", [
+    (1000, 482, 1482),                      # the usual case
+    (2 ** 28 - 100, 482, 2 ** 28 + 382),    # the varint grows by a byte: the entry's size follows
+    (2 ** 32 - 100, 482, 382),              # TCP timestamps wrap
+])
+def test_the_tcp_timestamp_clock_moves_forward_and_nothing_else_changes(old, shift, new):
+    image = _tcp_stream(old)
+    moved, was, now = criu.shift_tcp_stream_timestamp(image, shift)
+    assert (was, now) == (old, new)
+    fields, tail = _entry(moved)
+    want = _entry(image)[0]
+    want[9] = new
+    assert fields == want and tail == b"QUEUED-DATA"
+    assert moved[:8] == image[:8]
+
+
+def test_a_socket_without_timestamps_is_left_as_it_is():
+    image = _tcp_stream(None)
+    assert criu.shift_tcp_stream_timestamp(image, 500) == (image, None, None)
+
+
+@pytest.mark.parametrize("image", [
+    b"",
+    struct.pack("<III", criu.IMG_COMMON_MAGIC, criu.PAGEMAP_MAGIC, 0),                # another image
+    _tcp_stream(1000)[:20],                                                            # truncated entry
+    struct.pack("<III", criu.IMG_COMMON_MAGIC, criu.TCP_STREAM_MAGIC, 5) + b"\x4a\x03abc",   # not a varint
+])
+def test_anything_but_a_tcp_stream_entry_is_refused(image):
+    with pytest.raises(ValueError):
+        criu.shift_tcp_stream_timestamp(image, 500)
+
+
+def test_every_tcp_stream_image_of_a_dump_moves_and_nothing_else(tmp_path):
+    (tmp_path / "tcp-stream-1a.img").write_bytes(_tcp_stream(1000))
+    (tmp_path / "tcp-stream-2b.img").write_bytes(_tcp_stream(None))
+    (tmp_path / "tcp-stream-3c.img").write_bytes(_tcp_stream(7))
+    (tmp_path / "tcp-stream-3c.img").chmod(0o600)
+    (tmp_path / "core-1.img").write_bytes(b"core")
+    assert criu.shift_tcp_timestamps(str(tmp_path), 300) == 2
+    assert _entry((tmp_path / "tcp-stream-1a.img").read_bytes())[0][9] == 1300
+    assert _entry((tmp_path / "tcp-stream-3c.img").read_bytes())[0][9] == 307
+    assert (tmp_path / "tcp-stream-3c.img").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "tcp-stream-2b.img").read_bytes() == _tcp_stream(None)
+    assert (tmp_path / "core-1.img").read_bytes() == b"core"
+    assert sorted(os.listdir(str(tmp_path))) == ["core-1.img", "tcp-stream-1a.img", "tcp-stream-2b.img",
+                                                 "tcp-stream-3c.img"]

@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from ansible_collections.arnab.testbed.plugins.module_utils import criu
 from ansible_collections.arnab.testbed.plugins.module_utils import migrate_receiver as mr
 from ansible_collections.arnab.testbed.plugins.module_utils import state_transfer as st
 
@@ -399,6 +400,45 @@ def test_restore(edge):
     # a second restore over the running copy is refused
     rc, _out, err = edge.run("restore ramsim --ifname eth0")
     assert rc == 1 and "RUNNING" in err
+
+
+def _tcp_stream_image(edge, data):
+    images = os.path.join(edge.work, "images")
+    os.makedirs(images, exist_ok=True)
+    path = os.path.join(images, "tcp-stream-5.img")
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def test_restore_moves_the_sockets_timestamp_clocks_forward_first(edge):
+    """--ts-shift-ms (the engine's, with the inbound-only lock): each tcp-stream image's clock moves before criu
+    restores."""
+    edge.prepared()
+    edge.set_state("STOPPED")
+    entry = criu.encode_varint(9 << 3) + criu.encode_varint(1000)
+    path = _tcp_stream_image(edge, struct.pack("<III", criu.IMG_COMMON_MAGIC, criu.TCP_STREAM_MAGIC, len(entry))
+                             + entry)
+    rc, out, err = edge.run("restore ramsim --ifname eth0 --ts-shift-ms 482")
+    assert rc == 0 and "TS_SHIFTED 1 482" in out.splitlines(), (out, err)
+    with open(path, "rb") as f:
+        assert f.read()[12:] == criu.encode_varint(9 << 3) + criu.encode_varint(1482)
+
+
+def test_a_tcp_stream_image_that_cannot_be_shifted_is_reported_and_the_restore_goes_on(edge):
+    edge.prepared()
+    edge.set_state("STOPPED")
+    _tcp_stream_image(edge, b"garbage")
+    rc, out, err = edge.run("restore ramsim --ifname eth0 --ts-shift-ms 482")
+    assert rc == 0 and "TS_SHIFT_FAILED not a tcp-stream image" in out and "T restored" in out, (out, err)
+
+
+@pytest.mark.parametrize("bad", ["0", "600001", "1;touch x", "$(id)", "-5", "1.5", "`id`"])
+def test_restore_refuses_a_bad_ts_shift(edge, bad):
+    edge.prepared()
+    rc, _out, err = edge.run("restore ramsim --ifname eth0 --ts-shift-ms '%s'" % bad)
+    assert rc == 126 and "ms" in err, (bad, err)
+    assert "lxc-checkpoint" not in edge.calls()
 
 
 def test_restore_failure_reports_criu_error(edge):

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from ansible_collections.arnab.testbed.plugins.module_utils import precopy as pc
+from ansible_collections.arnab.testbed.plugins.module_utils import receiver
 
 MiB = 1024 * 1024
 
@@ -755,3 +756,30 @@ def test_images_dir_leftovers_cleared_and_discarded(tmp_path):
     drv.discard_work()
     assert not root.exists()
     drv.close()
+
+
+def test_the_restored_sockets_clocks_move_by_the_final_dumps_duration_with_the_inbound_lock_only(tmp_path):
+    drv = _driver(tmp_path)
+    try:
+        drv.network_lock, drv.init_pid = "inbound", 4242
+        assert drv.ts_shift_ms() is None                   # no final dump yet
+        drv.dump_s = 0.4615
+        assert drv.ts_shift_ms() == 462 + pc.TS_SHIFT_MARGIN_MS
+        assert receiver.restore_args("eth0", ts_shift_ms=drv.ts_shift_ms())[-2:] == ["--ts-shift-ms", 482]
+        for lock, pid in (("nftables", 4242), ("inbound", None)):    # criu's own lock: its sockets sent nothing
+            drv.network_lock, drv.init_pid = lock, pid
+            assert drv.ts_shift_ms() is None
+            assert "--ts-shift-ms" not in receiver.restore_args("eth0", ts_shift_ms=drv.ts_shift_ms())
+    finally:
+        drv.close()
+
+
+def test_the_restore_trace_says_how_far_the_sockets_clocks_moved_and_what_went_wrong():
+    out = ("T start 100.0\nTS_SHIFTED 2 482\nT restored 100.4\nPID 4242\nINBOUND_LOCK_LEFT\nT txoff 100.41\n"
+           "kicked 2\nT netfix 100.5\n")
+    res = pc.LxcMigrationDriver.parse_restore_output(out)
+    assert res["ts_shift"] == {"sockets": 2, "ms": 482} and res["tcp_kicked"] == 2 and res["pid"] == "4242"
+    assert res["warnings"] == ["INBOUND_LOCK_LEFT"] and res["restore_s"] == 0.4
+    res = pc.LxcMigrationDriver.parse_restore_output("T start 1.0\nTS_SHIFT_FAILED not a tcp-stream image\n"
+                                                      "T restored 1.5\n")
+    assert res["ts_shift"] is None and res["warnings"] == ["TS_SHIFT_FAILED"]
