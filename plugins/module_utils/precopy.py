@@ -38,6 +38,7 @@ import re
 import shlex
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -262,11 +263,28 @@ def should_stop(history, knobs, link_rate_bps=None):
 def choose_method(facts, knobs):
     """``auto``: pick a method from edge facts. Returns ``(method, precopy_mode, reason)``.
 
-    facts: ``mem_dirty_track``, ``lazy_pages_ready``, ``memory_bytes`` (container RSS), ``link_rate_bps``.
+    facts: ``mem_dirty_track``, ``lazy_pages_ready``, ``memory_bytes`` (container RSS), ``link_rate_bps``, and
+    ``fitted`` (:func:`fit_costs`: this edge's measured fixed cost and link rate, which replace the constants). The
+    reason ends with the figures that decided.
     """
-    rate = facts.get("link_rate_bps") or knobs.link_rate_bps or DEFAULT_LINK_RATE_BPS
+    fitted = facts.get("fitted")
+    if fitted:
+        rate, fixed = float(fitted["link_rate_bps"]), float(fitted["fixed_cost_s"])
+        model = "fitted to %d stop-and-copies of %s to this destination (fixed cost %.2fs, link %.0f Mbit/s %s)" % (
+            fitted["samples"], "this container" if fitted.get("scope") == "container" else "its containers",
+            fixed, rate * 8 / 1e6, "measured over %d transfers" % fitted["rate_samples"] if fitted.get("rate_samples")
+            else "as configured")
+    else:
+        rate = float(facts.get("link_rate_bps") or knobs.link_rate_bps or DEFAULT_LINK_RATE_BPS)
+        fixed = knobs.fixed_cost_s
+        model = "constants (fixed cost %.2fs, link %.0f Mbit/s)" % (fixed, rate * 8 / 1e6)
+    method, mode, why = _choose(facts, knobs, rate, fixed)
+    return method, mode, "%s [model: %s]" % (why, model)
+
+
+def _choose(facts, knobs, rate, fixed):
     mem = facts.get("memory_bytes") or 0
-    sac = mem / float(rate) + knobs.fixed_cost_s
+    sac = mem / rate + fixed
     if sac <= knobs.target_downtime_s:
         return ("stop-and-copy", None,
                 "stop-and-copy predicted %.2fs (%d MiB at %.0f Mbit/s) <= target %.2fs: iterating cannot pay"
@@ -275,7 +293,7 @@ def choose_method(facts, knobs):
         return ("pre-copy", "native", "stop-and-copy predicted %.2fs > target %.2fs; kernel has soft-dirty: native "
                 "pre-copy" % (sac, knobs.target_downtime_s))
     # post-copy moves every page once whatever the dirty rate: its drain is memory over the link
-    drain = mem / float(rate)
+    drain = mem / rate
     if facts.get("lazy_pages_ready") and knobs.postcopy_max_drain_s is not None and \
             drain <= knobs.postcopy_max_drain_s:
         return ("post-copy", None, "stop-and-copy predicted %.2fs > target %.2fs; no soft-dirty on this kernel; "
@@ -286,6 +304,49 @@ def choose_method(facts, knobs):
                "post-copy's predicted drain %.1fs > the accepted %.1fs" % (drain, knobs.postcopy_max_drain_s))
     return ("pre-copy", "delta", "stop-and-copy predicted %.2fs > target %.2fs; no soft-dirty; %s: pre-copy with "
             "full dumps and 4 KiB delta transfer" % (sac, knobs.target_downtime_s, why_not))
+
+
+# auto's model (issue 13): a stop-and-copy's downtime = a fixed cost + bytes frozen / link rate. Both are fitted to
+# this edge's own past migrations when there are enough (fit_costs), else FIXED_COST_S and the configured rate.
+COST_HISTORY_FILE = "costs.json"        # in <lxcpath>/.arnab-migrate (LxcMigrationDriver.cost_history)
+COST_HISTORY_SIZE = 20                  # past migrations kept per source edge
+MIN_FIT_SAMPLES = 3                     # fewer than this: the constants decide
+MIN_RATE_SAMPLE_BYTES = 8 * 1024 * 1024  # a smaller transfer says more about round trips than about the link
+
+
+def cost_record(rep, container, dest):
+    """What auto's model keeps of a successful migration's report (None when it teaches nothing)."""
+    tx = rep.get("final_transfer") or {}
+    if not rep.get("ok") or not rep.get("downtime_s"):
+        return None
+    return {"t": round(rep.get("started") or time.time(), 1), "container": container, "dest": dest,
+            "method": rep.get("method"), "downtime_s": rep["downtime_s"],
+            "bytes_frozen": int(rep.get("bytes_frozen") or 0),
+            "transfer_bytes": int(tx.get("bytes_sent") or 0), "transfer_s": tx.get("duration_s") or 0.0}
+
+
+def fit_costs(history, container, dest, configured_rate_bps=None):
+    """Fit auto's model to past migrations (cost_record's) to ``dest``: the same container's when it has
+    MIN_FIT_SAMPLES stop-and-copies there, else every container's. Returns None (use the constants) or
+    ``{"fixed_cost_s", "link_rate_bps", "samples", "rate_samples", "scope"}``: the link rate is the median of
+    the final transfers' rates (those of MIN_RATE_SAMPLE_BYTES or more), the fixed cost the median of each
+    stop-and-copy's downtime less its bytes frozen over that rate."""
+    def usable(r):
+        try:
+            return r.get("dest") == dest and float(r["downtime_s"]) > 0 and int(r["bytes_frozen"]) >= 0
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return False
+    mine = [r for r in history if usable(r)][-COST_HISTORY_SIZE:]
+    rates = [float(r["transfer_bytes"]) / float(r["transfer_s"]) for r in mine
+             if int(r.get("transfer_bytes") or 0) >= MIN_RATE_SAMPLE_BYTES and float(r.get("transfer_s") or 0) > 0]
+    rate = statistics.median(rates) if len(rates) >= MIN_FIT_SAMPLES else (configured_rate_bps or DEFAULT_LINK_RATE_BPS)
+    for scope, records in (("container", [r for r in mine if r.get("container") == container]), ("edge", mine)):
+        sac = [r for r in records if r.get("method") == "stop-and-copy"]
+        if len(sac) >= MIN_FIT_SAMPLES:
+            fixed = statistics.median(max(0.0, float(r["downtime_s"]) - int(r["bytes_frozen"]) / rate) for r in sac)
+            return {"fixed_cost_s": round(fixed, 4), "link_rate_bps": rate, "samples": len(sac),
+                    "rate_samples": len(rates) if len(rates) >= MIN_FIT_SAMPLES else 0, "scope": scope}
+    return None
 
 
 def resolve_method(method, facts, knobs):
@@ -497,6 +558,8 @@ def migrate(drv, method="auto", knobs=None, progress=None, clock=time.time):
     rep["total_s"] = round(clock() - t0, 4)
     rep["bytes_total"] = total_bytes(rep)
     rep["ok"] = True
+    if hasattr(drv, "remember_costs"):
+        drv.remember_costs(rep)     # auto's model learns from it (fit_costs)
     step("done in %.2fs, downtime %.3fs" % (rep["total_s"], rep["downtime_s"]))
     return rep
 
@@ -826,6 +889,7 @@ class LxcMigrationDriver(object):
         feats["processes"] = len(pids)
         feats["images_dir"] = self.choose_images_root(feats["memory_bytes"], create=not check_mode)
         feats["link_rate_bps"] = self.link_rate_bps
+        feats["fitted"] = fit_costs(self.cost_history(), self.name, self.dest, self.link_rate_bps)
         feats["network_link"] = link
         feats["source_hostname"] = socket.gethostname()
         feats["postcopy_channel"] = self.postcopy_channel
@@ -1158,6 +1222,32 @@ class LxcMigrationDriver(object):
                                     guard=_q(path + ".py")))
         os.chmod(path, 0o700)
         return path
+
+    @property
+    def cost_history_path(self):
+        return os.path.join(self.lxcpath, ".arnab-migrate", COST_HISTORY_FILE)
+
+    def cost_history(self):
+        """This edge's past migrations (:func:`cost_record`), oldest first; [] without any or from a broken file."""
+        try:
+            with open(self.cost_history_path) as f:
+                history = json.load(f)
+        except (IOError, OSError, ValueError):
+            return []
+        return [r for r in history if isinstance(r, dict)] if isinstance(history, list) else []
+
+    def remember_costs(self, rep):
+        """Add a successful migration to the history auto's model is fitted to; never fails the migration."""
+        record = cost_record(rep, self.name, self.dest)
+        if record is None:
+            return
+        try:
+            if not os.path.isdir(os.path.dirname(self.cost_history_path)):
+                os.makedirs(os.path.dirname(self.cost_history_path), 0o700)
+            migration_guard.write_atomic(self.cost_history_path,
+                                         json.dumps((self.cost_history() + [record])[-COST_HISTORY_SIZE:]))
+        except (IOError, OSError):
+            pass
 
     def ts_shift_ms(self):
         """How far the restored sockets' timestamp clocks move forward (criu.shift_tcp_timestamps), or None. With the

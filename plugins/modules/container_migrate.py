@@ -32,7 +32,10 @@ description:
     container for its duration and the report shows each freeze. V(post-copy) - CRIU lazy pages: the source
     dumps all but memory and serves pages; the destination restores at once; the source is needed until the last
     page has arrived (the report shows that window).
-    V(auto) chooses from the edge facts and says what it chose and why."
+    V(auto) chooses from the edge facts and says what it chose and why: its prediction (a stop-and-copy's downtime
+    = a fixed cost + memory over the link rate) is fitted to this edge's own past migrations once there are 3
+    stop-and-copies to O(dest) (kept in C(<lxcpath>/.arnab-migrate/costs.json)), else it uses O(link_rate) and a
+    0.5 s fixed cost; C(method_reason) ends with the figures that decided."
 author:
   - arnab.testbed developers (@arnab-testbed)
 options:

@@ -783,3 +783,64 @@ def test_the_restore_trace_says_how_far_the_sockets_clocks_moved_and_what_went_w
     res = pc.LxcMigrationDriver.parse_restore_output("T start 1.0\nTS_SHIFT_FAILED not a tcp-stream image\n"
                                                       "T restored 1.5\n")
     assert res["ts_shift"] is None and res["warnings"] == ["TS_SHIFT_FAILED"]
+
+
+# ---- auto's model, fitted to the edge's own migrations (issue 13) ----------------------------------------------
+
+def _past(n, container="video", dest="10.79.0.2", method="stop-and-copy", downtime=1.3, frozen=22 * MiB,
+          tx_bytes=22 * MiB, tx_s=0.2):
+    return [{"t": 1000.0 + i, "container": container, "dest": dest, "method": method, "downtime_s": downtime,
+             "bytes_frozen": frozen, "transfer_bytes": tx_bytes, "transfer_s": tx_s} for i in range(n)]
+
+
+def test_the_model_is_fitted_to_this_containers_stop_and_copies_to_that_destination():
+    history = _past(3) + _past(5, container="ramsim", downtime=9.0, frozen=1024 * MiB, tx_bytes=110 * MiB, tx_s=1.0) + \
+        _past(4, dest="10.79.0.9", downtime=5.0)
+    fit = pc.fit_costs(history, "video", "10.79.0.2", configured_rate_bps=125e6)
+    assert fit["scope"] == "container" and fit["samples"] == 3
+    # the link: the median of the 8 final transfers of 8 MiB or more to that destination
+    assert fit["rate_samples"] == 8 and fit["link_rate_bps"] == pytest.approx(22 * MiB / 0.2)
+    assert fit["fixed_cost_s"] == pytest.approx(1.3 - 0.2)
+
+
+def test_too_few_migrations_of_the_container_fit_the_edge_and_too_few_at_all_keep_the_constants():
+    history = _past(1) + _past(3, container="ramsim", downtime=2.0, frozen=100 * MiB, tx_s=1.0)
+    fit = pc.fit_costs(history, "video", "10.79.0.2", configured_rate_bps=125e6)
+    assert fit["scope"] == "edge" and fit["samples"] == 4
+    assert pc.fit_costs(_past(2), "video", "10.79.0.2") is None
+    # pre-copies teach the link but not the fixed cost; small transfers teach nothing about the link
+    fit = pc.fit_costs(_past(3, tx_bytes=MiB) + _past(5, method="pre-copy"), "video", "10.79.0.2", 125e6)
+    assert fit["rate_samples"] == 5
+    assert pc.fit_costs(_past(3, tx_bytes=MiB), "video", "10.79.0.2", 125e6)["link_rate_bps"] == 125e6
+    assert pc.fit_costs([{"dest": "10.79.0.2"}, "junk", {"downtime_s": "x"}] + _past(2), "video", "10.79.0.2") is None
+
+
+def test_auto_says_which_figures_decided():
+    facts = {"memory_bytes": 200 * MiB, "link_rate_bps": 125e6}
+    m, dummy, why = pc.choose_method(facts, pc.Knobs())
+    assert m == "pre-copy" and "model: constants (fixed cost 0.50s, link 1000 Mbit/s)" in why
+    # measured: this edge's stop-and-copies cost 0.1 s besides the data and its link carries 2 Gbit/s
+    facts["fitted"] = {"fixed_cost_s": 0.1, "link_rate_bps": 250e6, "samples": 4, "rate_samples": 6,
+                       "scope": "container"}
+    m, dummy, why = pc.choose_method(facts, pc.Knobs())
+    assert m == "stop-and-copy" and "predicted 0.94s" in why
+    assert "[model: fitted to 4 stop-and-copies of this container to this destination (fixed cost 0.10s, link " \
+           "2000 Mbit/s measured over 6 transfers)]" in why
+
+
+def test_a_successful_migration_is_remembered_and_the_history_stays_bounded(tmp_path):
+    drv = _driver(tmp_path)
+    try:
+        rep = {"ok": True, "started": 5.0, "method": "stop-and-copy", "downtime_s": 1.2, "bytes_frozen": 23 * MiB,
+               "final_transfer": {"bytes_sent": 23 * MiB, "duration_s": 0.25}}
+        for dummy in range(pc.COST_HISTORY_SIZE + 3):
+            drv.remember_costs(rep)
+        drv.remember_costs({"ok": False})
+        history = drv.cost_history()
+        assert len(history) == pc.COST_HISTORY_SIZE and history[-1]["container"] == drv.name
+        assert history[-1]["dest"] == drv.dest and history[-1]["transfer_bytes"] == 23 * MiB
+        with open(drv.cost_history_path, "w") as f:
+            f.write("{not json")
+        assert drv.cost_history() == []         # a broken file: the constants decide, nothing fails
+    finally:
+        drv.close()
