@@ -648,6 +648,14 @@ def _proc_kb(pids, name, field, proc="/proc"):
     return total
 
 
+def own_netns(pid):
+    """True when process ``pid`` is in another network namespace than this process (False when unknown)."""
+    try:
+        return os.stat("/proc/%d/ns/net" % int(pid)).st_ino != os.stat("/proc/self/ns/net").st_ino
+    except (OSError, ValueError):
+        return False
+
+
 def rss_bytes(pids):
     return _proc_kb(pids, "status", "VmRSS")
 
@@ -889,6 +897,7 @@ class LxcMigrationDriver(object):
         feats["processes"] = len(pids)
         feats["images_dir"] = self.choose_images_root(feats["memory_bytes"], create=not check_mode)
         feats["link_rate_bps"] = self.link_rate_bps
+        feats["network_lock"] = self.final_dump_lock()
         feats["fitted"] = fit_costs(self.cost_history(), self.name, self.dest, self.link_rate_bps)
         feats["network_link"] = link
         feats["source_hostname"] = socket.gethostname()
@@ -1259,8 +1268,9 @@ class LxcMigrationDriver(object):
 
     def final_dump_lock(self):
         """The final dump's network lock. The inbound-only lock is the guard's, in the container's namespace: without
-        the container's PID, criu's own."""
-        if self.network_lock == INBOUND_LOCK and not self.init_pid:
+        the container's PID, or when that PID is not in a network namespace of its own (the guard's drop would cut
+        this edge's own connections, the engine's SSH sessions among them), criu's own."""
+        if self.network_lock == INBOUND_LOCK and not (self.init_pid and own_netns(self.init_pid)):
             return "nftables"
         return self.network_lock
 

@@ -630,10 +630,22 @@ def test_the_written_guard_runs_as_criu_would_run_it(tmp_path):
         drv.close()
 
 
-def test_the_guard_locks_only_inbound_traffic_and_unlocks_before_criu_resumes(tmp_path):
+def test_the_inbound_lock_needs_a_container_in_a_network_namespace_of_its_own(tmp_path):
+    """The guard's drop in the edge's own namespace would cut the engine's SSH sessions: criu's own lock then."""
+    assert pc.own_netns(os.getpid()) is False and pc.own_netns(2 ** 22 + 7) is False
+    drv = _driver(tmp_path)
+    try:
+        drv.network_lock, drv.init_pid = "inbound", os.getpid()
+        assert drv.final_dump_lock() == "nftables"
+    finally:
+        drv.close()
+
+
+def test_the_guard_locks_only_inbound_traffic_and_unlocks_before_criu_resumes(tmp_path, monkeypatch):
     """network_lock inbound (the lab's; the engine's default is criu's nftables): criu's own lock is off (network-lock skip in the dump's config), the
     guard's network-lock hook loads an input-only drop table into the container's namespace, and network-unlock (an
     abort: criu is about to resume the tasks) removes it. A fake nsenter records what the hooks run."""
+    monkeypatch.setattr(pc, "own_netns", lambda pid: True)     # 4242: the container's init, in its own netns
     bindir = tmp_path / "bin"
     bindir.mkdir()
     log = tmp_path / "nsenter.log"
@@ -758,7 +770,9 @@ def test_images_dir_leftovers_cleared_and_discarded(tmp_path):
     drv.close()
 
 
-def test_the_restored_sockets_clocks_move_by_the_final_dumps_duration_with_the_inbound_lock_only(tmp_path):
+def test_the_restored_sockets_clocks_move_by_the_final_dumps_duration_with_the_inbound_lock_only(tmp_path,
+                                                                                                   monkeypatch):
+    monkeypatch.setattr(pc, "own_netns", lambda pid: True)
     drv = _driver(tmp_path)
     try:
         drv.network_lock, drv.init_pid = "inbound", 4242
