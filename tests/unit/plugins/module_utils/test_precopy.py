@@ -770,8 +770,7 @@ def test_images_dir_leftovers_cleared_and_discarded(tmp_path):
     drv.close()
 
 
-def test_the_restored_sockets_clocks_move_by_the_final_dumps_duration_with_the_inbound_lock_only(tmp_path,
-                                                                                                   monkeypatch):
+def test_the_restored_sockets_clocks_move_by_the_dump_time_with_the_inbound_lock_only(tmp_path, monkeypatch):
     monkeypatch.setattr(pc, "own_netns", lambda pid: True)
     drv = _driver(tmp_path)
     try:
@@ -794,8 +793,8 @@ def test_the_restore_trace_says_how_far_the_sockets_clocks_moved_and_what_went_w
     res = pc.LxcMigrationDriver.parse_restore_output(out)
     assert res["ts_shift"] == {"sockets": 2, "ms": 482} and res["tcp_kicked"] == 2 and res["pid"] == "4242"
     assert res["warnings"] == ["INBOUND_LOCK_LEFT"] and res["restore_s"] == 0.4
-    res = pc.LxcMigrationDriver.parse_restore_output("T start 1.0\nTS_SHIFT_FAILED not a tcp-stream image\n"
-                                                      "T restored 1.5\n")
+    res = pc.LxcMigrationDriver.parse_restore_output(
+        "T start 1.0\nTS_SHIFT_FAILED not a tcp-stream image\nT restored 1.5\n")
     assert res["ts_shift"] is None and res["warnings"] == ["TS_SHIFT_FAILED"]
 
 
