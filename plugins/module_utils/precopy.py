@@ -333,7 +333,8 @@ def fit_costs(history, container, dest, configured_rate_bps=None):
     stop-and-copy's downtime less its bytes frozen over that rate."""
     def usable(r):
         try:
-            return r.get("dest") == dest and float(r["downtime_s"]) > 0 and int(r["bytes_frozen"]) >= 0
+            return (r.get("dest") == dest and float(r["downtime_s"]) > 0 and int(r["bytes_frozen"]) >= 0
+                    and int(r.get("transfer_bytes") or 0) >= 0 and float(r.get("transfer_s") or 0) >= 0)
         except (AttributeError, KeyError, TypeError, ValueError):
             return False
     mine = [r for r in history if usable(r)][-COST_HISTORY_SIZE:]

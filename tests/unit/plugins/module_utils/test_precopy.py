@@ -825,7 +825,9 @@ def test_too_few_migrations_of_the_container_fit_the_edge_and_too_few_at_all_kee
     fit = pc.fit_costs(_past(3, tx_bytes=MiB) + _past(5, method="pre-copy"), "video", "10.79.0.2", 125e6)
     assert fit["rate_samples"] == 5
     assert pc.fit_costs(_past(3, tx_bytes=MiB), "video", "10.79.0.2", 125e6)["link_rate_bps"] == 125e6
-    assert pc.fit_costs([{"dest": "10.79.0.2"}, "junk", {"downtime_s": "x"}] + _past(2), "video", "10.79.0.2") is None
+    junk = [{"dest": "10.79.0.2"}, "junk", {"downtime_s": "x"}, dict(_past(1)[0], transfer_bytes="x"),
+            dict(_past(1)[0], transfer_s="x")]
+    assert pc.fit_costs(junk + _past(2), "video", "10.79.0.2") is None
 
 
 def test_auto_says_which_figures_decided():
