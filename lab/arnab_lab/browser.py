@@ -546,6 +546,19 @@ def watch(url, shots_dir, wrap=None, timeout=30.0, **options):
     return session
 
 
+def finish(session, events_path, root):
+    """Stop a session, leaving nothing of it running whatever happens: the player's result with its screenshots'
+    paths relative to `root`, or {"error"} when the browser could not say."""
+    try:
+        player = session.stop(events_path)
+        player["screenshots"] = [os.path.relpath(p, root) for p in player["screenshots"]]
+        return player
+    except RuntimeError as exc:
+        return {"error": str(exc)}
+    finally:
+        session.kill()
+
+
 def _exit_on_signal(signum, _frame):
     raise SystemExit(128 + signum)
 

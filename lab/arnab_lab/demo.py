@@ -69,14 +69,7 @@ def double_tier(path, viewer):
 
 def add_browser(path, viewer, why_not, shots):
     """Stop the viewer (even when the migration failed) and put what it saw in the report's `browser` object."""
-    if viewer:
-        try:    # stop() ends the browser's process group whatever happens
-            player = viewer.stop(os.path.join(shots, "events.json"))
-            player["screenshots"] = [os.path.relpath(p, REPO) for p in player["screenshots"]]
-        except RuntimeError as exc:
-            player = {"error": str(exc)}
-    else:
-        player = {"error": why_not}
+    player = browser.finish(viewer, os.path.join(shots, "events.json"), REPO) if viewer else {"error": why_not}
     if os.path.exists(path):
         with open(path) as f:
             result = json.load(f)

@@ -205,14 +205,7 @@ class Viewers:
         """{client: the player's result (arnab_lab.browser.summarize) or {"error"}}; nothing of the browsers is left."""
         results = dict((client, {"error": why}) for client, why in self.why_not.items())
         for client, session in sorted(self.sessions.items()):
-            try:
-                player = session.stop(os.path.join(self.shots(client), "events.json"))
-                player["screenshots"] = [os.path.relpath(p, REPO) for p in player["screenshots"]]
-                results[client] = player
-            except RuntimeError as exc:
-                results[client] = {"error": str(exc)}
-            finally:
-                session.kill()
+            results[client] = browser.finish(session, os.path.join(self.shots(client), "events.json"), REPO)
         return results
 
 
