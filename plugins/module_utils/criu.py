@@ -698,18 +698,18 @@ def shift_tcp_stream_timestamp(image, shift_ms):
     entry = image[12:12 + size]
     if len(entry) != size:
         raise ValueError("tcp-stream entry truncated (%d of %d bytes)" % (len(entry), size))
-    fields, old = [], None
+    fields, old, moved = [], None, None
     for field, wtype, value in iter_fields(entry):
         if wtype != 0:
             raise ValueError("tcp-stream entry: field %d is not a varint" % field)
         if field == TCP_STREAM_TIMESTAMP_FIELD:
-            old, value = value, (value + int(shift_ms)) & 0xFFFFFFFF
+            old, moved = value, (value + int(shift_ms)) & 0xFFFFFFFF
+            value = moved
         fields.append(encode_varint(field << 3) + encode_varint(value))
     if old is None:
         return image, None, None
     body = b"".join(fields)
-    new = image[:8] + struct.pack("<I", len(body)) + body + image[12 + size:]
-    return new, old, (old + int(shift_ms)) & 0xFFFFFFFF
+    return image[:8] + struct.pack("<I", len(body)) + body + image[12 + size:], old, moved
 
 
 def shift_tcp_timestamps(images_dir, shift_ms):

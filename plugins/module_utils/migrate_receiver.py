@@ -164,6 +164,13 @@ class OpError(Exception):
 # parsing: the client's words -> (op, name, positional, options); nothing else gets through
 # --------------------------------------------------------------------------------------------------
 
+def _count(value, highest, message):
+    """A whole number 1..highest written in plain digits -> int; ValidationError(message % value) otherwise."""
+    if not re.fullmatch(r"[0-9]{1,%d}" % len(str(highest)), value or "", re.ASCII) or not 0 < int(value) <= highest:
+        raise validate.ValidationError(message % value)
+    return int(value)
+
+
 def _check_value(kind, value):
     try:
         if kind == "ifname":
@@ -173,13 +180,9 @@ def _check_value(kind, value):
         if kind == "address":
             return str(ipaddress.ip_address(validate.no_control_chars(value, "address")))
         if kind == "timeout":
-            if not re.fullmatch(r"[0-9]{1,4}", value or "", re.ASCII) or not 0 < int(value) <= 3600:
-                raise validate.ValidationError("timeout %r: 1 to 3600 seconds" % value)
-            return int(value)
+            return _count(value, 3600, "timeout %r: 1 to 3600 seconds")
         if kind == "ms":
-            if not re.fullmatch(r"[0-9]{1,6}", value or "", re.ASCII) or not 0 < int(value) <= 600000:
-                raise validate.ValidationError("%r: 1 to 600000 ms" % value)
-            return int(value)
+            return _count(value, 600000, "%r: 1 to 600000 ms")
         if kind == "dir":
             if not IMAGE_DIR_RE.fullmatch(value or ""):
                 raise validate.ValidationError("image dir %r: images, final, lazy or it-N" % value)
@@ -816,10 +819,10 @@ class Receiver(object):
         try:
             _write(unlock_sh, criu_lib.INBOUND_UNLOCK_SH, 0o700)
             _write(conf, criu_lib.config_text(copts))
-            if opts.get("--ts-shift-ms"):
+            shift = opts.get("--ts-shift-ms")
+            if shift:
                 try:    # a socket left as it was only risks a stall: never a reason to fail the restore
-                    trace("TS_SHIFTED %d %d" % (criu_lib.shift_tcp_timestamps(d, opts["--ts-shift-ms"]),
-                                                opts["--ts-shift-ms"]))
+                    trace("TS_SHIFTED %d %d" % (criu_lib.shift_tcp_timestamps(d, shift), shift))
                 except (OSError, ValueError) as e:
                     trace("TS_SHIFT_FAILED %s" % e)
             if lazy:
