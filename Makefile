@@ -9,7 +9,7 @@ PLAYBOOK := $(VENV)/ansible-playbook -i inventories/lab
 
 .PHONY: demo test setup lab-up lab-down unit integration sanity lint molecule bench bench-quick bench-tier1 bench-tier2 \
 	test-guest clean click test-click test-faults bench-ocs test-tier1-real bench-tier1-agents \
-	bench-commit-point bench-postcopy-channel ocs-up ocs-down walk
+	bench-commit-point bench-postcopy-channel bench-netfix ocs-up ocs-down walk
 
 ## The main job: set up, bring the emulated lab up, run it and print its report.
 demo: setup lab-up
@@ -98,6 +98,10 @@ bench-commit-point: setup lab-up
 ## Post-copy's page channel (issue #9): the drain inside SSH against criu's cleartext page server, alternating.
 bench-postcopy-channel: setup lab-up
 	PYTHONPATH=lab $(VENV)/python -m arnab_lab.bench_channel $(BENCH_ARGS)
+
+## The net fix after a restore (issue #11): nsenter commands vs the receiver's in-process child, alternating.
+bench-netfix: setup lab-up
+	PYTHONPATH=lab $(VENV)/python -m arnab_lab.bench_netfix $(BENCH_ARGS)
 
 bench: bench-tier1 bench-tier2
 

@@ -56,7 +56,7 @@ CSV_COLUMNS = ("workload", "config", "size_mib", "working_set_pct", "dirty_pct",
                "downtime_s", "bytes_frozen", "total_s", "bytes_total", "floor_s", "source_needed_s", "client_gap_s",
                "client_ok", "verify", "iterations", "stop_reason", "dump_s", "transfer_s", "restore_s",
                "frozen_total_s", "error", "report", "load1", "player_stalls", "player_stalled_ms",
-               "player_longest_stall_ms", "network_lock", "netfix_s", "ts_shift_ms")
+               "player_longest_stall_ms", "network_lock", "netfix_s", "ts_shift_ms", "held_packets")
 # Per cell: mean, sd, min and max of these over the successful trials.
 STAT_KEYS = ("downtime_s", "client_gap_s", "total_s", "bytes_frozen", "source_needed_s", "floor_s",
              "frozen_total_s")
@@ -372,6 +372,23 @@ def with_locks(cfgs, locks):
     return out
 
 
+def with_holds(cfgs, holds):
+    """Every inbound-lock configuration with each packet hold of `holds` (True: container_migrate's default, the
+    client's packets sent during the freeze are held for the restored copy; False: dropped); the one without is
+    named so (`video hold=off`)."""
+    out = []
+    for cfg in cfgs:
+        for hold in (holds if cfg["network_lock"] == NETWORK_LOCKS[0] else [True]):
+            out.append(dict(cfg, packet_hold=hold, config=cfg["config"] if hold else cfg["config"] + " hold=off"))
+    return out
+
+
+def run_configs(args):
+    """The configurations of a tier2 run: workloads x network locks x packet holds."""
+    return with_holds(with_locks(configs(args.video, args.sizes, args.working_sets, args.dirty), args.network_locks),
+                      args.packet_holds)
+
+
 def plan(cfgs, methods, trials):
     """The run order: [{"cfg", "trial", "method"}].
 
@@ -422,6 +439,7 @@ def row_from(cfg, method, trial, ok, rep, error, client, verify, rate, load1="",
         "network_lock": cfg.get("network_lock", NETWORK_LOCKS[0]),
         "netfix_s": frozen.get("netfix_s", ""),
         "ts_shift_ms": ((rep.get("restore") or {}).get("ts_shift") or {}).get("ms", ""),
+        "held_packets": ((rep.get("restore") or {}).get("hold") or {}).get("sent", ""),
     }
 
 
@@ -793,7 +811,8 @@ def run_one(cfg, method, trial, lv, outdir, stamp, watch=False):
     try:
         viewer = start_viewer(ct, path.replace(".json", "-browser")) if watch else None
         ok, rep, error = migrate(name, dest, method, path,
-                                 extravars={"network_lock": cfg.get("network_lock", NETWORK_LOCKS[0])})
+                                 extravars={"network_lock": cfg.get("network_lock", NETWORK_LOCKS[0]),
+                                            "packet_hold": cfg.get("packet_hold", True)})
         time.sleep(1.0)   # let the client see the service after the move
         if viewer:
             time.sleep(3.0)   # the player's 2 s buffer runs dry after a long enough gap: give a stall time to show
@@ -823,7 +842,7 @@ def tier2(args):
     csv_path = os.path.join(REPORTS, "bench-tier2-%s.csv" % stamp)
     ct = lv["workloads"]["ramsim"]
     default_size = size_of(ct)
-    cfgs = with_locks(configs(args.video, args.sizes, args.working_sets, args.dirty), args.network_locks)
+    cfgs = run_configs(args)
     steps = plan(cfgs, args.methods, args.trials)
     print("bench tier2: %s; link %s; %d trial(s); methods %s; %d migrations" % (
         ", ".join(c["config"] for c in cfgs), lv["rate"], args.trials, ", ".join(args.methods), len(steps)),
@@ -899,6 +918,12 @@ def csv_list(kind):
     return lambda text: [kind(x) for x in text.split(",") if x]
 
 
+def on_off(text):
+    if text not in ("on", "off"):
+        raise argparse.ArgumentTypeError("on or off, not %r" % text)
+    return text == "on"
+
+
 def parse_args(argv=None):
     """The command line, with tier2's defaults resolved (args.working_sets, args.dirty, args.command, ...)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -923,6 +948,10 @@ def parse_args(argv=None):
                     help="the source's network lock during the freeze, each its own cell: inbound (the lab "
                          "inventory's: the guard drops inbound traffic only), nftables or iptables (criu's own lock, both "
                          "directions); default inbound")
+    t2.add_argument("--packet-hold", dest="packet_holds", type=csv_list(on_off),
+                    default=[True], help="with the inbound lock: on (the default: what the client sends during the "
+                                         "freeze is held for the restored copy), off (dropped), or on,off (each its "
+                                         "own cell)")
     t2.add_argument("--browser", action="store_true",
                     help="also play the video container's live web video in headless Chromium in client1 during each "
                          "of its migrations: the player's stalls go in the CSV (player_*)")
@@ -975,8 +1004,7 @@ def main(argv=None):
         print(plot_fig4(read_cells(args.summary), out))
         return 0
     if args.dry_run:
-        steps = plan(with_locks(configs(args.video, args.sizes, args.working_sets, args.dirty), args.network_locks),
-                     args.methods, args.trials)
+        steps = plan(run_configs(args), args.methods, args.trials)
         for i, step in enumerate(steps, 1):
             print("%3d  trial %d  %-34s %s" % (i, step["trial"], step["cfg"]["config"], step["method"]))
         print("%d migrations; summary to %s" % (len(steps), os.path.relpath(args.results, REPO)))

@@ -872,17 +872,11 @@ class Receiver(object):
             if not pid:
                 trace("NO_PID")
                 return 0
-            if self.run(criu_lib.inbound_unlock_argv(pid))[0] == 0:    # criu's post-restore hook did not run
-                trace("INBOUND_LOCK_LEFT")
-            txoff, netfix = criu_lib.netfix_argv(pid, ifname=opts["--ifname"], python=self.cfg["python"])
-            if self.run(txoff)[0] != 0:
-                trace("TXOFF_FAILED")
-            trace.mark("txoff")
-            nrc, nout, nerr = self.run(netfix)
-            for line in (nout + nerr).splitlines():
+            nrc, lines = criu_lib.after_restore_in_netns(pid, ifname=opts["--ifname"], env=self.env)
+            for line in lines:
                 trace(line)
-            if nrc != 0:
-                trace("GARP_FAILED")
+            if nrc != 0 and "GARP_FAILED" not in " ".join(lines):
+                trace("GARP_FAILED rc %d" % nrc)
             trace.mark("netfix")
         except Exception as e:  # pylint: disable=broad-except
             trace("NETFIX_ERROR %s: %s" % (type(e).__name__, e))

@@ -36,6 +36,7 @@ import math
 import os
 import re
 import shlex
+import select
 import signal
 import socket
 import statistics
@@ -43,10 +44,10 @@ import subprocess
 import sys
 import time
 
-from ansible_collections.arnab.testbed.plugins.module_utils import migration_guard, validate
+from ansible_collections.arnab.testbed.plugins.module_utils import migration_guard, packet_hold, validate
 from ansible_collections.arnab.testbed.plugins.module_utils.migration_guard import pids_in_pidns
 from ansible_collections.arnab.testbed.plugins.module_utils.criu import (
-    INBOUND_LOCK, INBOUND_LOCK_RULES, OUTBOUND_LOCK_RULES, PAGE_SIZE, PLAIN_PATH_RE, CriuError, LxcCriu,
+    HOLD_GROUP, INBOUND_LOCK, INBOUND_LOCK_RULES, OUTBOUND_LOCK_RULES, PAGE_SIZE, PLAIN_PATH_RE, CriuError, LxcCriu,
     default_runner, find_criu_error, inbound_unlock_argv, log_tail, netfix_argv, read_stats, summarize_dump_stats)
 from ansible_collections.arnab.testbed.plugins.module_utils.state_transfer import (
     Pusher, list_files)
@@ -94,6 +95,10 @@ DUMP_TIMEOUT_S = 600
 # The restored sockets' timestamp clocks move forward by the final dump's duration and this much more
 # (LxcMigrationDriver.ts_shift_ms): TCP timestamps tick in whole ms, and clocks differ by a few ms between hosts.
 TS_SHIFT_MARGIN_MS = 20
+# The packet holder (packet_hold.py) is started before the freeze and waited for this long (its Python starts: not in
+# the frozen window); once told to replay, it answers within this long (it wakes at once, the copies go in ms).
+HOLD_START_S = 3
+HOLD_REPLAY_WAIT_S = 2
 # Post-copy: the drain fails when the page server sends nothing for this long (not after a fixed total time).
 DRAIN_STALL_S = 30
 # ``images_dir`` (e.g. a tmpfs) holds the dumps only when it has room for this many dumps of the container's memory
@@ -730,14 +735,15 @@ exit 0
 """
 
 
-def guard_source():
-    """The text of migration_guard.py (written into the work dir as criu's action script)."""
-    loader = getattr(migration_guard, "__loader__", None)
+def module_source(module):
+    """The text of a module_utils file that runs as a script in the work dir (the guard: criu's action script; the
+    packet holder), also from inside Ansible's module zip."""
+    loader = getattr(module, "__loader__", None)
     if loader is not None and hasattr(loader, "get_source"):
-        text = loader.get_source(migration_guard.__name__)
+        text = loader.get_source(module.__name__)
         if text:
             return text
-    with open(migration_guard.__file__.replace(".pyc", ".py")) as f:
+    with open(module.__file__.replace(".pyc", ".py")) as f:
         return f.read()
 
 
@@ -748,7 +754,8 @@ class LxcMigrationDriver(object):
                  ssh_user="root", ssh_port=None, compress=False, bwlimit=None, criu="criu", lazy_port=27100,
                  page_server_address=None, interface="eth0", fs_sync=True, source_cleanup="destroy",
                  link_rate_bps=None, criu_verbose=False, restore_timeout=120, runner=None, log=None,
-                 delta_method="pages", postcopy_channel="ssh", images_dir=None, network_lock="nftables"):
+                 delta_method="pages", postcopy_channel="ssh", images_dir=None, network_lock="nftables",
+                 packet_hold=True):
         self.name = container
         self.dest = dest
         self.lxcpath = lxcpath
@@ -759,6 +766,7 @@ class LxcMigrationDriver(object):
         self.run = runner or default_runner
         self.lxc = LxcCriu(lxcpath=lxcpath, criu=criu, runner=self.run, verbose=criu_verbose)
         self.network_lock = network_lock
+        self.hold_packets = packet_hold
         self.criu = criu
         # the shared SSH master's socket, in the migrations' private (0700) dir, not a guessable name in /tmp
         self.control_path = os.path.join(os.path.dirname(self.work), ".ssh-%s-%d" % (container, os.getpid()))
@@ -792,6 +800,9 @@ class LxcMigrationDriver(object):
         self.restore_sent = False     # from here on the destination may run the container
         self.page_server_started = False
         self.drain_watcher = None     # post-copy: migration_guard --watch-drain, for as long as we live
+        self.holder = None            # packet_hold.py: what the frozen source is sent, for the restored copy
+        self.hold_result = None       # what it did (the restore report's "hold")
+        self.bridge = None            # the container's lxc.net.0.link on this edge
         self.source = SourceState()
         self._facts = None
         self.session = None           # the receiver's session for the frozen window (opened in preflight)
@@ -901,6 +912,7 @@ class LxcMigrationDriver(object):
         feats["network_lock"] = self.final_dump_lock()
         feats["fitted"] = fit_costs(self.cost_history(), self.name, self.dest, self.link_rate_bps)
         feats["network_link"] = link
+        self.bridge = link
         feats["source_hostname"] = socket.gethostname()
         feats["postcopy_channel"] = self.postcopy_channel
         if self.postcopy_channel == "tcp":
@@ -1166,6 +1178,7 @@ class LxcMigrationDriver(object):
                                                 network_lock=self.final_dump_lock())
         full_env = dict(os.environ)
         full_env.update(env)
+        self.start_holder()
         t0 = time.time()
         self.source.to(SourceState.FROZEN)
         # its own session: whatever kills the engine's process group must not take criu and the guard with it
@@ -1222,7 +1235,7 @@ class LxcMigrationDriver(object):
                                     if lazy and self.page_tunnel is None else None)}
         migration_guard.write_atomic(os.path.join(self.work, migration_guard.GUARD_CONFIG), json.dumps(cfg))
         with open(os.path.join(self.work, migration_guard.GUARD_FILE + ".py"), "w") as f:
-            f.write(guard_source())
+            f.write(module_source(migration_guard))
         # criu runs the action script at every hook, some while the container is frozen: the common path is a shell
         # (a Python start costs ~0.1 s here, in the frozen window); Python (-I -S) only where the guard must decide
         # alone (the engine is gone: its lock is free) or wait for a clean destination (network-unlock, no abort)
@@ -1291,6 +1304,63 @@ class LxcMigrationDriver(object):
         return {"lock": "exec " + load("lock.nft", INBOUND_LOCK_RULES),
                 "fence": load("fence.nft", OUTBOUND_LOCK_RULES),
                 "unlock": " ".join(_q(a) for a in inbound_unlock_argv(pid)) + " 2>/dev/null"}
+
+    def start_holder(self):
+        """With the inbound-only lock, the packet holder (packet_hold.py) keeps what the frozen source is sent, for
+        the restored copy; started before the freeze, bound before criu's lock. A holder that does not start only
+        costs what it would have saved (the lock drops, as before): the log and the report say so."""
+        if not self.hold_packets or self.final_dump_lock() != INBOUND_LOCK or not self.bridge:
+            return
+        path = os.path.join(self.work, "packet_hold.py")
+        with open(path, "w") as f:
+            f.write(module_source(packet_hold))
+        # its stdin and stdout are our pipes: it stops (and drops what it held) when we close them or die
+        self.holder = subprocess.Popen([sys.executable or "/usr/bin/python3", "-I", "-S", path,
+                                        str(int(self.init_pid)), self.ifname, self.bridge, str(HOLD_GROUP)],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                       start_new_session=True)
+        line = self._holder_line(HOLD_START_S)
+        if line != packet_hold.READY:
+            self.hold_result = self._holder_outcome(line)
+            self.log("packet hold did not start: %s" % self.hold_result.get("error", self.hold_result["outcome"]))
+            self._stop_holder()
+
+    def replay_held(self):
+        """The destination runs the container: the holder sends it what the source was sent in the meantime (it
+        answers at once: the copies go out in a few ms). Its outcome for the report (None without a holder)."""
+        if self.holder is None:
+            return self.hold_result
+        try:
+            self.holder.stdin.write(packet_hold.REPLAY.encode() + b"\n")
+            self.holder.stdin.flush()
+        except (IOError, OSError):
+            pass
+        self.hold_result = self._holder_outcome(self._holder_line(HOLD_REPLAY_WAIT_S))
+        self._stop_holder()
+        return self.hold_result
+
+    def _holder_line(self, timeout):
+        """The holder's next line, or None if it says nothing within ``timeout`` seconds."""
+        if select.select([self.holder.stdout], [], [], timeout)[0]:
+            return self.holder.stdout.readline().decode("utf-8", "replace").strip() or None
+        return None
+
+    @staticmethod
+    def _holder_outcome(line):
+        try:
+            res = json.loads(line or "")
+        except ValueError:
+            res = None
+        return res if isinstance(res, dict) and "outcome" in res else {"outcome": "no answer"}
+
+    def _stop_holder(self):
+        """Whatever it still holds is dropped (what the lock did before)."""
+        if self.holder is not None:
+            self.holder.kill()
+            self.holder.wait()
+            for pipe in (self.holder.stdin, self.holder.stdout):
+                pipe.close()
+            self.holder = None
 
     def decide(self, decision):
         """Tell the guard (criu waits in it): commit -> the frozen source stays stopped; abort -> criu resumes it."""
@@ -1479,6 +1549,7 @@ class LxcMigrationDriver(object):
                 rc=rc, stderr=err, log_tail=logtxt)
         res = self.parse_restore_output(out)
         res["duration_s"] = round(dt, 4)
+        res["hold"] = self.replay_held()
         return res
 
     @staticmethod
@@ -1642,6 +1713,7 @@ class LxcMigrationDriver(object):
         return res
 
     def close(self):
+        self._stop_holder()         # a migration that ended before its restore: what it held is dropped
         if self.drain_watcher is not None:
             # we end, we did not die: the watcher goes before our lock is free (it would take that for a death)
             self.drain_watcher.kill()

@@ -83,11 +83,24 @@ options:
         at criu's C(network-lock) hook and carried over to the destination, which removes it after the restore).
         What the source's kernel sends in the last moments still reaches the client, so the restored TCP sockets
         need not wait for a retransmission timeout (about 1 s) before the client's stream goes on.
+      - With V(inbound), what the client sends during the freeze is not lost either. The lock copies each packet
+        it drops to a netlink log group; a holder started on this edge before the freeze keeps the copies, and
+        once the destination runs the container it sends them there, through the container's bridge, in their
+        order. A request made during the freeze is then answered at once, not after the client's own
+        retransmission timer (a SYN's is 1 s, then 3 s). The restore report's C(hold) says how many packets were
+        held and sent. The copies leave as they came, so a packet sent by this same host with TX checksum offload
+        would carry an unfinished checksum; packets from a network card carry whole ones.
       - V(nftables) (default) and V(iptables) are criu's own lock (both directions). V(inbound) is measured on the
         namespace lab only (its inventory sets it); the faithful mode's guests run criu's lock.
     type: str
     choices: [inbound, nftables, iptables]
     default: nftables
+  packet_hold:
+    description:
+      - With O(network_lock=inbound), keep what the client sends during the freeze and send it to the restored
+        container (see O(network_lock)). V(false) drops it, as criu's lock does; for comparisons.
+    type: bool
+    default: true
   images_dir:
     description:
       - Where the dumps go on this edge (C(<images_dir>/<container>)), e.g. a tmpfs such as C(/dev/shm/arnab)
@@ -368,6 +381,7 @@ def main():
             work_dir=dict(type="path"),
             images_dir=dict(type="path"),
             network_lock=dict(type="str", choices=["inbound", "nftables", "iptables"], default="nftables"),
+            packet_hold=dict(type="bool", default=True),
             max_iterations=dict(type="int", default=8),
             min_pages=dict(type="int", default=64),
             max_growth=dict(type="float", default=1.1),
@@ -422,7 +436,7 @@ def main():
                              postcopy_channel=p["postcopy_channel"],
                              interface=p["interface"], fs_sync=p["fs_sync"], source_cleanup=p["source_cleanup"],
                              link_rate_bps=rate, criu_verbose=p["criu_verbose"], log=progress,
-                             network_lock=p["network_lock"])
+                             network_lock=p["network_lock"], packet_hold=p["packet_hold"])
     base = dict(container=p["container"], dest=p["dest"], started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                                    time.gmtime()))
     try:

@@ -10,6 +10,8 @@ import tarfile
 
 from ansible_collections.arnab.testbed.plugins.module_utils import migrate_receiver as mr
 
+from netns_standin import NO_SUCH_PID
+
 MU = os.path.dirname(os.path.abspath(mr.__file__))
 NAME = "ramsim"
 
@@ -38,7 +40,7 @@ echo "lxc-checkpoint $*" >> "$F/calls"
 while [ $# -gt 0 ]; do case "$1" in -n) n=$2; shift;; -D) d=$2; shift;; esac; shift; done
 [ -f "$F/restore-sleep" ] && sleep "$(cat "$F/restore-sleep")"
 rc=$(cat "$F/restore-rc" 2>/dev/null || echo 0)
-if [ "$rc" = 0 ]; then echo RUNNING > "$F/state-$n"; echo 4242 > "$F/pid-$n"
+if [ "$rc" = 0 ]; then echo RUNNING > "$F/state-$n"; cat "$F/restored-pid" > "$F/pid-$n"
 else echo "Error (criu/cr-restore.c:1): fake restore failure" > "$d/restore.log"; echo "lxc says no"; fi
 exit "$rc"
 """,
@@ -59,10 +61,6 @@ exit 0
     "nsenter": r"""#!/bin/sh
 F=$(dirname "$0")/../fake
 echo "nsenter $*" >> "$F/calls"
-case "$*" in
-*ethtool*) exit "$(cat "$F/txoff-rc" 2>/dev/null || echo 0)";;
-*" -c "*) echo "garp 10.78.0.51 02:ab:00:00:00:51"; echo "kicked 2"; exit "$(cat "$F/netfix-rc" 2>/dev/null || echo 0)";;
-esac
 exit 0
 """,
 }
@@ -108,10 +106,12 @@ class Edge(object):
         self.log = os.path.join(self.root, "receiver.log")
         self.config = os.path.join(self.root, "receiver.json")
         self.write_config()
+        # the pid the fake restore gives the container: none that runs, unless a test puts a stand-in's here
+        self.fake_file("restored-pid", "%d\n" % NO_SUCH_PID)
 
     def write_config(self, **kw):
-        cfg = {"lxcpath": self.lxcpath, "path": self.bin + ":/usr/bin:/bin", "syslog": False, "log_file": self.log,
-               "lock_wait_s": 3, "python": sys.executable}
+        cfg = {"lxcpath": self.lxcpath, "path": self.bin + ":/usr/sbin:/usr/bin:/sbin:/bin", "syslog": False,
+               "log_file": self.log, "lock_wait_s": 3, "python": sys.executable}
         cfg.update(kw)
         with open(self.config, "w") as f:
             json.dump(cfg, f)

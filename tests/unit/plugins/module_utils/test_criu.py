@@ -9,6 +9,8 @@ import pytest
 
 from ansible_collections.arnab.testbed.plugins.module_utils import criu
 
+from netns_standin import ADDRESS, NO_SUCH_PID, in_netns, restored_container
+
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 
 
@@ -221,6 +223,33 @@ def test_netfix_announces_the_address_and_kicks_each_established_socket_which_li
     assert res["probes"] == 2
     assert res["echo"] == "still here"
 
+
+
+@pytest.fixture
+def restored():
+    with restored_container() as pid:
+        yield pid
+
+
+def test_after_restore_in_netns_does_the_whole_net_fix_in_the_containers_namespace(restored):
+    ours = os.readlink("/proc/self/ns/net")
+    rc, lines = criu.after_restore_in_netns(restored, "eth0")
+    assert rc == 0, lines
+    assert lines[0] == "INBOUND_LOCK_LEFT"
+    assert criu.INBOUND_LOCK_TABLE not in in_netns(restored, "nft", "list", "tables")
+    assert "TXOFF_FAILED" not in lines and "tx-checksumming: off" in in_netns(restored, "ethtool", "-k", "eth0")
+    assert lines[1].split()[:2] == ["garp", ADDRESS] and lines[-1] == "kicked 2"
+    assert os.readlink("/proc/self/ns/net") == ours     # only the child entered the namespace
+    # a second run finds no lock left
+    assert "INBOUND_LOCK_LEFT" not in criu.after_restore_in_netns(restored, "eth0")[1]
+
+
+def test_after_restore_in_netns_reports_what_it_could_not_do(restored):
+    rc, lines = criu.after_restore_in_netns(restored, "nosuch0")
+    assert rc == 0 and "TXOFF_FAILED" in lines and [line for line in lines if line.startswith("GARP_FAILED")]
+    assert lines[-1] == "kicked 2"      # the sockets are kicked all the same
+    rc, lines = criu.after_restore_in_netns(NO_SUCH_PID, "eth0")
+    assert rc == 1 and len(lines) == 1 and lines[0].startswith("GARP_FAILED") and "No such file" in lines[0]
 
 def test_lazy_dump_on_an_inherited_socket():
     """Post-copy over the SSH page channel: criu serves on the fd it inherits, it listens on nothing."""

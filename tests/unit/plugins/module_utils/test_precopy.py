@@ -693,6 +693,34 @@ def test_the_guard_locks_only_inbound_traffic_and_unlocks_before_criu_resumes(tm
             drv.close()
 
 
+def test_the_packet_holder_runs_only_with_the_inbound_lock_and_one_that_fails_is_reported(tmp_path, monkeypatch):
+    """The holder (packet_hold.py, run for real in test_packet_hold.py) starts only with the inbound-only lock, a
+    bridge and packet_hold on. One that cannot start (here: no such container) costs the migration nothing, and
+    the log and the restore's report say why."""
+    monkeypatch.setattr(pc, "own_netns", lambda pid: True)
+    for lock, bridge, hold in (("nftables", "br-data", True), ("inbound", None, True), ("inbound", "br-data", False)):
+        drv = _driver(tmp_path / ("%s-%s-%s" % (lock, bridge, hold)))
+        drv.network_lock, drv.init_pid, drv.bridge, drv.hold_packets = lock, 4242, bridge, hold
+        drv.hold_work_lock()
+        try:
+            drv.start_holder()
+            assert drv.holder is None and drv.replay_held() is None
+        finally:
+            drv.close()
+    drv = _driver(tmp_path / "fails")
+    drv.network_lock, drv.init_pid, drv.bridge = "inbound", 2 ** 22 + 7, "lo"
+    logged = []
+    drv.log = logged.append
+    drv.hold_work_lock()
+    try:
+        drv.start_holder()
+        assert drv.holder is None and logged and logged[0].startswith("packet hold did not start")
+        res = drv.replay_held()
+        assert res["outcome"] == "failed" and res["error"]
+    finally:
+        drv.close()
+
+
 def test_the_written_guard_decides_alone_once_the_engine_is_gone(tmp_path):
     """The engine dies while criu waits in post-dump: the shell sees the lock free and hands over to the Python
     guard, which asks the destination (here a fake status command: its copy runs) and commits."""
@@ -788,8 +816,8 @@ def test_the_restored_sockets_clocks_move_by_the_dump_time_with_the_inbound_lock
 
 
 def test_the_restore_trace_says_how_far_the_sockets_clocks_moved_and_what_went_wrong():
-    out = ("T start 100.0\nTS_SHIFTED 2 482\nT restored 100.4\nPID 4242\nINBOUND_LOCK_LEFT\nT txoff 100.41\n"
-           "kicked 2\nT netfix 100.5\n")
+    out = ("T start 100.0\nTS_SHIFTED 2 482\nT restored 100.4\nPID 4242\nINBOUND_LOCK_LEFT\n"
+           "garp 10.78.0.51 02:ab:00:00:00:51\nkicked 2\nT netfix 100.5\n")
     res = pc.LxcMigrationDriver.parse_restore_output(out)
     assert res["ts_shift"] == {"sockets": 2, "ms": 482} and res["tcp_kicked"] == 2 and res["pid"] == "4242"
     assert res["warnings"] == ["INBOUND_LOCK_LEFT"] and res["restore_s"] == 0.4
