@@ -202,13 +202,13 @@ def main(argv=None):
         return 2
     try:
         holder = Holder(int(argv[0]), argv[1], argv[2], int(argv[3]))
+        sys.stdout.write(READY + "\n")
+        sys.stdout.flush()
+        res, rc = holder.run(sys.stdin.fileno()), 0
     except (OSError, ValueError, KeyError, struct.error) as e:
-        sys.stdout.write(json.dumps({"outcome": "failed", "error": "%s: %s" % (type(e).__name__, e)}) + "\n")
-        return 1
-    sys.stdout.write(READY + "\n")
-    sys.stdout.flush()
-    sys.stdout.write(json.dumps(holder.run(sys.stdin.fileno())) + "\n")
-    return 0
+        res, rc = {"outcome": "failed", "error": "%s: %s" % (type(e).__name__, e)}, 1
+    sys.stdout.write(json.dumps(res) + "\n")
+    return rc
 
 
 if __name__ == "__main__":
