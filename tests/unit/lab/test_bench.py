@@ -116,8 +116,17 @@ def test_each_network_lock_is_its_own_cell_and_reaches_the_migration(monkeypatch
     monkeypatch.setattr(bench.time, "sleep", lambda s: None)
     lv = {"workloads": {"video": {"ip": "10.78.0.50", "port": 8080}}, "edges": ["edge1", "edge2"], "rate_bits": 1e9}
     row = bench.run_one(cfgs[1], "stop-and-copy", 1, lv, "/tmp", "stamp")
-    assert calls == [("edge2", "stop-and-copy", {"network_lock": "nftables"})]
+    assert calls == [("edge2", "stop-and-copy", {"network_lock": "nftables", "packet_hold": True})]
     assert (row["config"], row["network_lock"], row["client_gap_s"]) == ("video lock=nftables", "nftables", 0.9)
+
+
+def test_each_packet_hold_is_its_own_cell_under_the_inbound_lock_only():
+    args = bench.parse_args(["tier2", "--sizes", "", "--network-locks", "inbound,nftables", "--packet-hold", "on,off"])
+    assert [(c["config"], c["network_lock"], c["packet_hold"]) for c in bench.run_configs(args)] == [
+        ("video", "inbound", True), ("video hold=off", "inbound", False), ("video lock=nftables", "nftables", True)]
+    assert bench.parse_args(["tier2"]).packet_holds == [True]              # container_migrate's default alone
+    with pytest.raises(SystemExit):
+        bench.parse_args(["tier2", "--packet-hold", "yes"])
 
 
 def test_each_size_runs_whole_before_the_next_and_video_joins_the_first():
