@@ -726,14 +726,14 @@ def after_restore_in_netns(pid, ifname="eth0", env=None, timeout=AFTER_RESTORE_T
             if ctypes.CDLL(None, use_errno=True).setns(nsfd, CLONE_NEWNET) != 0:
                 raise OSError(ctypes.get_errno(), "setns into the network namespace of %s" % pid)
             if _quiet_call(_inbound_unlock_cmd()) == 0:    # criu's post-restore hook did not run
-                print("INBOUND_LOCK_LEFT")
+                sys.stdout.write("INBOUND_LOCK_LEFT\n")
             if _quiet_call(_txoff_argv(ifname)) != 0:
-                print("TXOFF_FAILED")
+                sys.stdout.write("TXOFF_FAILED\n")
             sys.argv = ["netfix", ifname, str(pid)]
             exec(compile(NETFIX_SNIPPET, "netfix", "exec"), {"__name__": "netfix"})    # pylint: disable=exec-used
             rc = 0
         except BaseException as e:  # pylint: disable=broad-except
-            print("GARP_FAILED %s: %s" % (type(e).__name__, e))
+            sys.stdout.write("GARP_FAILED %s: %s\n" % (type(e).__name__, e))
         finally:
             sys.stdout.flush()
             os._exit(rc)

@@ -224,7 +224,6 @@ def test_netfix_announces_the_address_and_kicks_each_established_socket_which_li
     assert res["echo"] == "still here"
 
 
-
 @pytest.fixture
 def restored():
     with restored_container() as pid:
@@ -250,6 +249,7 @@ def test_after_restore_in_netns_reports_what_it_could_not_do(restored):
     assert lines[-1] == "kicked 2"      # the sockets are kicked all the same
     rc, lines = criu.after_restore_in_netns(NO_SUCH_PID, "eth0")
     assert rc == 1 and len(lines) == 1 and lines[0].startswith("GARP_FAILED") and "No such file" in lines[0]
+
 
 def test_lazy_dump_on_an_inherited_socket():
     """Post-copy over the SSH page channel: criu serves on the fd it inherits, it listens on nothing."""
