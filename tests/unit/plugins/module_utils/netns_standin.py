@@ -12,6 +12,9 @@ from ansible_collections.arnab.testbed.plugins.module_utils import criu
 
 NO_SUCH_PID = 2 ** 22 + 1       # above the kernel's largest pid_max
 ADDRESS = "192.0.2.50"
+# run with `unshare --net sh -c`: the new namespace's loopback up, and a veth `eth0` with ADDRESS
+NETNS_SETUP = ("ip link set lo up && ip link add eth0 type veth peer name eth1 && ip link set eth0 up && "
+               "ip link set eth1 up && ip addr add %s/24 dev eth0" % ADDRESS)
 
 RESTORED = r"""
 import socket, sys
@@ -30,9 +33,7 @@ def restored_container():
     """Yields the stand-in's pid; the process and its namespace are gone afterwards, whatever happened."""
     if os.geteuid() != 0:
         pytest.skip("a network namespace, setns, TCP_REPAIR and pidfd_getfd need root")
-    setup = ("ip link set lo up && ip link add eth0 type veth peer name eth1 && ip link set eth0 up && "
-             "ip link set eth1 up && ip addr add %s/24 dev eth0 && nft add table inet %s"
-             % (ADDRESS, criu.INBOUND_LOCK_TABLE))
+    setup = NETNS_SETUP + " && nft add table inet %s" % criu.INBOUND_LOCK_TABLE
     proc = subprocess.Popen(["unshare", "--net", "sh", "-c", setup + ' && exec "$0" -c "$1"', sys.executable,
                              RESTORED], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:

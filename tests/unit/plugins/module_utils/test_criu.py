@@ -9,7 +9,7 @@ import pytest
 
 from ansible_collections.arnab.testbed.plugins.module_utils import criu
 
-from netns_standin import ADDRESS, NO_SUCH_PID, in_netns, restored_container
+from netns_standin import ADDRESS, NETNS_SETUP, NO_SUCH_PID, in_netns, restored_container
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 
@@ -213,12 +213,10 @@ print(json.dumps({"out": out, "probes": probes() - before, "echo": peer.recv(100
 @pytest.mark.skipif(os.geteuid() != 0, reason="a network namespace, TCP_REPAIR and pidfd_getfd need root")
 def test_netfix_announces_the_address_and_kicks_each_established_socket_which_lives_on():
     snippet = criu.netfix_argv(1)[-1][6]
-    setup = ("ip link set lo up && ip link add eth0 type veth peer name eth1 && ip link set eth0 up && "
-             "ip link set eth1 up && ip addr add 192.0.2.50/24 dev eth0")
-    proc = subprocess.run(["unshare", "--net", "sh", "-c", setup + ' && exec "$0" -c "$1" "$2"',
+    proc = subprocess.run(["unshare", "--net", "sh", "-c", NETNS_SETUP + ' && exec "$0" -c "$1" "$2"',
                            sys.executable, NETFIX_CHECK, snippet], capture_output=True, text=True, check=True)
     res = json.loads(proc.stdout)
-    assert res["out"].split("\n")[0].split()[:2] == ["garp", "192.0.2.50"]
+    assert res["out"].split("\n")[0].split()[:2] == ["garp", ADDRESS]
     assert res["out"].split()[-2:] == ["kicked", "2"]      # both ends of the connection live in that process
     assert res["probes"] == 2
     assert res["echo"] == "still here"
