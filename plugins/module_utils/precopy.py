@@ -14,9 +14,11 @@ Methods
 * ``stop-and-copy``: final dump, whole transfer, restore.
 * ``pre-copy``: iterations before the final dump. ``native`` when the kernel has soft-dirty bits
   (``criu pre-dump --track-mem``; each iteration holds only the pages dirtied since its parent, chained with
-  ``--prev-images-dir``). Otherwise ``delta``: full ``--leave-running`` dumps (each freezes the container for its
-  dump; the report shows every freeze); the first goes whole, later ones send only the 4 KiB pages that differ
-  from the previous dump, compared by virtual address (``state_transfer.va_diff``: a mapping added or freed does
+  ``--prev-images-dir``). Otherwise ``delta``: each iteration reads the container's memory while it runs
+  (``memory_snapshot.py``: criu-shaped page images, no freeze; ``delta_reads='dump'``, or when memory cannot be read
+  live: a full ``--leave-running`` dump, which freezes the container for its dump; the report shows every freeze);
+  the first goes whole, later ones (and the final dump) send only the 4 KiB pages that differ
+  from the previous images, compared by virtual address (``state_transfer.va_diff``: a mapping added or freed does
   not shift the comparison), written in place at the destination or rebuilt there from the previous images.
   ``delta_method='rsync'`` uses ``rsync -B 4096 --inplace`` instead (measured here: 10.5 s for 131 MB of changed
   pages in a 256 MiB image, against 0.6-1.1 s page-aligned).
@@ -44,7 +46,8 @@ import subprocess
 import sys
 import time
 
-from ansible_collections.arnab.testbed.plugins.module_utils import migration_guard, packet_hold, validate
+from ansible_collections.arnab.testbed.plugins.module_utils import (
+    memory_snapshot, migration_guard, packet_hold, validate)
 from ansible_collections.arnab.testbed.plugins.module_utils.migration_guard import pids_in_pidns
 from ansible_collections.arnab.testbed.plugins.module_utils.criu import (
     HOLD_GROUP, INBOUND_LOCK, INBOUND_LOCK_RULES, OUTBOUND_LOCK_RULES, PAGE_SIZE, PLAIN_PATH_RE, CriuError, LxcCriu,
@@ -113,6 +116,9 @@ PRECOPY_MODES = ("auto", "native", "delta")
 # How post-copy's pages travel: inside the migration key's SSH connection to the destination's receiver (``ssh``),
 # or on criu's own cleartext page server, listening on the backhaul for whoever connects first (``tcp``).
 POSTCOPY_CHANNELS = ("ssh", "tcp")
+# How a delta iteration gets the memory: read while the container runs (memory_snapshot.py, no freeze), or a criu
+# ``dump --leave-running`` (a freeze for a whole dump; also what a live read falls back to when it cannot read).
+DELTA_READS = ("live", "dump")
 
 
 class MigrationError(Exception):
@@ -180,14 +186,21 @@ def dirty_pages(it):
     return int((it.get("literal_bytes") or 0) // PAGE_SIZE)
 
 
+def final_dump_estimate(it):
+    """What the final dump would freeze for, judged from iteration ``it``: its freeze (delta: a whole dump, like the
+    final one; native: the pages it collected), or for a live read, which froze nothing, the read's time (a whole
+    dump reads the same memory)."""
+    return (it.get("dump_s") if it.get("read") == "live" else it.get("freeze_s")) or 0.0
+
+
 def predict_downtime(it, knobs, link_rate_bps=None):
-    """Predicted downtime if we stopped after iteration ``it``: its freeze (the final dump costs about the same),
+    """Predicted downtime if we stopped after iteration ``it``: the final dump (:func:`final_dump_estimate`),
     plus moving its dirty pages - the longer of dirty bytes over the link and the transfer time measured for it
     (in delta mode rsync's checksum pass over the whole page image costs more than the wire) - plus the fixed
     cost of the restore."""
     rate = link_rate_bps or knobs.link_rate_bps or DEFAULT_LINK_RATE_BPS
     wire = dirty_pages(it) * PAGE_SIZE / float(rate)
-    return (it.get("freeze_s") or 0.0) + max(wire, it.get("transfer_s") or 0.0) + knobs.fixed_cost_s
+    return final_dump_estimate(it) + max(wire, it.get("transfer_s") or 0.0) + knobs.fixed_cost_s
 
 
 def predict_stop_and_copy(first, knobs, link_rate_bps=None):
@@ -225,7 +238,7 @@ def fallback_reason(history, knobs, link_rate_bps=None):
         # moved at the first copy's measured pace when that was slower than the link
         literal, took = int(last.get("literal_bytes") or 0), last.get("transfer_s") or 0.0
         pace = min(rate, literal / took) if literal and took else rate
-        final = (last.get("freeze_s") or 0.0) + touched / float(pace) + knobs.fixed_cost_s
+        final = final_dump_estimate(last) + touched / float(pace) + knobs.fixed_cost_s
         basis = ("%d MiB touched while the first copy moved" % (touched >> 20) if last.get("touched_bytes") is not None
                  else "no dirty set measured yet")
     spent = frozen_in_iterations(history)
@@ -382,13 +395,15 @@ def resolve_method(method, facts, knobs):
 
 def iteration_record(n, dump, transfer, mode, touched_bytes=None):
     """Flatten one iteration's dump + transfer results into the report row. ``freeze_s``: how long the
-    container was frozen in this iteration (criu's ``frozen_time``; delta mode: its whole dump, native mode: the
-    pre-dump's page collection). ``touched_bytes``: what the container touched after the dump (None: not
+    container was frozen in this iteration (criu's ``frozen_time``; delta mode: none for a live read, its whole dump
+    for a ``dump --leave-running``; native mode: the pre-dump's page collection). ``read``: how a delta iteration got
+    the memory (``live``/``dump``). ``touched_bytes``: what the container touched after the dump (None: not
     measured)."""
     st = dump.get("stats") or {}
     rec = {
         "n": n,
         "mode": mode,
+        "read": dump.get("read"),
         "dump_s": round(dump.get("duration_s", 0.0), 4),
         "freeze_s": round(st.get("frozen_time", 0) / 1e6, 4) if st else round(dump.get("duration_s", 0.0), 4),
         "pages_scanned": st.get("pages_scanned"),
@@ -402,6 +417,8 @@ def iteration_record(n, dump, transfer, mode, touched_bytes=None):
         "delta_files": len((transfer.get("plan") or {}).get("delta", [])),
         "touched_bytes": touched_bytes,
     }
+    if dump.get("live_error"):
+        rec["live_error"] = dump["live_error"]
     rec["duration_s"] = round(rec["dump_s"] + rec["transfer_s"], 4)
     rec["dirty_pages"] = dirty_pages(rec)
     return rec
@@ -445,7 +462,7 @@ def migrate(drv, method="auto", knobs=None, progress=None, clock=time.time):
             n = 0
             while not stop:
                 n += 1
-                step("iteration %d: %s" % (n, "pre-dump" if mode == "native" else "dump --leave-running"))
+                step("iteration %d: %s" % (n, "pre-dump" if mode == "native" else "copy memory"))
                 dump = drv.predump(n, parent, mode)
                 tx = drv.transfer(dump["images_dir"], n, mode)
                 # what the container touched since the dump (the fallback rule's estimate before any re-dump)
@@ -453,8 +470,9 @@ def migrate(drv, method="auto", knobs=None, progress=None, clock=time.time):
                 rec = iteration_record(n, dump, tx, mode, touched)
                 rep["iterations"].append(rec)
                 stop, reason = should_stop(rep["iterations"], knobs, facts.get("link_rate_bps"))
-                say("iteration %d: %d dirty pages, %d bytes sent, freeze %.3fs%s" % (
-                    n, rec["dirty_pages"], rec["bytes_sent"], rec["freeze_s"],
+                say("iteration %d%s: %d dirty pages, %d bytes sent, freeze %.3fs%s" % (
+                    n, " (%s read)" % rec["read"] if rec["read"] else "", rec["dirty_pages"], rec["bytes_sent"],
+                    rec["freeze_s"],
                     "; stop: " + reason if stop else ""))
                 parent = dump["images_dir"]
             rep["stop_reason"] = reason
@@ -755,7 +773,7 @@ class LxcMigrationDriver(object):
                  page_server_address=None, interface="eth0", fs_sync=True, source_cleanup="destroy",
                  link_rate_bps=None, criu_verbose=False, restore_timeout=120, runner=None, log=None,
                  delta_method="pages", postcopy_channel="ssh", images_dir=None, network_lock="nftables",
-                 packet_hold=True):
+                 packet_hold=True, delta_reads="live"):
         self.name = container
         self.dest = dest
         self.lxcpath = lxcpath
@@ -809,6 +827,9 @@ class LxcMigrationDriver(object):
         self.prev_local = None
         self.final_channel = None
         self.delta_method = delta_method
+        if delta_reads not in DELTA_READS:
+            raise ValueError("delta_reads must be one of %s" % ", ".join(DELTA_READS))
+        self.delta_reads = delta_reads    # delta iterations: read memory live (no freeze) or dump --leave-running
         self.work_lock = None         # fd holding <work>/lock while this migration runs
         self.touch_pids = []          # the container's tasks whose accessed bits the last iteration cleared
 
@@ -1129,11 +1150,34 @@ class LxcMigrationDriver(object):
         _rm_rf(d)
         if mode == "native":
             res = self.lxc.checkpoint(self.name, d, action="pre-dump", parent_dir=parent)
+        elif self.delta_reads == "live":
+            res = self._live_read(d)
         else:
-            # a full dump; the previous one stays until the transfer has diffed against it
-            res = self.lxc.checkpoint(self.name, d, action="dump", leave="running")
-        self._clear_touched()
+            res = self._dump_running(d)
+        self._clear_touched()   # after the read: reading a page marks it accessed too
         return res
+
+    def _dump_running(self, images_dir):
+        """A full dump that leaves the container running (frozen for the whole dump); the previous iteration's
+        images stay until the transfer has diffed against them."""
+        res = self.lxc.checkpoint(self.name, images_dir, action="dump", leave="running")
+        res["read"] = "dump"
+        return res
+
+    def _live_read(self, images_dir):
+        """The container's memory read while it runs (memory_snapshot.py): no freeze. When it cannot be read, this
+        iteration and the next ones dump instead (the report says why)."""
+        try:
+            snap = memory_snapshot.snapshot(pids_in_pidns(self.init_pid) if self.init_pid else [], images_dir)
+        except (memory_snapshot.SnapshotError, IOError, OSError) as e:
+            self.log("live memory read failed (%s): dumping instead" % e)
+            self.delta_reads = "dump"
+            _rm_rf(images_dir)
+            res = self._dump_running(images_dir)
+            res["live_error"] = str(e)
+            return res
+        return {"images_dir": images_dir, "duration_s": snap["duration_s"], "read": "live", "snapshot": snap,
+                "stats": {"frozen_time": 0, "pages_scanned": snap["pages"], "pages_written": snap["pages"]}}
 
     def _clear_touched(self):
         """The container runs again after an iteration's dump: clear its pages' accessed bits, so that

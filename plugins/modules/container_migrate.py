@@ -26,10 +26,11 @@ description:
     retransmission timer (C(tcp_kicked) in the restore report).
   - "Methods: V(stop-and-copy) - final dump, whole transfer, restore. V(pre-copy) - iterations first; C(native)
     uses soft-dirty pre-dumps (C(criu pre-dump), chained with C(--prev-images-dir)); C(delta) (kernels without
-    soft-dirty) takes full C(--leave-running) dumps and sends only the 4 KiB pages that changed since the previous
-    dump (a page-aligned comparison with the previous image on the source, written in place at the destination;
-    rsync's rolling checksum costs more CPU than it saves on page images) - every such dump freezes the
-    container for its duration and the report shows each freeze. V(post-copy) - CRIU lazy pages: the source
+    soft-dirty) reads the container's memory while it runs into criu-shaped page images (no freeze; see
+    O(delta_reads)) and sends only the 4 KiB pages that changed since the previous iteration, the final dump's
+    too (compared by virtual address with the previous images on the source, written in place at the
+    destination; rsync's rolling checksum costs more CPU than it saves on page images); the report shows each
+    iteration's freeze. V(post-copy) - CRIU lazy pages: the source
     dumps all but memory and serves pages; the destination restores at once; the source is needed until the last
     page has arrived (the report shows that window).
     V(auto) chooses from the edge facts and says what it chose and why: its prediction (a stop-and-copy's downtime
@@ -59,6 +60,16 @@ options:
     type: str
     choices: [auto, native, delta]
     default: auto
+  delta_reads:
+    description:
+      - How a C(delta) pre-copy iteration gets the memory. V(live) reads each task's private memory from
+        C(/proc/<pid>/mem) while the container runs, and freezes nothing; pages written during the read are sent
+        again by a later iteration or the final dump, which compares bytes. V(dump) takes a full criu
+        C(dump --leave-running) per iteration, which freezes the container for the whole dump (for comparisons).
+      - When memory cannot be read live, the iteration dumps instead and says why in its C(live_error).
+    type: str
+    choices: [live, dump]
+    default: live
   ssh_key:
     description: Private key this edge uses to reach O(dest) over SSH.
     type: path
@@ -273,7 +284,8 @@ downtime_s:
 frozen_total_s:
   description:
     - Seconds the container was frozen over the whole migration - every pre-copy iteration's freeze (the
-      iterations' C(freeze_s); in delta mode a whole dump each) plus RV(downtime_s).
+      iterations' C(freeze_s); in delta mode none for a live read, a whole dump for a C(dump) read) plus
+      RV(downtime_s).
   returned: success
   type: float
 frozen_iterations_s:
@@ -300,7 +312,8 @@ total_s:
   type: float
 iterations:
   description:
-    - Pre-copy iterations - n, mode, duration_s, dump_s, freeze_s (seconds the container was frozen in it),
+    - Pre-copy iterations - n, mode, read (delta mode - V(live) or V(dump), see O(delta_reads); live_error when a
+      live read could not be made), duration_s, dump_s, freeze_s (seconds the container was frozen in it),
       pages_written, pages_skipped_parent, bytes_dumped, dirty_pages, bytes_sent, literal_bytes, copied_bytes
       (unchanged pages the destination took from its previous images, pages compared by address), transfer_s,
       touched_bytes (what the container touched while the iteration's images moved, from its pages' accessed
@@ -382,6 +395,7 @@ def main():
             images_dir=dict(type="path"),
             network_lock=dict(type="str", choices=["inbound", "nftables", "iptables"], default="nftables"),
             packet_hold=dict(type="bool", default=True),
+            delta_reads=dict(type="str", choices=["live", "dump"], default="live"),
             max_iterations=dict(type="int", default=8),
             min_pages=dict(type="int", default=64),
             max_growth=dict(type="float", default=1.1),
@@ -436,7 +450,8 @@ def main():
                              postcopy_channel=p["postcopy_channel"],
                              interface=p["interface"], fs_sync=p["fs_sync"], source_cleanup=p["source_cleanup"],
                              link_rate_bps=rate, criu_verbose=p["criu_verbose"], log=progress,
-                             network_lock=p["network_lock"], packet_hold=p["packet_hold"])
+                             network_lock=p["network_lock"], packet_hold=p["packet_hold"],
+                             delta_reads=p["delta_reads"])
     base = dict(container=p["container"], dest=p["dest"], started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                                    time.gmtime()))
     try:

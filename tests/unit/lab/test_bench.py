@@ -64,7 +64,7 @@ def test_dirty_alone_keeps_the_old_matrix_and_both_cross():
 def test_quick_is_ci_size():
     args = bench.parse_args(["tier2", "--quick"])
     assert (args.trials, args.sizes, args.working_sets, args.results) == (1, [128], [20.0], bench.REPORTS)
-    assert args.methods == list(bench.ALL_METHODS)
+    assert args.methods == list(bench.DEFAULT_METHODS)
 
 
 @pytest.mark.parametrize("argv", [["--methods", "stop-and-copy,live"], ["--working-set", "0"],
@@ -118,6 +118,23 @@ def test_each_network_lock_is_its_own_cell_and_reaches_the_migration(monkeypatch
     row = bench.run_one(cfgs[1], "stop-and-copy", 1, lv, "/tmp", "stamp")
     assert calls == [("edge2", "stop-and-copy", {"network_lock": "nftables", "packet_hold": True})]
     assert (row["config"], row["network_lock"], row["client_gap_s"]) == ("video lock=nftables", "nftables", 0.9)
+
+
+def test_a_method_variant_runs_its_method_with_its_options_and_is_its_own_cell(monkeypatch):
+    calls = []
+    monkeypatch.setattr(bench, "running_on", lambda name, edges: ["edge1"])
+    monkeypatch.setattr(bench, "migrate", lambda name, dest, method, path, extravars=None: calls.append(
+        (method, extravars)) or (True, {"downtime_s": 2.0, "method": method}, None))
+    monkeypatch.setattr(bench, "ClientSession", lambda *a, **k: type("C", (), {"stop": lambda self: {"gap_s": 0.9}})())
+    monkeypatch.setattr(bench.time, "sleep", lambda s: None)
+    lv = {"workloads": {"video": {"ip": "10.78.0.50", "port": 8080}}, "edges": ["edge1", "edge2"], "rate_bits": 1e9}
+    cfg = bench.with_locks(bench.configs(True, [], [20], None), ["inbound"])[0]
+    rows = [bench.run_one(cfg, m, 1, lv, "/tmp", "stamp") for m in ("pre-copy", "pre-copy/dump")]
+    assert calls == [("pre-copy", {"network_lock": "inbound", "packet_hold": True}),
+                     ("pre-copy", {"network_lock": "inbound", "packet_hold": True, "delta_reads": "dump"})]
+    assert [c["method"] for c in bench.aggregate(rows)] == ["pre-copy", "pre-copy/dump"]
+    assert "pre-copy/dump" not in bench.parse_args(["tier2"]).methods     # the default matrix is the paper's + auto
+    assert bench.parse_args(["tier2", "--methods", "pre-copy,pre-copy/dump"]).methods == ["pre-copy", "pre-copy/dump"]
 
 
 def test_each_packet_hold_is_its_own_cell_under_the_inbound_lock_only():
@@ -325,3 +342,13 @@ def test_tier2_stops_before_migrating_when_ramsim_has_no_working_sets(tmp_path, 
         bench.main(SINGLE_ROW + ["--results", str(tmp_path / "results")])
     assert "re-run playbooks/edges.yml" in str(exc.value)
     assert not (tmp_path / "results").exists()
+
+
+def test_the_freeze_goal_is_pre_copys_time_frozen_in_all_over_its_downtime():
+    rows = [fake_row(cfg_of(20), "stop-and-copy", 1, 10.0), fake_row(cfg_of(20), "pre-copy", 1, 2.5)]
+    rows[1]["frozen_total_s"] = 3.0           # 0.5 s frozen in the iterations
+    lines = bench.target_lines(bench.aggregate(rows), RATE)
+    assert "pre-copy / stop-and-copy downtime = 0.25 (goal <= 0.3): met" in lines[0]
+    assert "pre-copy frozen in all / its downtime = 1.20 (goal <= 1.5): met" in lines[1]
+    rows[1]["frozen_total_s"] = 4.0
+    assert "= 1.60 (goal <= 1.5): NOT met" in bench.target_lines(bench.aggregate(rows), RATE)[1]

@@ -127,6 +127,26 @@ def test_no_fallback_with_a_20_percent_working_set():
     assert pc.fallback_reason(hist, pc.Knobs(), 125e6) is None
 
 
+def live_copy(read=0.4, transfer=9.0, touched=None, pages=GiB_PAGES):
+    """Iteration 1 of a delta pre-copy of 1 GiB read live: nothing frozen, a whole transfer."""
+    rec = first_copy(freeze=0.0, transfer=transfer, touched=touched, pages=pages)
+    rec.update(read="live", dump_s=read)
+    return rec
+
+
+def test_a_live_read_freezes_nothing_and_its_read_time_stands_for_the_final_dump():
+    k = pc.Knobs(fixed_cost_s=0.5)
+    rec = dict(live_copy(), n=2, literal_bytes=25600 * 4096, transfer_s=0.1)
+    assert pc.final_dump_estimate(rec) == 0.4 and pc.final_dump_estimate(it(2, 1, freeze=0.3)) == 0.3
+    assert pc.predict_downtime(rec, k, 125e6) == pytest.approx(0.4 + 25600 * 4096 / 125e6 + 0.5)
+    assert pc.frozen_in_iterations([live_copy(), rec]) == 0.0
+
+
+def test_live_reads_fall_back_at_100_percent_and_iterate_at_20():
+    assert pc.should_stop([live_copy(touched=GiB_PAGES * 4096)], pc.Knobs(), 125e6)[1].startswith(pc.FALLBACK)
+    assert pc.should_stop([live_copy(touched=GiB_PAGES * 4096 // 5)], pc.Knobs(), 125e6) == (False, None)
+
+
 def test_fallback_after_a_re_dump_that_finds_all_memory_dirty_without_a_touched_estimate():
     hist = [first_copy()]
     assert pc.should_stop(hist, pc.Knobs(), 125e6) == (False, None)   # lower bound: the next freeze alone
@@ -769,6 +789,43 @@ def test_images_dir_holds_the_dumps_when_it_has_room(tmp_path, monkeypatch):
         assert ["rm", "-rf", "--one-file-system", root] in cleanup       # a dead engine's guard removes the dumps
     finally:
         drv.close()
+
+
+def test_a_delta_iteration_reads_the_running_tasks_memory_and_freezes_nothing(tmp_path, monkeypatch):
+    drv = _tmpfs_driver(tmp_path)
+    drv.choose_images_root(16 * MiB)
+    task = subprocess.Popen(["sleep", "60"])
+    try:
+        drv.init_pid = task.pid
+        monkeypatch.setattr(pc, "pids_in_pidns", lambda pid: [task.pid])      # the container's tasks
+        monkeypatch.setattr(drv.lxc, "checkpoint", lambda *a, **kw: pytest.fail("a live read dumps nothing"))
+        res = drv.predump(1, None, "delta")
+    finally:
+        task.kill()
+        task.wait()
+    assert res["read"] == "live" and res["snapshot"]["tasks"] == 1 and res["snapshot"]["pages"] > 0
+    assert sorted(os.listdir(res["images_dir"])) == ["pagemap-%d.img" % task.pid, "pages-1.img"]
+    rec = pc.iteration_record(1, res, {"bytes_sent": 1, "literal_bytes": 1, "duration_s": 0.1}, "delta")
+    assert rec["read"] == "live" and rec["freeze_s"] == 0 and rec["dump_s"] > 0
+    assert rec["bytes_dumped"] == res["snapshot"]["bytes"]
+
+
+def test_a_live_read_that_cannot_read_dumps_instead_and_says_why(tmp_path, monkeypatch):
+    drv = _tmpfs_driver(tmp_path)
+    drv.choose_images_root(16 * MiB)
+    drv.init_pid = 2 ** 22 + 1            # no such task
+    made = []
+    monkeypatch.setattr(drv.lxc, "checkpoint", lambda name, d, **kw: made.append(kw) or {
+        "images_dir": d, "duration_s": 2.0, "stats": {"frozen_time": 1900000}})
+    res = drv.predump(1, None, "delta")
+    assert made == [{"action": "dump", "leave": "running"}]
+    assert res["read"] == "dump" and "no task's memory could be read live" in res["live_error"]
+    rec = pc.iteration_record(1, res, {}, "delta")
+    assert rec["freeze_s"] == 1.9 and "live_error" in rec
+    drv.predump(2, None, "delta")       # and the next iterations dump without trying again
+    assert len(made) == 2 and drv.delta_reads == "dump"
+    with pytest.raises(ValueError, match="delta_reads must be one of live, dump"):
+        pc.LxcMigrationDriver("t2b-unit-none", "10.79.0.2", delta_reads="fast")
 
 
 def test_images_dir_without_room_falls_back_to_the_work_dir_and_says_why(tmp_path):
