@@ -74,21 +74,22 @@ def zero_pfn():
     try:
         area.read_byte()        # a read fault maps the zero page
         view = ctypes.c_char.from_buffer(area)
-        word = _pagemap_words(os.getpid(), ctypes.addressof(view), 1)[0]
-        del view
+        fd = os.open("/proc/self/pagemap", os.O_RDONLY)
+        try:
+            word = _pagemap_words(fd, ctypes.addressof(view), 1)[0]
+        finally:
+            os.close(fd)
+            del view
     finally:
         area.close()
     return (word & PM_PFN) or None
 
 
-def _pagemap_words(pid, start, count, proc="/proc"):
-    fd = os.open("%s/%d/pagemap" % (proc, pid), os.O_RDONLY)
-    try:
-        words = array.array("Q")
-        words.frombytes(os.pread(fd, count * 8, start // PAGE_SIZE * 8))    # short: unmapped meanwhile
-        return words
-    finally:
-        os.close(fd)
+def _pagemap_words(fd, start, count):
+    """``count`` words of the open pagemap ``fd`` from the page at ``start`` (fewer: unmapped meanwhile)."""
+    words = array.array("Q")
+    words.frombytes(os.pread(fd, count * 8, start // PAGE_SIZE * 8))
+    return words
 
 
 def present_runs(entries, start, zero=None, kind=""):
@@ -115,12 +116,16 @@ def task_runs(pid, zero=None, proc="/proc"):
     with open("%s/%d/maps" % (proc, pid)) as f:
         areas = private_areas(f.read())
     runs = []
-    for start, end, kind in areas:
-        for vaddr, nr in present_runs(_pagemap_words(pid, start, (end - start) // PAGE_SIZE, proc), start, zero, kind):
-            if runs and runs[-1][0] + runs[-1][1] * PAGE_SIZE == vaddr:     # one run across areas, as criu has it
-                runs[-1] = (runs[-1][0], runs[-1][1] + nr)
-            else:
-                runs.append((vaddr, nr))
+    fd = os.open("%s/%d/pagemap" % (proc, pid), os.O_RDONLY)
+    try:
+        for start, end, kind in areas:
+            for vaddr, nr in present_runs(_pagemap_words(fd, start, (end - start) // PAGE_SIZE), start, zero, kind):
+                if runs and runs[-1][0] + runs[-1][1] * PAGE_SIZE == vaddr:     # one run across areas, as criu has it
+                    runs[-1] = (runs[-1][0], runs[-1][1] + nr)
+                else:
+                    runs.append((vaddr, nr))
+    finally:
+        os.close(fd)
     return runs
 
 
@@ -190,16 +195,17 @@ def snapshot(pids, images_dir, proc="/proc", clock=time.time):
     errors = []
     zero = zero_pfn()
     for pid in dump_order(pids, proc) or sorted(pids):
+        pages_id = tasks + 1
+        pages_path = os.path.join(images_dir, "pages-%d.img" % pages_id)
         try:
             vpid = pid_in_container(pid, proc)
             runs = task_runs(pid, zero, proc)
-            pages_id = tasks + 1
-            with open(os.path.join(images_dir, "pages-%d.img" % pages_id), "wb") as out:
+            with open(pages_path, "wb") as out:
                 unreadable += copy_pages(pid, runs, out, proc)
         except (IOError, OSError) as e:     # gone meanwhile, or not ours to read
             errors.append("%d: %s" % (pid, e))
-            if os.path.exists(os.path.join(images_dir, "pages-%d.img" % (tasks + 1))):
-                os.remove(os.path.join(images_dir, "pages-%d.img" % (tasks + 1)))
+            if os.path.exists(pages_path):
+                os.remove(pages_path)
             continue
         with open(os.path.join(images_dir, "pagemap-%d.img" % vpid), "wb") as f:
             f.write(encode_pagemap(pages_id, [(vaddr, nr, PE_PRESENT) for vaddr, nr in runs]))
