@@ -1,9 +1,9 @@
-"""Post-copy's page channel: the drain inside SSH (`postcopy_channel: ssh`) against criu's cleartext page server
-(`tcp`), side by side in one run.
+"""Post-copy's page channel: the drain inside SSH (`postcopy_channel: ssh`) against criu's page server in pinned TLS
+(`tls`) and in cleartext (`tcp`), side by side in one run.
 
 `make bench-postcopy-channel` migrates ramsim (scaled to --mib, 128 MiB by default) back and forth by post-copy,
-alternating the two channels in the order ssh, tcp, tcp, ssh, ... so the shared machine's noise falls on both, and
-prints each run's downtime and how long the source was still needed after the copy ran (the drain).
+rotating the channels (ssh, tls, tcp, then tls, tcp, ssh, ...) so the shared machine's noise falls on all of them,
+and prints each run's downtime and how long the source was still needed after the copy ran (the drain).
 """
 import argparse
 import statistics
@@ -12,17 +12,18 @@ import time
 
 from arnab_lab import bench
 
-CHANNELS = ("ssh", "tcp")
+CHANNELS = ("ssh", "tls", "tcp")
 
 
 def order(runs):
-    """ssh, tcp, tcp, ssh, ssh, tcp, ...: each channel goes first as often as the other."""
-    return [CHANNELS[(i + 1) // 2 % 2] for i in range(runs)]
+    """ssh, tls, tcp, tls, tcp, ssh, tcp, ssh, tls, ...: each channel opens a round as often as the others."""
+    n = len(CHANNELS)
+    return [CHANNELS[(i + i // n) % n] for i in range(runs)]
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=6)
+    ap.add_argument("--runs", type=int, default=9)
     ap.add_argument("--mib", type=int, default=128)
     args = ap.parse_args(argv)
     bench.use_venv()

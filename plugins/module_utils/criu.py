@@ -347,7 +347,8 @@ def summarize_dump_stats(dump):
 def build_argv(action, images_dir=None, container=None, lxcpath=None, pid=None, parent_dir=None,
                leave="running", track_mem=False, tcp_established=True, lazy_pages=False, page_server=False,
                address=None, port=None, network_lock=None, enable_fs=(), log_file=None, verbose=False,
-               feature=None, backend="lxc", criu="criu", action_script=None, ps_socket=None, extra=()):
+               feature=None, backend="lxc", criu="criu", action_script=None, ps_socket=None, tls_dir=None,
+               extra=()):
     """Return ``(argv, criu_options)`` for one CRIU step.
 
     ``backend='lxc'``: argv runs ``lxc-checkpoint``; ``criu_options`` are the long criu options LXC has no flag for,
@@ -360,6 +361,8 @@ def build_argv(action, images_dir=None, container=None, lxcpath=None, pid=None, 
     ``action_script``: a dump's ``--action-script`` (the migration guard: criu waits in it at ``post-dump``).
     ``ps_socket``: a lazy dump serves its pages on this inherited, already connected fd (``--ps-socket``) instead of
     listening on ``address:port`` (the engine's SSH page channel, :class:`receiver.PageTunnel`).
+    ``tls_dir``: a lazy dump's page server and the lazy-pages daemon speak TLS with the pinned credentials there
+    (:func:`tls_options`).
     """
     if action not in ACTIONS:
         raise ValueError("unknown criu action %r" % action)
@@ -375,6 +378,10 @@ def build_argv(action, images_dir=None, container=None, lxcpath=None, pid=None, 
         raise ValueError("lazy pages apply to dump and restore, not pre-dump")
     if lazy_pages and action == "dump" and leave == "running":
         raise ValueError("a lazy dump cannot leave the container running")
+    if tls_dir and not ((action == "dump" and lazy_pages and ps_socket is None) or
+                        (action == "lazy-pages" and address and port)):
+        raise ValueError("TLS applies to a lazy dump's page server on a port and to the lazy-pages daemon it serves")
+    tls = tls_options(tls_dir) if tls_dir else []
 
     rel_parent = None
     if parent_dir:
@@ -390,7 +397,7 @@ def build_argv(action, images_dir=None, container=None, lxcpath=None, pid=None, 
         if lazy_pages and ps_socket is not None:
             opts += [("lazy-pages", None), ("ps-socket", str(int(ps_socket)))]
         elif lazy_pages:
-            opts += [("lazy-pages", None), ("address", address or "0.0.0.0"), ("port", str(port))]
+            opts += [("lazy-pages", None), ("address", address or "0.0.0.0"), ("port", str(port))] + tls
         elif page_server:
             opts += [("page-server", None), ("address", address), ("port", str(port))]
     if action_script and action in ("pre-dump", "dump", "restore"):
@@ -421,6 +428,7 @@ def build_argv(action, images_dir=None, container=None, lxcpath=None, pid=None, 
         if action == "lazy-pages":
             if address and port:
                 argv += ["--page-server", "--address", address, "--port", str(port)]
+                opts += tls
         elif action == "page-server":
             if address:
                 argv += ["--address", address]
@@ -532,7 +540,7 @@ def find_criu_error(text):
     return ""
 
 
-# criu prints these as errors but they do not fail anything (this-machine.md: no CAP_SYS_RESOURCE).
+# criu prints these as errors but they do not fail anything (edges without CAP_SYS_RESOURCE: docs/edge.md).
 HARMLESS_ERRORS = ("RLIMIT_NOFILE",)
 
 
@@ -857,16 +865,16 @@ class LxcCriu(object):
 
     def checkpoint_command(self, name, images_dir, action="dump", parent_dir=None, leave="running",
                            track_mem=False, lazy_pages=False, address=None, port=None, action_script=None,
-                           ps_socket=None, network_lock=None):
+                           ps_socket=None, network_lock=None, tls_dir=None):
         """``(argv, env)`` of one pre-dump or dump, for a caller that runs it in the background (``network_lock``:
-        this dump's, instead of this object's)."""
+        this dump's, instead of this object's; ``tls_dir``: a lazy dump's pinned TLS page channel)."""
         if not os.path.isdir(images_dir):
             os.makedirs(images_dir, 0o700)
         argv, opts = build_argv(action, images_dir=images_dir, container=name, lxcpath=self.lxcpath,
                                 parent_dir=parent_dir, leave=leave, track_mem=track_mem, lazy_pages=lazy_pages,
                                 address=address, port=port, network_lock=network_lock or self.network_lock,
                                 enable_fs=self.enable_fs, verbose=self.verbose, action_script=action_script,
-                                ps_socket=ps_socket)
+                                ps_socket=ps_socket, tls_dir=tls_dir)
         return argv, self._config_env(images_dir, action, opts)
 
     def checkpoint(self, name, images_dir, action="dump", parent_dir=None, leave="running", track_mem=False,
@@ -929,8 +937,62 @@ def read_int(path, default=None):
 
 
 # Without CAP_SYS_RESOURCE criu's page pipes cannot grow past fs.pipe-max-size; lazy pages then fail at the
-# first request (this-machine.md). 16 MiB is what made them work here.
+# first request (docs/edge.md, sysctl). 16 MiB is what made them work here.
 LAZY_PIPE_MAX_SIZE = 16 * 1024 * 1024
+
+
+# Post-copy's TLS channel (postcopy_channel: tls): criu's own page server, encrypted and mutually authenticated. Each
+# side makes a key and a self-signed certificate for this one migration and trusts only the other's, which the
+# migration's SSH session carried: the pin is the trust, so no CA and no name check (--tls-no-cn-verify).
+TLS_KEY, TLS_CERT, TLS_PEER = "own.key", "own.pem", "peer.pem"
+MAX_PEM_BYTES = 8192
+PEM_CERT_RE = re.compile(r"-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]{64,%d}-----END CERTIFICATE-----\n?\Z"
+                         % MAX_PEM_BYTES, re.ASCII)
+
+
+def tls_identity(tls_dir, openssl="openssl", env=None, run=subprocess.run):
+    """Make ``tls_dir`` (0700) with a fresh P-256 key and its self-signed certificate; returns the certificate (PEM
+    text), the part the peer pins."""
+    if not PLAIN_PATH_RE.match(tls_dir):
+        raise ValueError("TLS dir %r: criu reads it from a config line, it must be a plain path" % tls_dir)
+    os.makedirs(tls_dir, 0o700, exist_ok=True)
+    os.chmod(tls_dir, 0o700)
+    cert = os.path.join(tls_dir, TLS_CERT)
+    proc = run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", os.path.join(tls_dir, TLS_KEY), "-out", cert, "-days", "2", "-subj", "/CN=arnab-postcopy"],
+               env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30, check=False)
+    if proc.returncode != 0:
+        raise CriuError("openssl could not make the page channel's key (rc %s): %s"
+                        % (proc.returncode, (proc.stderr or b"").decode("utf-8", "replace").strip()[-300:]))
+    with open(cert) as f:
+        return check_pem_cert(f.read())
+
+
+def check_pem_cert(text):
+    """One PEM certificate and nothing else (what a peer sends us to pin); returns it, else ValueError."""
+    if not isinstance(text, str) or not PEM_CERT_RE.match(text):
+        raise ValueError("not one PEM certificate")
+    return text if text.endswith("\n") else text + "\n"
+
+
+def pin_tls_peer(tls_dir, pem):
+    """Trust exactly the peer's certificate ``pem`` (checked) for this migration's page channel."""
+    pem = check_pem_cert(pem)
+    path = os.path.join(tls_dir, TLS_PEER)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(fd, pem.encode("ascii"))
+    finally:
+        os.close(fd)
+
+
+def tls_options(tls_dir):
+    """criu's long options for the pinned TLS page channel whose files are in ``tls_dir``."""
+    if not PLAIN_PATH_RE.match(tls_dir):
+        raise ValueError("TLS dir %r: criu reads it from a config line, it must be a plain path" % tls_dir)
+    return [("tls", None), ("tls-cacert", os.path.join(tls_dir, TLS_PEER)),
+            ("tls-cert", os.path.join(tls_dir, TLS_CERT)), ("tls-key", os.path.join(tls_dir, TLS_KEY)),
+            ("tls-no-cn-verify", None)]
 
 
 def check_features(run, criu="criu"):

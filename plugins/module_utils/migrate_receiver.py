@@ -26,10 +26,14 @@ name: ``images``, ``final``, ``lazy`` or ``it-N``, default ``images``):
 ``logs NAME``                                          tails of ``restore.log`` and ``lazy-pages.log``
 ``rm NAME [--dir DIR] FILE...``                        remove plain-named files from ``<work>/DIR``
 ``restore NAME --ifname IF [--lazy --address A --port  the restore (lazy-pages daemon, ``lxc-checkpoint -r``, TX
-P] [--timeout S] [--verbose] [--dir DIR]              offload off, gratuitous ARP, TCP kick); ``T <step> <epoch>``,
+P [--tls]] [--timeout S] [--verbose] [--dir DIR]      offload off, gratuitous ARP, TCP kick); ``T <step> <epoch>``,
 [--ts-shift-ms MS]``                                   ``PID n``, ``kicked n``, ``GARP_FAILED`` ... on stdout;
                                                        ``--ts-shift-ms``: the sockets' timestamp clocks move that far
-                                                       forward first (criu.shift_tcp_timestamps)
+                                                       forward first (criu.shift_tcp_timestamps); ``--tls``: the
+                                                       daemon speaks TLS with what ``tls`` pinned
+``tls NAME``                                           post-copy's TLS channel: pin the source's certificate (one
+                                                       PEM on stdin) in ``<work>/tls``, make this edge's key and
+                                                       certificate there, print the certificate
 ``put NAME fs|images [--dir DIR]``                     a tar stream on stdin, extracted safely into the container
                                                        dir (``fs``) or ``<work>/DIR`` (``images``: plain files only)
 ``patch NAME [--dir DIR]``                             a page patch stream (``state_transfer.encode_patch``'s protocol)
@@ -91,6 +95,7 @@ DEFAULTS = {
     "criu": "criu",
     "python": "/usr/bin/python3",
     "rrsync": "/usr/bin/rrsync",
+    "openssl": "openssl",
     "path": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "network_lock": "nftables",
     "enable_fs": ["ramfs"],
@@ -134,7 +139,9 @@ OPS = {
     "logs": ((), {}),
     "rm": (("file...",), {"--dir": "dir"}),
     "restore": ((), {"--ifname": "ifname", "--lazy": FLAG, "--address": "address", "--port": "port",
-                     "--timeout": "timeout", "--verbose": FLAG, "--dir": "dir", "--ts-shift-ms": "ms"}),
+                     "--timeout": "timeout", "--verbose": FLAG, "--dir": "dir", "--ts-shift-ms": "ms",
+                     "--tls": FLAG}),
+    "tls": ((), {}),
     "put": (("kind",), {"--dir": "dir"}),
     "patch": ((), {"--dir": "dir"}),
     "session": ((), {}),
@@ -251,8 +258,8 @@ def parse(words):
         lazy_opts = [o for o in ("--address", "--port") if o in options]
         if options.get("--lazy") and len(lazy_opts) != 2:
             raise Refused("restore --lazy needs --address and --port")
-        if lazy_opts and not options.get("--lazy"):
-            raise Refused("--address/--port only with --lazy")
+        if (lazy_opts or options.get("--tls")) and not options.get("--lazy"):
+            raise Refused("--address/--port/--tls only with --lazy")
     return op, name, positional, options
 
 
@@ -589,6 +596,21 @@ class Receiver(object):
         out("prepared")
         return 0
 
+    def op_tls(self, name, pos, opts, out, stdin):
+        """Post-copy's TLS channel: the source's certificate (stdin) is the only one the lazy-pages daemon will
+        trust; this edge's own, made now for this migration, is the answer (criu.tls_identity)."""
+        self.image_dir(name, "images")          # a prepared migration only
+        try:
+            peer = criu_lib.check_pem_cert(stdin.read(criu_lib.MAX_PEM_BYTES + 1).decode("ascii"))
+            tls_dir = os.path.join(self.work(name), "tls")
+            _remove(tls_dir)
+            own = criu_lib.tls_identity(tls_dir, openssl=self.cfg["openssl"], env=self.env)
+            criu_lib.pin_tls_peer(tls_dir, peer)
+        except (UnicodeDecodeError, ValueError, OSError, criu_lib.CriuError) as e:
+            raise OpError("tls: %s" % e)
+        out(own.rstrip("\n"))
+        return 0
+
     def op_status(self, name, pos, opts, out, stdin):
         out("STATE %s" % self.state(name))
         work = self.work(name)
@@ -828,8 +850,12 @@ class Receiver(object):
             if lazy:
                 for fname in ("lazy-pages.socket", "lazy-pages.rc", "lazy-pages.pid"):
                     _remove(os.path.join(d, fname))
+                tls_dir = os.path.join(self.work(name), "tls") if opts.get("--tls") else None
+                if tls_dir and not os.path.isfile(os.path.join(tls_dir, criu_lib.TLS_PEER)):
+                    raise OpError("restore --tls: no certificate pinned (the tls operation comes first)")
                 largv, _o = criu_lib.build_argv("lazy-pages", images_dir=d, address=opts["--address"],
-                                                port=opts["--port"], criu=self.cfg["criu"], log_file="lazy-pages.log")
+                                                port=opts["--port"], criu=self.cfg["criu"], log_file="lazy-pages.log",
+                                                tls_dir=tls_dir)
                 pid = self.spawn_lazy_daemon(largv, d)
                 _write(os.path.join(d, "lazy-pages.pid"), "%d\n" % pid)
                 deadline = time.time() + float(self.cfg["lazy_start_wait_s"])

@@ -51,7 +51,8 @@ from ansible_collections.arnab.testbed.plugins.module_utils import (
 from ansible_collections.arnab.testbed.plugins.module_utils.migration_guard import pids_in_pidns
 from ansible_collections.arnab.testbed.plugins.module_utils.criu import (
     HOLD_GROUP, INBOUND_LOCK, INBOUND_LOCK_RULES, OUTBOUND_LOCK_RULES, PAGE_SIZE, PLAIN_PATH_RE, CriuError, LxcCriu,
-    default_runner, find_criu_error, inbound_unlock_argv, log_tail, netfix_argv, read_stats, summarize_dump_stats)
+    default_runner, find_criu_error, inbound_unlock_argv, log_tail, netfix_argv, pin_tls_peer, read_stats,
+    summarize_dump_stats, tls_identity)
 from ansible_collections.arnab.testbed.plugins.module_utils.state_transfer import (
     Pusher, list_files)
 from ansible_collections.arnab.testbed.plugins.module_utils.migrate_receiver import SESSION_OPS
@@ -67,7 +68,7 @@ MAX_GROWTH_RATIO = 1.10
 # Every further iteration would move the same pages again - and in delta mode freeze the container once more.
 PLATEAU_RATIO = 0.90
 TARGET_DOWNTIME_S = 1.0
-# What a final dump + restore of a small container costs regardless of memory (this-machine.md: dump 0.28 s,
+# What a final dump + restore of a small container costs regardless of memory (measured on the lab: dump 0.28 s,
 # restore 0.12 s for a systemd container), used when predicting downtime.
 FIXED_COST_S = 0.5
 DEFAULT_LINK_RATE_BPS = 125000000  # 1 Gbit/s in bytes/s (the lab's backhaul)
@@ -114,8 +115,9 @@ WORK_LOCK = "lock"
 METHODS = ("stop-and-copy", "pre-copy", "post-copy", "auto")
 PRECOPY_MODES = ("auto", "native", "delta")
 # How post-copy's pages travel: inside the migration key's SSH connection to the destination's receiver (``ssh``),
-# or on criu's own cleartext page server, listening on the backhaul for whoever connects first (``tcp``).
-POSTCOPY_CHANNELS = ("ssh", "tcp")
+# on criu's own page server in TLS pinned to certificates the edges exchange over SSH (``tls``), or on criu's own
+# cleartext page server, listening on the backhaul for whoever connects first (``tcp``).
+POSTCOPY_CHANNELS = ("ssh", "tcp", "tls")
 # How a delta iteration gets the memory: read while the container runs (memory_snapshot.py, no freeze), or a criu
 # ``dump --leave-running`` (a freeze for a whole dump; also what a live read falls back to when it cannot read).
 DELTA_READS = ("live", "dump")
@@ -282,8 +284,9 @@ def choose_method(facts, knobs):
     """``auto``: pick a method from edge facts. Returns ``(method, precopy_mode, reason)``.
 
     facts: ``mem_dirty_track``, ``lazy_pages_ready``, ``memory_bytes`` (container RSS), ``link_rate_bps``, and
-    ``fitted`` (:func:`fit_costs`: this edge's measured fixed cost and link rate, which replace the constants). The
-    reason ends with the figures that decided.
+    ``fitted`` (:func:`fit_costs`: this edge's measured fixed cost and link rate, which replace the constants),
+    ``drain_fitted`` (:func:`fit_drain`: the rate its past post-copies drained at, which replaces the link rate in
+    post-copy's predicted drain). The reason ends with the figures that decided.
     """
     fitted = facts.get("fitted")
     if fitted:
@@ -296,11 +299,18 @@ def choose_method(facts, knobs):
         rate = float(facts.get("link_rate_bps") or knobs.link_rate_bps or DEFAULT_LINK_RATE_BPS)
         fixed = knobs.fixed_cost_s
         model = "constants (fixed cost %.2fs, link %.0f Mbit/s)" % (fixed, rate * 8 / 1e6)
-    method, mode, why = _choose(facts, knobs, rate, fixed)
+    drain_fit = facts.get("drain_fitted")
+    if drain_fit:
+        model += "; post-copy drains at %.0f Mbit/s, measured over %d post-cop%s of %s over %s" % (
+            float(drain_fit["drain_rate_bps"]) * 8 / 1e6, drain_fit["samples"],
+            "y" if drain_fit["samples"] == 1 else "ies",
+            "this container" if drain_fit.get("scope") == "container" else "its containers", drain_fit["channel"])
+    method, mode, why = _choose(facts, knobs, rate, fixed,
+                                float(drain_fit["drain_rate_bps"]) if drain_fit else rate)
     return method, mode, "%s [model: %s]" % (why, model)
 
 
-def _choose(facts, knobs, rate, fixed):
+def _choose(facts, knobs, rate, fixed, drain_rate):
     mem = facts.get("memory_bytes") or 0
     sac = mem / rate + fixed
     if sac <= knobs.target_downtime_s:
@@ -310,13 +320,14 @@ def _choose(facts, knobs, rate, fixed):
     if facts.get("mem_dirty_track"):
         return ("pre-copy", "native", "stop-and-copy predicted %.2fs > target %.2fs; kernel has soft-dirty: native "
                 "pre-copy" % (sac, knobs.target_downtime_s))
-    # post-copy moves every page once whatever the dirty rate: its drain is memory over the link
-    drain = mem / rate
+    # post-copy moves every page once whatever the dirty rate: its drain is memory over the rate its past drains
+    # reached (criu's lazy-pages daemon can be far slower than the link), else over the link
+    drain = mem / drain_rate
     if facts.get("lazy_pages_ready") and knobs.postcopy_max_drain_s is not None and \
             drain <= knobs.postcopy_max_drain_s:
         return ("post-copy", None, "stop-and-copy predicted %.2fs > target %.2fs; no soft-dirty on this kernel; "
                 "post-copy's predicted drain %.1fs (%d MiB at %.0f Mbit/s) <= the accepted %.1fs"
-                % (sac, knobs.target_downtime_s, drain, mem >> 20, rate * 8 / 1e6, knobs.postcopy_max_drain_s))
+                % (sac, knobs.target_downtime_s, drain, mem >> 20, drain_rate * 8 / 1e6, knobs.postcopy_max_drain_s))
     why_not = ("lazy pages not ready" if not facts.get("lazy_pages_ready") else
                "post-copy not accepted (postcopy_max_drain unset)" if knobs.postcopy_max_drain_s is None else
                "post-copy's predicted drain %.1fs > the accepted %.1fs" % (drain, knobs.postcopy_max_drain_s))
@@ -337,10 +348,16 @@ def cost_record(rep, container, dest):
     tx = rep.get("final_transfer") or {}
     if not rep.get("ok") or not rep.get("downtime_s"):
         return None
-    return {"t": round(rep.get("started") or time.time(), 1), "container": container, "dest": dest,
-            "method": rep.get("method"), "downtime_s": rep["downtime_s"],
-            "bytes_frozen": int(rep.get("bytes_frozen") or 0),
-            "transfer_bytes": int(tx.get("bytes_sent") or 0), "transfer_s": tx.get("duration_s") or 0.0}
+    rec = {"t": round(rep.get("started") or time.time(), 1), "container": container, "dest": dest,
+           "method": rep.get("method"), "downtime_s": rep["downtime_s"],
+           "bytes_frozen": int(rep.get("bytes_frozen") or 0),
+           "transfer_bytes": int(tx.get("bytes_sent") or 0), "transfer_s": tx.get("duration_s") or 0.0}
+    post = rep.get("postcopy") or {}
+    if post.get("link_bytes_while_serving") and post.get("source_needed_after_running_s"):
+        rec["drain_bytes"] = int(post["link_bytes_while_serving"])
+        rec["drain_s"] = post["source_needed_after_running_s"]
+        rec["drain_channel"] = (rep.get("facts") or {}).get("postcopy_channel")
+    return rec
 
 
 def fit_costs(history, container, dest, configured_rate_bps=None):
@@ -365,6 +382,28 @@ def fit_costs(history, container, dest, configured_rate_bps=None):
             fixed = statistics.median(max(0.0, float(r["downtime_s"]) - int(r["bytes_frozen"]) / rate) for r in sac)
             return {"fixed_cost_s": round(fixed, 4), "link_rate_bps": rate, "samples": len(sac),
                     "rate_samples": len(rates) if len(rates) >= MIN_FIT_SAMPLES else 0, "scope": scope}
+    return None
+
+
+def fit_drain(history, container, dest, channel):
+    """The rate post-copy's pages reached to ``dest`` over ``channel`` once the restored copy ran: the median over
+    this container's post-copies there, else over every container's (each of MIN_RATE_SAMPLE_BYTES or more). One
+    is enough: the alternative, memory over the link rate, ignores the destination's lazy-pages daemon, which on
+    this lab drains at a fraction of the link (docs/tier2.md). Returns None or ``{"drain_rate_bps", "samples",
+    "scope", "channel"}``."""
+    def rate(r):
+        try:
+            if r.get("dest") == dest and r.get("method") == "post-copy" and r.get("drain_channel") == channel and \
+                    int(r.get("drain_bytes") or 0) >= MIN_RATE_SAMPLE_BYTES and float(r.get("drain_s") or 0) > 0:
+                return int(r["drain_bytes"]) / float(r["drain_s"])
+        except (AttributeError, TypeError, ValueError):
+            pass
+        return None
+    mine = [r for r in history if rate(r) is not None][-COST_HISTORY_SIZE:]
+    for scope, records in (("container", [r for r in mine if r.get("container") == container]), ("edge", mine)):
+        if records:
+            return {"drain_rate_bps": statistics.median(rate(r) for r in records), "samples": len(records),
+                    "scope": scope, "channel": channel}
     return None
 
 
@@ -799,6 +838,7 @@ class LxcMigrationDriver(object):
             raise ValueError("postcopy_channel must be one of %s" % ", ".join(POSTCOPY_CHANNELS))
         self.postcopy_channel = postcopy_channel
         self.page_tunnel = None       # post-copy over ssh: the receiver's page channel (receiver.PageTunnel)
+        self.tls_dir = None           # post-copy over tls: our key and certificate, and the destination's, pinned
         self.lazy_port = int(lazy_port)
         self.page_server_address = page_server_address
         self.ifname = interface
@@ -931,12 +971,14 @@ class LxcMigrationDriver(object):
         feats["images_dir"] = self.choose_images_root(feats["memory_bytes"], create=not check_mode)
         feats["link_rate_bps"] = self.link_rate_bps
         feats["network_lock"] = self.final_dump_lock()
-        feats["fitted"] = fit_costs(self.cost_history(), self.name, self.dest, self.link_rate_bps)
+        history = self.cost_history()
+        feats["fitted"] = fit_costs(history, self.name, self.dest, self.link_rate_bps)
+        feats["drain_fitted"] = fit_drain(history, self.name, self.dest, self.postcopy_channel)
         feats["network_link"] = link
         self.bridge = link
         feats["source_hostname"] = socket.gethostname()
         feats["postcopy_channel"] = self.postcopy_channel
-        if self.postcopy_channel == "tcp":
+        if self.postcopy_channel in ("tcp", "tls"):
             if self.page_server_address is None:
                 self.page_server_address = self._source_address()
             feats["page_server_address"] = self.page_server_address
@@ -1219,6 +1261,7 @@ class LxcMigrationDriver(object):
                                                 address=self.page_server_address if lazy else None,
                                                 port=self.lazy_port if lazy else None, action_script=guard,
                                                 ps_socket=tunnel.criu_fd() if tunnel else None,
+                                                tls_dir=self.tls_dir if lazy else None,
                                                 network_lock=self.final_dump_lock())
         full_env = dict(os.environ)
         full_env.update(env)
@@ -1513,6 +1556,12 @@ class LxcMigrationDriver(object):
         rule does: a backhaul that comes back within DRAIN_STALL_S loses nothing)."""
         if method == "post-copy" and self.postcopy_channel == "ssh":
             self.page_tunnel = self.recv.page_tunnel(ssh_options=keepalives(DRAIN_STALL_S // SSH_ALIVE_INTERVAL_S))
+        elif method == "post-copy" and self.postcopy_channel == "tls":
+            tls_dir = os.path.join(self.work, "tls")
+            _rm_rf(tls_dir)
+            own = tls_identity(tls_dir)
+            pin_tls_peer(tls_dir, self.recv.tls_exchange(own))
+            self.tls_dir = tls_dir
         if mode == "native":
             return
         self.final_channel = self.recv.open_patch("images")
@@ -1575,7 +1624,8 @@ class LxcMigrationDriver(object):
             address, port = "127.0.0.1", self.page_tunnel.port     # the receiver's end of the page channel
         else:
             address, port = self.page_server_address, self.lazy_port
-        kw = dict(lazy=lazy, address=address, port=port, timeout=self.restore_timeout,
+        kw = dict(lazy=lazy, address=address, port=port, tls=lazy and self.tls_dir is not None,
+                  timeout=self.restore_timeout,
                   verbose=self.lxc.verbose, subdir=self.dest_dir or "images", ts_shift_ms=self.ts_shift_ms())
         if self.session is not None and self.session.alive():
             rc, out, err = self.session.restore(self.ifname, **kw)
@@ -1776,6 +1826,8 @@ class LxcMigrationDriver(object):
             self.session.close()
         if self.page_tunnel is not None:
             self.page_tunnel.close()
+        if self.tls_dir is not None and (self.dump_proc is None or self.dump_proc.poll() is not None):
+            _rm_rf(self.tls_dir)    # this migration's private key: no use after it, and no reason to keep it
         self.run(["ssh", "-o", "ControlPath=%s" % self.control_path, "-O", "exit", self.dest])
 
 

@@ -43,7 +43,7 @@ import tarfile
 import time
 
 from ansible_collections.arnab.testbed.plugins.module_utils import migrate_receiver
-from ansible_collections.arnab.testbed.plugins.module_utils.criu import default_runner
+from ansible_collections.arnab.testbed.plugins.module_utils.criu import check_pem_cert, default_runner
 from ansible_collections.arnab.testbed.plugins.module_utils.migration_guard import parse_status
 from ansible_collections.arnab.testbed.plugins.module_utils.state_transfer import TransferError, ssh_argv
 
@@ -162,11 +162,16 @@ class Receiver(object):
         return self.call("rm", "--dir", subdir, *names, timeout=timeout, check=True)
 
     def restore(self, ifname, lazy=False, address=None, port=None, timeout=None, verbose=False, subdir="images",
-                ts_shift_ms=None):
+                ts_shift_ms=None, tls=False):
         """``(rc, out, err)`` of a restore in its own SSH session (see :meth:`Session.restore` for the frozen
         window); rc 255/124 means the answer was lost, not that the restore failed."""
-        args = restore_args(ifname, lazy, address, port, timeout, verbose, subdir, ts_shift_ms)
+        args = restore_args(ifname, lazy, address, port, timeout, verbose, subdir, ts_shift_ms, tls)
         return self.call("restore", *args, timeout=(timeout or 120) + 30)
+
+    def tls_exchange(self, own_pem, timeout=60):
+        """Post-copy's TLS channel: send our certificate to be pinned there, get the destination's (checked) back."""
+        _rc, out, _err = self.call("tls", timeout=timeout, input_text=own_pem, check=True)
+        return check_pem_cert(out.strip() + "\n")
 
     def open_patch(self, subdir="images"):
         """Start ``patch NAME`` now (before the freeze): a process whose stdin takes a page patch stream, for
@@ -187,12 +192,12 @@ class Receiver(object):
 
 
 def restore_args(ifname, lazy=False, address=None, port=None, timeout=None, verbose=False, subdir="images",
-                 ts_shift_ms=None):
+                 ts_shift_ms=None, tls=False):
     args = ["--ifname", ifname, "--dir", subdir]
     if ts_shift_ms:
         args += ["--ts-shift-ms", int(ts_shift_ms)]
     if lazy:
-        args += ["--lazy", "--address", address, "--port", port]
+        args += ["--lazy", "--address", address, "--port", port] + (["--tls"] if tls else [])
     if timeout:
         args += ["--timeout", int(timeout)]
     if verbose:
@@ -283,8 +288,8 @@ class Session(object):
         return parse_status(out) if rc == 0 else None
 
     def restore(self, ifname, lazy=False, address=None, port=None, timeout=None, verbose=False, subdir="images",
-                ts_shift_ms=None):
-        args = restore_args(ifname, lazy, address, port, timeout, verbose, subdir, ts_shift_ms)
+                ts_shift_ms=None, tls=False):
+        args = restore_args(ifname, lazy, address, port, timeout, verbose, subdir, ts_shift_ms, tls)
         return self.request("restore", *args, timeout=(timeout or 120) + 30)
 
     def close(self):

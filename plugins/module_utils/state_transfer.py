@@ -6,7 +6,7 @@
 Change detection follows ansible.posix.synchronize: rsync prints ``<<CHANGED>>%i %n%L`` for every item it
 changes. ``--stats`` gives the bytes on the wire and the literal (new) data.
 
-Choosing how to send (this-machine.md, 1 GiB, 20% of 4 KiB pages changed): rsync's default block for a 1 GiB
+Choosing how to send (measured on the lab machine, 1 GiB, 20% of 4 KiB pages changed): rsync's default block for a 1 GiB
 file is 32 KiB, so scattered page changes touch 83% of its blocks and it sends 891 MB - worse than
 ``--whole-file``; ``-B 4096`` sends 215 MB. CRIU page images change in 4 KiB pages, so:
 

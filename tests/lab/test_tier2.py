@@ -111,6 +111,31 @@ def test_migration_moves_the_service_with_its_memory_and_client_connection(lab, 
                                                                 result.get("gap_s") or 0.0))
 
 
+def test_post_copy_over_pinned_tls_moves_the_service_and_leaves_no_key(lab, tmp_path):
+    """Post-copy's pages over criu's own page server in TLS, each edge trusting only the certificate the other made
+    for this migration (exchanged over the migration's SSH session): the service moves with its memory and its
+    client's connection, the pages crossed the backhaul, and neither edge keeps the migration's keys."""
+    ct = lab["workloads"]["ramsim"]
+    source, dest = placement(lab, "ramsim")
+    client = bench.ClientSession("ramsim", ct["ip"], ct["port"], tag="test")
+    try:
+        ok, rep, error = bench.migrate("ramsim", dest, "post-copy", str(tmp_path / "report.json"),
+                                       {"postcopy_channel": "tls"})
+        time.sleep(1.0)
+    finally:
+        result = client.stop()
+    assert ok, error or rep.get("error")
+    assert rep["method"] == "post-copy" and rep["facts"]["postcopy_channel"] == "tls"
+    assert rep["postcopy"]["link_bytes_while_serving"] > CI_RAMSIM_MIB * 2 ** 20 * 0.8    # the memory went over it
+    assert_client_intact("ramsim", result)
+    assert verify_ramsim(lab).startswith("ok "), "memory not intact after post-copy over TLS"
+    for edge in (source, dest):
+        left = bench.labctl_exec(edge, ["find", "/var/lib/lxc/.arnab-migrate", "-name", "tls"]).stdout.split()
+        assert left == [], "%s keeps a migration's TLS files: %s" % (edge, left)
+    print("ramsim post-copy over tls %s->%s: downtime %.3f s, drain %.2f s" % (
+        source, dest, rep["downtime_s"], rep["postcopy"]["source_needed_after_running_s"]))
+
+
 def test_a_viewer_keeps_watching_the_live_video_across_the_migration(lab, tmp_path):
     """Headless Chromium in client1 plays the video container's live stream (nginx, HLS) while the container moves:
     the picture's clock went on after the move, frames were decoded after it, and any stall was bounded."""

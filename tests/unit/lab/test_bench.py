@@ -110,7 +110,7 @@ def test_each_network_lock_is_its_own_cell_and_reaches_the_migration(monkeypatch
     assert bench.parse_args(["tier2"]).network_locks == ["inbound"]          # the engine's default alone
     calls = []
     monkeypatch.setattr(bench, "running_on", lambda name, edges: ["edge1"])
-    monkeypatch.setattr(bench, "migrate", lambda name, dest, method, path, extravars=None: calls.append(
+    monkeypatch.setattr(bench, "migrate", lambda name, dest, method, path, extravars=None, inventory=None: calls.append(
         (dest, method, extravars)) or (True, {"downtime_s": 1.0}, None))
     monkeypatch.setattr(bench, "ClientSession", lambda *a, **k: type("C", (), {"stop": lambda self: {"gap_s": 0.9}})())
     monkeypatch.setattr(bench.time, "sleep", lambda s: None)
@@ -123,7 +123,7 @@ def test_each_network_lock_is_its_own_cell_and_reaches_the_migration(monkeypatch
 def test_a_method_variant_runs_its_method_with_its_options_and_is_its_own_cell(monkeypatch):
     calls = []
     monkeypatch.setattr(bench, "running_on", lambda name, edges: ["edge1"])
-    monkeypatch.setattr(bench, "migrate", lambda name, dest, method, path, extravars=None: calls.append(
+    monkeypatch.setattr(bench, "migrate", lambda name, dest, method, path, extravars=None, inventory=None: calls.append(
         (method, extravars)) or (True, {"downtime_s": 2.0, "method": method}, None))
     monkeypatch.setattr(bench, "ClientSession", lambda *a, **k: type("C", (), {"stop": lambda self: {"gap_s": 0.9}})())
     monkeypatch.setattr(bench.time, "sleep", lambda s: None)
@@ -352,3 +352,14 @@ def test_the_freeze_goal_is_pre_copys_time_frozen_in_all_over_its_downtime():
     assert "pre-copy frozen in all / its downtime = 1.20 (goal <= 1.5): met" in lines[1]
     rows[1]["frozen_total_s"] = 4.0
     assert "= 1.60 (goal <= 1.5): NOT met" in bench.target_lines(bench.aggregate(rows), RATE)[1]
+
+
+def test_post_copys_drain_goal_is_checked_for_each_page_channel_without_a_stop_and_copy_cell():
+    cells = [{"workload": "ramsim", "working_set_pct": 20.0, "size_mib": 1024, "config": "ramsim 1024 MiB hot 20%",
+              "method": m, "ok": 3, "source_needed_s_mean": s, "client_gap_s_mean": ""}
+             for m, s in (("post-copy", 40.0), ("post-copy/tls", 12.0), ("pre-copy/dump", 1.0))]
+    lines = bench.target_lines(cells, 1e9)
+    assert lines == ["ramsim 1024 MiB hot 20%: post-copy source needed 40.0 s (goal <= 1.5 x memory / link = 12.9 s): "
+                     "NOT met",
+                     "ramsim 1024 MiB hot 20%: post-copy/tls source needed 12.0 s (goal <= 1.5 x memory / link = "
+                     "12.9 s): met"]

@@ -1,9 +1,13 @@
 """CRIU driver: varints, stats-dump parsing (own encoder + a real criu 4.2.1 capture), argv building."""
 import json
 import os
+import shutil
+import socket
+import ssl
 import struct
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -255,6 +259,100 @@ def test_lazy_dump_on_an_inherited_socket():
                                   ps_socket=5)
     assert ("lazy-pages", None) in opts and ("ps-socket", "5") in opts
     assert not [k for k, _v in opts if k in ("address", "port")]
+
+
+# ---- post-copy's TLS page channel --------------------------------------------------------------------------------
+
+TLS_OPTIONS = ["--tls", "--tls-cacert", "/w/tls/peer.pem", "--tls-cert", "/w/tls/own.pem", "--tls-key",
+               "/w/tls/own.key", "--tls-no-cn-verify"]
+
+
+def test_tls_goes_to_the_lazy_dumps_page_server_and_to_the_daemon_it_serves():
+    _argv, opts = criu.build_argv("dump", images_dir="/w/lazy", container="ct", leave="stopped", lazy_pages=True,
+                                  address="10.79.0.1", port=27100, tls_dir="/w/tls")
+    assert criu.config_text(opts).split("\n")[-6:-1] == [
+        "tls", "tls-cacert /w/tls/peer.pem", "tls-cert /w/tls/own.pem", "tls-key /w/tls/own.key", "tls-no-cn-verify"]
+    argv, _o = criu.build_argv("lazy-pages", images_dir="/d", address="10.79.0.1", port=27100, tls_dir="/w/tls")
+    assert argv[-len(TLS_OPTIONS):] == TLS_OPTIONS
+    for bad in (dict(action="dump", ps_socket=5, lazy_pages=True), dict(action="restore", lazy_pages=True),
+                dict(action="dump", lazy_pages=False, port=1)):
+        with pytest.raises(ValueError, match="TLS applies"):
+            criu.build_argv(images_dir="/w", container="ct", leave="stopped", tls_dir="/w/tls", **bad)
+    with pytest.raises(ValueError, match="plain path"):      # criu reads it from a config line
+        criu.build_argv("lazy-pages", images_dir="/d", address="a", port=1, tls_dir="/w/tls\ntls-key /etc/shadow")
+
+
+def test_each_side_makes_its_own_key_and_pins_only_the_peers_certificate(tmp_path):
+    cert = criu.tls_identity(str(tmp_path / "tls"))
+    assert criu.check_pem_cert(cert) == cert
+    assert oct(os.stat(str(tmp_path / "tls")).st_mode & 0o777) == "0o700"
+    assert oct(os.stat(str(tmp_path / "tls" / criu.TLS_KEY)).st_mode & 0o777) == "0o600"
+    assert criu.tls_identity(str(tmp_path / "tls")) != cert         # a new key every time
+    other = criu.tls_identity(str(tmp_path / "other"))
+    criu.pin_tls_peer(str(tmp_path / "tls"), other)
+    assert (tmp_path / "tls" / criu.TLS_PEER).read_text() == other
+    os.symlink("/etc/hostname", str(tmp_path / "link"))
+    os.rename(str(tmp_path / "link"), str(tmp_path / "other" / criu.TLS_PEER))
+    with pytest.raises(OSError):                                    # never written through a planted link
+        criu.pin_tls_peer(str(tmp_path / "other"), cert)
+    for bad in ("", cert + cert, cert + "tls-key /etc/shadow\n", cert.replace("MI", "$(touch x)", 1), None):
+        with pytest.raises(ValueError, match="not one PEM certificate"):
+            criu.check_pem_cert(bad)
+    with pytest.raises(criu.CriuError, match="openssl could not"):
+        criu.tls_identity(str(tmp_path / "x"), openssl="false")
+
+
+CRIU_BIN = shutil.which("criu") or ("/usr/local/sbin/criu" if os.path.exists("/usr/local/sbin/criu") else None)
+
+
+@pytest.mark.skipif(CRIU_BIN is None or os.geteuid() != 0, reason="needs criu, as root")
+def test_criu_serves_pages_only_to_the_pinned_peer(tmp_path):
+    """criu's own page server with the pinned options: a client with the pinned certificate is served, one without
+    a certificate or with another one is cut off; and the server shows the certificate the client pinned."""
+    server, client, stranger = (str(tmp_path / n) for n in ("server", "client", "stranger"))
+    server_cert = criu.tls_identity(server)
+    client_cert = criu.tls_identity(client)
+    criu.tls_identity(stranger)
+    criu.pin_tls_peer(server, client_cert)
+
+    def session(identity):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        images = tmp_path / ("images-%d" % port)
+        images.mkdir()
+        argv = [CRIU_BIN, "page-server", "-D", str(images), "--address", "127.0.0.1", "--port", str(port)]
+        for key, value in criu.tls_options(server):
+            argv += ["--" + key] + ([value] if value else [])
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.time() + 10
+            while True:
+                try:
+                    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+                    break
+                except OSError:
+                    assert time.time() < deadline and proc.poll() is None, "criu page-server did not listen"
+                    time.sleep(0.05)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.load_verify_locations(cadata=server_cert)
+            if identity:
+                ctx.load_cert_chain(os.path.join(identity, criu.TLS_CERT), os.path.join(identity, criu.TLS_KEY))
+            with ctx.wrap_socket(raw) as tls:
+                tls.settimeout(1.0)
+                try:
+                    return "cut off" if tls.recv(1) == b"" else "answered"
+                except socket.timeout:
+                    return "served"            # the page server waits for our requests
+                except (ssl.SSLError, ConnectionError):
+                    return "cut off"
+        finally:
+            proc.kill()
+            proc.wait()
+    assert session(client) == "served"
+    assert session(None) == "cut off"
+    assert session(stranger) == "cut off"
 
 
 # ---- pagemap images ---------------------------------------------------------------------------------------------

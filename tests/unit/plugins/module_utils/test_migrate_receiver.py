@@ -59,6 +59,8 @@ REFUSED_COMMANDS = [
     "arnab-rsync fs ramsim  rsync --server -logDtpre.iLsfxC . .",
     "arnab-rsync etc ramsim rsync --server . .", "arnab-rsync fs ramsim rsync",
     "arnab-rsync fs ramsim;touch {m} rsync --server . .",
+    "tls ramsim extra", "tls ramsim --dir images", "restore ramsim --ifname eth0 --tls",
+    "restore ramsim --ifname eth0 --lazy --address 10.0.0.1 --port 27100 --tls x",
 ]
 
 
@@ -500,6 +502,51 @@ def test_lazy_restore(edge):
     while edge.ok("lazy-status ramsim").strip() == "PENDING" and time.time() < deadline:
         time.sleep(0.1)
     assert edge.ok("lazy-status ramsim").strip() == "0"
+
+
+# -- post-copy's TLS channel: certificates pinned per migration ---------------------------------------------------
+
+def test_tls_pins_the_sources_certificate_and_answers_with_a_fresh_one_of_its_own(edge, tmp_path):
+    edge.prepared()
+    source_cert = criu.tls_identity(str(tmp_path / "source"))
+    out = edge.ok("tls ramsim", source_cert.encode())
+    own = criu.check_pem_cert(out.strip() + "\n")
+    tls = os.path.join(edge.work, "tls")
+    assert open(os.path.join(tls, criu.TLS_PEER)).read() == source_cert
+    assert open(os.path.join(tls, criu.TLS_CERT)).read() == own != source_cert
+    assert stat.S_IMODE(os.stat(tls).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(os.path.join(tls, criu.TLS_KEY)).st_mode) == 0o600
+    assert edge.ok("tls ramsim", source_cert.encode()) != out     # every exchange: a new key
+
+
+@pytest.mark.parametrize("payload", [
+    "", "$(touch /tmp/x)", "-----BEGIN CERTIFICATE-----\n`touch x`\n-----END CERTIFICATE-----\n",
+    "{cert}tls-key /etc/shadow\n", "{cert}{cert}", "{crlf}", "A" * 9000])
+def test_tls_refuses_anything_but_one_certificate(edge, tmp_path, payload):
+    edge.prepared()
+    cert = criu.tls_identity(str(tmp_path / "source"))
+    payload = payload.replace("{cert}", cert).replace("{crlf}", cert.replace("\n", "\r\n"))
+    rc, out, err = edge.run("tls ramsim", payload.encode())
+    assert rc == 1 and "not one PEM certificate" in err and out == ""
+    assert not os.path.exists(os.path.join(edge.work, "tls"))
+
+
+def test_tls_lazy_restore(edge, tmp_path):
+    """The lazy-pages daemon gets the pinned files (a short name: the daemon's socket path must fit)."""
+    edge.prepared()
+    edge.ok("tls ramsim", criu.tls_identity(str(tmp_path / "source")).encode())
+    rc, out, err = edge.run("restore ramsim --ifname eth0 --lazy --address 10.79.0.1 --port 27100 --tls")
+    assert rc == 0, (out, err)
+    tls = os.path.join(edge.work, "tls")
+    assert ("--page-server --address 10.79.0.1 --port 27100 -o lazy-pages.log --tls --tls-cacert {t}/peer.pem "
+            "--tls-cert {t}/own.pem --tls-key {t}/own.key --tls-no-cn-verify".format(t=tls)) in edge.calls()
+
+
+def test_tls_restore_needs_the_exchange_first(edge):
+    edge.prepared()
+    rc, out, _err = edge.run("restore ramsim --ifname eth0 --lazy --address 10.79.0.1 --port 27100 --tls")
+    assert rc == 1 and "no certificate pinned" in out
+    assert "criu lazy-pages" not in edge.calls()
 
 
 def test_lazy_daemon_that_never_starts(edge):

@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from ansible_collections.arnab.testbed.plugins.module_utils import criu
 from ansible_collections.arnab.testbed.plugins.module_utils import precopy as pc
 from ansible_collections.arnab.testbed.plugins.module_utils import receiver
 
@@ -583,6 +584,43 @@ def test_clean_dest_does_not_retry_a_script_that_failed(tmp_path, monkeypatch):
     assert len(calls) == 1
 
 
+class _Channel(object):
+    def kill(self):
+        pass
+
+    def wait(self):
+        return 0
+
+
+def test_post_copy_over_tls_pins_the_destinations_certificate_before_the_freeze_and_forgets_its_key(
+        tmp_path, monkeypatch):
+    drv = pc.LxcMigrationDriver("t2b-unit-none", "10.79.0.2", lxcpath=str(tmp_path / "lxc"),
+                                work_dir=str(tmp_path / "src-work"), postcopy_channel="tls",
+                                runner=lambda argv, env=None, timeout=None: (0, "", ""))
+    dest_cert = criu.tls_identity(str(tmp_path / "dest-tls"))
+    sent, restores = [], []
+    monkeypatch.setattr(drv.recv, "tls_exchange", lambda own: sent.append(own) or dest_cert)
+    monkeypatch.setattr(drv.recv, "open_patch", lambda subdir: _Channel())
+    monkeypatch.setattr(drv.recv, "restore", lambda ifname, **kw: restores.append(kw) or (
+        0, "T start 1.0\nT restored 1.5\n", ""))
+    monkeypatch.setattr(drv, "start_page_server", lambda: None)
+    drv.page_server_address = "10.79.0.1"
+    try:
+        drv.before_freeze("post-copy", None)
+        tls = os.path.join(drv.work, "tls")
+        assert drv.tls_dir == tls and drv.page_tunnel is None
+        assert sent == [open(os.path.join(tls, criu.TLS_CERT)).read()]        # ours went, the key stays here
+        assert open(os.path.join(tls, criu.TLS_PEER)).read() == dest_cert     # theirs is the only one trusted
+        drv.restore(lazy=True)
+        assert restores[0]["tls"] is True and restores[0]["address"] == "10.79.0.1"
+        args = receiver.restore_args("eth0", **restores[0])
+        assert args[args.index("--lazy"):args.index("--tls") + 1] == [
+            "--lazy", "--address", "10.79.0.1", "--port", drv.lazy_port, "--tls"]
+    finally:
+        drv.close()
+    assert not os.path.exists(tls)      # the migration's key does not outlive it
+
+
 # ---- the work dir's lock -------------------------------------------------------------------------
 
 def test_a_second_migration_of_the_same_container_is_refused_while_the_first_runs(tmp_path):
@@ -926,6 +964,42 @@ def test_auto_says_which_figures_decided():
     assert m == "stop-and-copy" and "predicted 0.94s" in why
     assert "[model: fitted to 4 stop-and-copies of this container to this destination (fixed cost 0.10s, link " \
            "2000 Mbit/s measured over 6 transfers)]" in why
+
+
+def _drains(n, container="ramsim", dest="10.79.0.2", drain_bytes=1100 * MiB, drain_s=40.0, channel="ssh"):
+    return [dict(_past(1, container=container, dest=dest, method="post-copy", downtime=0.9, frozen=3 * MiB)[0],
+                 drain_bytes=drain_bytes, drain_s=drain_s, drain_channel=channel) for dummy in range(n)]
+
+
+def test_a_post_copy_remembers_its_drain_and_auto_predicts_the_next_with_it():
+    rep = {"ok": True, "started": 5.0, "method": "post-copy", "downtime_s": 0.9, "bytes_frozen": 3 * MiB,
+           "final_transfer": {"bytes_sent": 2 * MiB, "duration_s": 0.04},
+           "postcopy": {"link_bytes_while_serving": 1100 * MiB, "source_needed_after_running_s": 40.0},
+           "facts": {"postcopy_channel": "ssh"}}
+    rec = pc.cost_record(rep, "ramsim", "10.79.0.2")
+    assert (rec["drain_bytes"], rec["drain_s"], rec["drain_channel"]) == (1100 * MiB, 40.0, "ssh")
+    assert "drain_s" not in pc.cost_record(dict(rep, method="stop-and-copy", postcopy=None), "ramsim", "10.79.0.2")
+    # this container's drains decide, else the edge's; other destinations, small or broken records teach nothing
+    history = _past(3) + [rec] + _drains(2, drain_s=20.0, container="video") + _drains(3, dest="10.79.0.9", drain_s=1.0)
+    history += _drains(4, drain_s=10.0, channel="tls")
+    fit = pc.fit_drain(history, "ramsim", "10.79.0.2", "ssh")
+    assert fit["scope"] == "container" and fit["samples"] == 1
+    assert fit["drain_rate_bps"] == pytest.approx(1100 * MiB / 40.0)
+    fit = pc.fit_drain(history, "other", "10.79.0.2", "ssh")
+    assert fit["scope"] == "edge" and fit["samples"] == 3 and fit["drain_rate_bps"] == pytest.approx(1100 * MiB / 20.0)
+    fit = pc.fit_drain(history, "ramsim", "10.79.0.2", "tls")      # each channel drains at its own rate
+    assert fit["samples"] == 4 and fit["drain_rate_bps"] == pytest.approx(1100 * MiB / 10.0)
+    junk = _drains(1, drain_bytes=MiB) + _drains(1, drain_s=0) + _drains(1, drain_s="x") + ["junk"]
+    assert pc.fit_drain(junk + _past(3), "ramsim", "10.79.0.2", "ssh") is None
+    # 1 GiB at 1 Gbit/s would drain in 8.6 s; this edge's post-copies drained at 27.5 MiB/s: 37.2 s
+    facts = {"memory_bytes": 1024 * MiB, "lazy_pages_ready": True, "link_rate_bps": 125e6}
+    assert pc.choose_method(facts, pc.Knobs(postcopy_max_drain_s=10))[0] == "post-copy"
+    facts["drain_fitted"] = pc.fit_drain([rec], "ramsim", "10.79.0.2", "ssh")
+    m, dummy, why = pc.choose_method(facts, pc.Knobs(postcopy_max_drain_s=10))
+    assert m == "pre-copy" and "post-copy's predicted drain 37.2s > the accepted 10.0s" in why
+    assert "post-copy drains at 231 Mbit/s, measured over 1 post-copy of this container over ssh]" in why
+    m, dummy, why = pc.choose_method(facts, pc.Knobs(postcopy_max_drain_s=60))
+    assert m == "post-copy" and "drain 37.2s (1024 MiB at 231 Mbit/s) <= the accepted 60.0s" in why
 
 
 def test_a_successful_migration_is_remembered_and_the_history_stays_bounded(tmp_path):
