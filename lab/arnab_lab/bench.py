@@ -58,6 +58,11 @@ METHOD_VARIANTS = {"pre-copy/dump": ("pre-copy", {"delta_reads": "dump"}),
                    "post-copy/tls": ("post-copy", {"postcopy_channel": "tls"}),
                    "post-copy/tcp": ("post-copy", {"postcopy_channel": "tcp"})}
 ALL_METHODS = DEFAULT_METHODS + tuple(sorted(METHOD_VARIANTS))
+
+
+def variant(method):
+    """``(container_migrate method, its extra options)`` of a bench method (a variant's, or the method's own)."""
+    return METHOD_VARIANTS.get(method, (method, {}))
 DEFAULT_WORKING_SETS = (20.0, 30.0, 50.0, 70.0, 100.0)
 CSV_COLUMNS = ("workload", "config", "size_mib", "working_set_pct", "dirty_pct", "method", "method_used", "trial", "ok",
                "downtime_s", "bytes_frozen", "total_s", "bytes_total", "floor_s", "source_needed_s", "client_gap_s",
@@ -628,7 +633,7 @@ def target_lines(cells, rate_bits_s):
             frozen = pre["frozen_total_s_mean"] / pre["downtime_s_mean"]
             out.append("%s: pre-copy frozen in all / its downtime = %.2f (goal <= 1.5): %s" % (
                 cell["config"], frozen, "met" if frozen <= 1.5 else "NOT met"))
-        if METHOD_VARIANTS.get(cell["method"], (cell["method"],))[0] == "post-copy" and cell["ok"]:
+        if variant(cell["method"])[0] == "post-copy" and cell["ok"]:
             bound = 1.5 * float(cell["size_mib"]) * 1048576 * 8 / rate_bits_s
             out.append("%s: %s source needed %.1f s (goal <= 1.5 x memory / link = %.1f s): %s" % (
                 cell["config"], cell["method"], cell["source_needed_s_mean"], bound,
@@ -819,7 +824,7 @@ def run_one(cfg, method, trial, lv, outdir, stamp, watch=False):
     viewer, player = None, None
     try:
         viewer = start_viewer(ct, path.replace(".json", "-browser")) if watch else None
-        base, options = METHOD_VARIANTS.get(method, (method, {}))
+        base, options = variant(method)
         extravars = dict(options, network_lock=cfg.get("network_lock", NETWORK_LOCKS[0]),
                          packet_hold=cfg.get("packet_hold", True))
         ok, rep, error = migrate(name, dest, base, path, extravars=extravars,

@@ -29,6 +29,7 @@ import ctypes
 import os
 import re
 import select
+import shutil
 import signal
 import struct
 import subprocess
@@ -951,11 +952,14 @@ PEM_CERT_RE = re.compile(r"-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/=\n]{64,%d}-
 
 
 def tls_identity(tls_dir, openssl="openssl", env=None, run=subprocess.run):
-    """Make ``tls_dir`` (0700) with a fresh P-256 key and its self-signed certificate; returns the certificate (PEM
-    text), the part the peer pins."""
-    if not PLAIN_PATH_RE.match(tls_dir):
-        raise ValueError("TLS dir %r: criu reads it from a config line, it must be a plain path" % tls_dir)
-    os.makedirs(tls_dir, 0o700, exist_ok=True)
+    """Make ``tls_dir`` anew (0700; whatever was there goes) with a fresh P-256 key and its self-signed certificate;
+    returns the certificate (PEM text), the part the peer pins."""
+    _plain_tls_dir(tls_dir)
+    if os.path.isdir(tls_dir) and not os.path.islink(tls_dir):
+        shutil.rmtree(tls_dir)
+    elif os.path.lexists(tls_dir):
+        os.unlink(tls_dir)
+    os.makedirs(tls_dir, 0o700)
     os.chmod(tls_dir, 0o700)
     cert = os.path.join(tls_dir, TLS_CERT)
     proc = run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
@@ -986,10 +990,14 @@ def pin_tls_peer(tls_dir, pem):
         os.close(fd)
 
 
-def tls_options(tls_dir):
-    """criu's long options for the pinned TLS page channel whose files are in ``tls_dir``."""
+def _plain_tls_dir(tls_dir):
     if not PLAIN_PATH_RE.match(tls_dir):
         raise ValueError("TLS dir %r: criu reads it from a config line, it must be a plain path" % tls_dir)
+
+
+def tls_options(tls_dir):
+    """criu's long options for the pinned TLS page channel whose files are in ``tls_dir``."""
+    _plain_tls_dir(tls_dir)
     return [("tls", None), ("tls-cacert", os.path.join(tls_dir, TLS_PEER)),
             ("tls-cert", os.path.join(tls_dir, TLS_CERT)), ("tls-key", os.path.join(tls_dir, TLS_KEY)),
             ("tls-no-cn-verify", None)]

@@ -603,7 +603,6 @@ class Receiver(object):
         try:
             peer = criu_lib.check_pem_cert(stdin.read(criu_lib.MAX_PEM_BYTES + 1).decode("ascii"))
             tls_dir = os.path.join(self.work(name), "tls")
-            _remove(tls_dir)
             own = criu_lib.tls_identity(tls_dir, openssl=self.cfg["openssl"], env=self.env)
             criu_lib.pin_tls_peer(tls_dir, peer)
         except (UnicodeDecodeError, ValueError, OSError, criu_lib.CriuError) as e:

@@ -399,11 +399,11 @@ def fit_drain(history, container, dest, channel):
         except (AttributeError, TypeError, ValueError):
             pass
         return None
-    mine = [r for r in history if rate(r) is not None][-COST_HISTORY_SIZE:]
-    for scope, records in (("container", [r for r in mine if r.get("container") == container]), ("edge", mine)):
-        if records:
-            return {"drain_rate_bps": statistics.median(rate(r) for r in records), "samples": len(records),
-                    "scope": scope, "channel": channel}
+    mine = [(r.get("container"), x) for r, x in ((r, rate(r)) for r in history) if x is not None][-COST_HISTORY_SIZE:]
+    for scope, rates in (("container", [x for c, x in mine if c == container]), ("edge", [x for _c, x in mine])):
+        if rates:
+            return {"drain_rate_bps": statistics.median(rates), "samples": len(rates), "scope": scope,
+                    "channel": channel}
     return None
 
 
@@ -1558,7 +1558,6 @@ class LxcMigrationDriver(object):
             self.page_tunnel = self.recv.page_tunnel(ssh_options=keepalives(DRAIN_STALL_S // SSH_ALIVE_INTERVAL_S))
         elif method == "post-copy" and self.postcopy_channel == "tls":
             tls_dir = os.path.join(self.work, "tls")
-            _rm_rf(tls_dir)
             own = tls_identity(tls_dir)
             pin_tls_peer(tls_dir, self.recv.tls_exchange(own))
             self.tls_dir = tls_dir

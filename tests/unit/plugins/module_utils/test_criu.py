@@ -300,6 +300,10 @@ def test_each_side_makes_its_own_key_and_pins_only_the_peers_certificate(tmp_pat
             criu.check_pem_cert(bad)
     with pytest.raises(criu.CriuError, match="openssl could not"):
         criu.tls_identity(str(tmp_path / "x"), openssl="false")
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(str(tmp_path / "elsewhere"), str(tmp_path / "planted"))
+    criu.tls_identity(str(tmp_path / "planted"))             # a link in its place is replaced, not followed
+    assert not os.path.islink(str(tmp_path / "planted")) and os.listdir(str(tmp_path / "elsewhere")) == []
 
 
 CRIU_BIN = shutil.which("criu") or ("/usr/local/sbin/criu" if os.path.exists("/usr/local/sbin/criu") else None)
