@@ -54,15 +54,19 @@ DEFAULT_METHODS = PAPER_METHODS + ("auto",)
 # Bench-only variants: a container_migrate method with other options, measured side by side with the method itself
 # (delta pre-copy's iterations each frozen for a criu dump, against its live reads; post-copy's pages over criu's
 # page server in pinned TLS or in cleartext, against inside SSH).
-METHOD_VARIANTS = {"pre-copy/dump": ("pre-copy", {"delta_reads": "dump"}),
-                   "post-copy/tls": ("post-copy", {"postcopy_channel": "tls"}),
-                   "post-copy/tcp": ("post-copy", {"postcopy_channel": "tcp"})}
+METHOD_VARIANTS = dict({"pre-copy/dump": ("pre-copy", {"delta_reads": "dump"}),
+                        "post-copy/tls": ("post-copy", {"postcopy_channel": "tls"}),
+                        "post-copy/tcp": ("post-copy", {"postcopy_channel": "tcp"})},
+                       # criu freezes the container itself (container_migrate prefreeze=false): its 100 ms poll
+                       **{m + "/criu-freeze": (m, {"prefreeze": False}) for m in DEFAULT_METHODS})
 ALL_METHODS = DEFAULT_METHODS + tuple(sorted(METHOD_VARIANTS))
 
 
 def variant(method):
     """``(container_migrate method, its extra options)`` of a bench method (a variant's, or the method's own)."""
     return METHOD_VARIANTS.get(method, (method, {}))
+
+
 DEFAULT_WORKING_SETS = (20.0, 30.0, 50.0, 70.0, 100.0)
 CSV_COLUMNS = ("workload", "config", "size_mib", "working_set_pct", "dirty_pct", "method", "method_used", "trial", "ok",
                "downtime_s", "bytes_frozen", "total_s", "bytes_total", "floor_s", "source_needed_s", "client_gap_s",
@@ -177,11 +181,22 @@ def lab_vars(inventory=LAB_INVENTORY):
             "rate": lab["backhaul"]["rate"], "rate_bits": rate_bits(lab["backhaul"]["rate"]), "inventory": inventory}
 
 
+# LXC says RUNNING for a container whose cgroup v1 freezer someone else froze (criu, the migration's pre-dump
+# hook): what a user means by running is thawed too.
+STATE_SH = ('st=$(lxc-info -n "$1" -sH) || exit 1\n'
+            'if [ "$st" = RUNNING ]; then\n'
+            '  cg=$(awk -F: \'$2 ~ /(^|,)freezer(,|$)/ {print $3}\' /proc/$(lxc-info -n "$1" -pH)/cgroup)\n'
+            '  [ -n "$cg" ] && [ "$(cat "/sys/fs/cgroup/freezer$cg/freezer.state" 2>/dev/null)" = FROZEN ] '
+            '&& st=FROZEN\n'
+            'fi\n'
+            'echo "$st"\n')
+
+
 def container_states(name, edges):
-    """{edge: state or ''} for the container on every edge."""
+    """{edge: state or ''} for the container on every edge (FROZEN also when only its cgroup freezer says so)."""
     out = {}
     for edge in edges:
-        proc = labctl_exec(edge, ["lxc-info", "-n", name, "-sH"], timeout=30)
+        proc = labctl_exec(edge, ["sh", "-c", STATE_SH, "sh", name], timeout=30)
         out[edge] = proc.stdout.strip() if proc.returncode == 0 else ""
     return out
 

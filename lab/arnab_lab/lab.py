@@ -367,6 +367,14 @@ def _make_node(topo, node):
     _install_authorized_key(topo, ssh_dir)
     # The mount and UTS namespaces are made here and pinned to files; the shell sets them up once.
     setup = ["hostname %s" % node.name, "mount -t sysfs sysfs /sys"]
+    if node.kind == "edge":
+        # /run on a tmpfs of its own, as on a real Debian host: criu keeps its kernel-feature cache
+        # (/run/criu.kdat) only on a tmpfs, else every dump and restore probes the kernel again (~25 ms each, frozen
+        # time); LXC's /run/lxc is then the edge's own too. The lab's run dir (sshd's pid file) stays visible.
+        hold = dirs["state"] + "/.run-hold"
+        os.makedirs(hold, exist_ok=True)
+        setup += ["mount --bind %s %s" % (topo.run_dir, hold), "mount -t tmpfs -o mode=0755,size=64m arnab-run /run",
+                  "mkdir -p %s /run/sshd" % topo.run_dir, "mount --move %s %s" % (hold, topo.run_dir)]
     setup += ["mount --bind %s %s" % (src, dst) for src, dst in binds if os.path.isdir(dst) or _mkdir(dst)]
     mnt, uts = ns_files(topo, node.name)
     for f in (mnt, uts):

@@ -29,6 +29,7 @@ import ctypes
 import os
 import re
 import select
+import shlex
 import shutil
 import signal
 import struct
@@ -668,13 +669,16 @@ OUTBOUND_LOCK_RULES = ("add chain inet %s output { type filter hook output prior
 
 # A restore's action script (criu runs it at every hook; post-restore comes before criu lifts its own lock): the
 # source's inbound-only lock, carried over with the namespace, goes then, or the restored sockets' first ACKs are
-# dropped and they stall for their retransmission timeout.
+# dropped and they stall for their retransmission timeout. It leaves POST_RESTORE_RAN beside itself: the net fix then
+# need not look for a lock left behind (an nft start, ~12 ms of downtime).
+POST_RESTORE_RAN = ".post-restore.ran"
 INBOUND_UNLOCK_SH = """#!/bin/sh
 [ "$CRTOOLS_SCRIPT_ACTION" = post-restore ] || exit 0
 case "$CRTOOLS_INIT_PID" in ''|*[!0-9]*) exit 0 ;; esac
 nsenter -t "$CRTOOLS_INIT_PID" -n nft delete table inet %s 2>/dev/null
+: > "${0%%/*}/%s"
 exit 0
-""" % INBOUND_LOCK_TABLE
+""" % (INBOUND_LOCK_TABLE, POST_RESTORE_RAN)
 
 
 def inbound_unlock_argv(pid):
@@ -712,9 +716,10 @@ def _quiet_call(argv):
         return 127
 
 
-def after_restore_in_netns(pid, ifname="eth0", env=None, timeout=AFTER_RESTORE_TIMEOUT_S):
+def after_restore_in_netns(pid, ifname="eth0", env=None, timeout=AFTER_RESTORE_TIMEOUT_S, check_lock=True):
     """Everything the restored container's network needs, in a child of this process entered into the network
-    namespace of ``pid``: the inbound-only lock removed if criu's post-restore hook left it (``INBOUND_LOCK_LEFT``),
+    namespace of ``pid``: the inbound-only lock removed if criu's post-restore hook left it (``INBOUND_LOCK_LEFT``;
+    ``check_lock`` False: the hook ran, nothing to look for),
     TX offload off (``TXOFF_FAILED``), then NETFIX_SNIPPET run in that child itself. The downtime pays no ``nsenter``
     and no Python start-up (``make bench-netfix``: x0.65 of the ``nsenter`` commands' time on the lab). Returns ``(rc,
     output lines)``; rc 0 once the snippet ran; a child still running after ``timeout`` seconds is killed (rc 137).
@@ -734,7 +739,7 @@ def after_restore_in_netns(pid, ifname="eth0", env=None, timeout=AFTER_RESTORE_T
             nsfd = os.open("/proc/%d/ns/net" % int(pid), os.O_RDONLY)
             if ctypes.CDLL(None, use_errno=True).setns(nsfd, CLONE_NEWNET) != 0:
                 raise OSError(ctypes.get_errno(), "setns into the network namespace of %s" % pid)
-            if _quiet_call(_inbound_unlock_cmd()) == 0:    # criu's post-restore hook did not run
+            if check_lock and _quiet_call(_inbound_unlock_cmd()) == 0:    # criu's post-restore hook did not run
                 sys.stdout.write("INBOUND_LOCK_LEFT\n")
             if _quiet_call(_txoff_argv(ifname)) != 0:
                 sys.stdout.write("TXOFF_FAILED\n")
@@ -822,6 +827,72 @@ def shift_tcp_timestamps(images_dir, shift_ms):
         os.rename(tmp, path)
         moved += 1
     return moved
+
+
+# The container's cgroup freezer, which LXC hands to criu (--freeze-cgroup: its payload cgroup). criu freezes it and
+# then polls it every 100 ms (criu/seize.c, freeze_processes), so a dump costs 100 ms of frozen time for a freeze
+# that takes about 1 ms; a cgroup that is already frozen when criu looks is taken as it is. criu then puts it back
+# to frozen when it leaves the tasks alive or stopped, and ``lxc-unfreeze`` does not thaw what LXC did not freeze:
+# whoever resumes such a source writes the thawed state itself (migration_guard.thaw).
+FREEZER_V1 = ("freezer.state", "FROZEN", "THAWED")
+FREEZER_V2 = ("cgroup.freeze", "1", "0")
+LXC_PAYLOAD_PREFIX = "lxc.payload."
+
+
+def freezer_of(pid, proc="/proc", cgroup_root="/sys/fs/cgroup"):
+    """The freezer of the LXC container whose init is ``pid``: ``{'file', 'frozen', 'thawed', 'events'}`` (cgroup
+    v1: ``freezer.state``; v2: ``cgroup.freeze``, done when ``cgroup.events`` says ``frozen 1``), or None when its
+    payload cgroup cannot be told (criu then freezes as it always does). The payload is the path up to its first
+    ``lxc.payload.*`` directory: anything below it the container may have made itself."""
+    try:
+        with open("%s/%d/cgroup" % (proc, int(pid))) as f:
+            lines = f.read().splitlines()
+    except (IOError, OSError, ValueError, TypeError):
+        return None
+    v1 = v2 = None
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) == 3 and "freezer" in parts[1].split(","):
+            v1 = parts[2]
+        elif len(parts) == 3 and parts[0] == "0" and parts[1] == "":
+            v2 = parts[2]
+    rel, mount, (name, frozen, thawed) = ((v1, cgroup_root + "/freezer", FREEZER_V1) if v1 is not None
+                                          else (v2, cgroup_root, FREEZER_V2))
+    names = (rel or "").split("/")
+    payload = next((i for i, n in enumerate(names) if n.startswith(LXC_PAYLOAD_PREFIX)), None)
+    if payload is None:
+        return None
+    path = mount + "/".join(names[:payload + 1])
+    if not PLAIN_PATH_RE.match(path) or ".." in names or not os.path.isfile(os.path.join(path, name)):
+        return None
+    return {"file": os.path.join(path, name), "frozen": frozen, "thawed": thawed,
+            "events": os.path.join(path, "cgroup.events") if name == FREEZER_V2[0] else None}
+
+
+PREFREEZE_TRIES = 2000      # ~1 ms each: a cgroup not frozen by then is thawed again and left to criu
+
+PREFREEZE_SH = """f=%(file)s
+frozen() { %(test)s; }
+echo %(frozen)s > "$f" 2>/dev/null || exit 0
+i=0
+until frozen; do
+  i=$((i + 1))
+  if [ $i -gt %(tries)d ]; then echo %(thawed)s > "$f"; exit 0; fi
+  sleep 0.001
+done
+exit 0"""
+
+
+def prefreeze_sh(freezer, tries=PREFREEZE_TRIES):
+    """Shell lines that freeze the cgroup and wait (1 ms steps) until it is frozen: criu's ``pre-dump`` hook runs
+    them just before criu would freeze it itself. They never fail the dump: at worst criu freezes as it always did."""
+    if freezer["events"]:
+        test = 's=; while read -r k v; do [ "$k" = frozen ] && s=$v; done < %s; [ "$s" = 1 ]' % shlex.quote(
+            freezer["events"])
+    else:
+        test = 'read -r s < "$f" && [ "$s" = %s ]' % freezer["frozen"]
+    return PREFREEZE_SH % dict(file=shlex.quote(freezer["file"]), test=test, frozen=freezer["frozen"],
+                               thawed=freezer["thawed"], tries=tries)
 
 
 class LxcCriu(object):

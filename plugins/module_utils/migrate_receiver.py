@@ -81,14 +81,16 @@ import time
 
 try:
     from ansible_collections.arnab.testbed.plugins.module_utils import criu as criu_lib
+    from ansible_collections.arnab.testbed.plugins.module_utils import migration_guard
     from ansible_collections.arnab.testbed.plugins.module_utils import state_transfer
     from ansible_collections.arnab.testbed.plugins.module_utils import validate
 except ImportError:     # installed as a script beside copies of them (/usr/local/lib/arnab)
     import criu as criu_lib
+    import migration_guard
     import state_transfer
     import validate
 
-VERSION = 1
+VERSION = 2         # 2: thaws a restored copy (precopy.RECEIVER_THAWS)
 CONFIG_PATH = "/etc/arnab/receiver.json"
 DEFAULTS = {
     "lxcpath": "/var/lib/lxc",
@@ -839,6 +841,7 @@ class Receiver(object):
         conf = os.path.join(d, ".criu-restore.conf")
         try:
             _write(unlock_sh, criu_lib.INBOUND_UNLOCK_SH, 0o700)
+            _remove(os.path.join(d, criu_lib.POST_RESTORE_RAN))
             _write(conf, criu_lib.config_text(copts))
             shift = opts.get("--ts-shift-ms")
             if shift:
@@ -897,7 +900,13 @@ class Receiver(object):
             if not pid:
                 trace("NO_PID")
                 return 0
-            nrc, lines = criu_lib.after_restore_in_netns(pid, ifname=opts["--ifname"], env=self.env)
+            # criu restores the freezer state the source had when criu came, and the engine had frozen it then
+            # (its pre-dump hook): thaw, or the copy stays frozen
+            if migration_guard.thaw(criu_lib.freezer_of(pid)):
+                trace("THAWED")
+            nrc, lines = criu_lib.after_restore_in_netns(
+                pid, ifname=opts["--ifname"], env=self.env,
+                check_lock=not os.path.exists(os.path.join(d, criu_lib.POST_RESTORE_RAN)))
             for line in lines:
                 trace(line)
             if nrc != 0 and "GARP_FAILED" not in " ".join(lines):

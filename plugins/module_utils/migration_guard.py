@@ -30,6 +30,10 @@ Post-copy's drain (``--watch-drain PID``)
     page arrived -> destroy the stopped source and commit the destination; not -> clean the destination (its copy
     read pages that never came), then resume the source by hand (:func:`resume_by_hand`).
 
+The shell part (``precopy.GUARD_SH``) also answers two earlier hooks: ``pre-dump`` freezes the container's cgroup
+before criu would (``prefreeze``: criu polls its own freeze every 100 ms), so whoever resumes a source thaws it
+(:func:`thaw`); ``network-lock`` leaves ``seized`` (criu holds the tasks: the frozen sync's walk may start).
+
 The guard uses nothing but the standard library and argv lists from ``guard.json`` (no shell).
 """
 
@@ -50,6 +54,7 @@ GUARD_FILE = "guard"
 GUARD_CONFIG = "guard.json"
 DECISION_FILE = "decision"
 DUMPED_FILE = "dumped"
+SEIZED_FILE = "seized"          # criu holds the tasks (its network-lock hook): the container writes nothing more
 UNLOCKING_FILE = "unlocking"
 RESOLVED_FILE = "resolved"
 GUARD_LOG = "guard.log"
@@ -109,7 +114,22 @@ def pids_in_pidns(init_pid):
     return pids
 
 
-def resume_by_hand(run, name, lxcpath, init_pid, netfix_argvs):
+def thaw(freezer):
+    """Thaw the container's cgroup (``freezer``: criu.freezer_of's dict, or None); True if it was frozen. The dump
+    found it frozen (the engine's pre-dump hook), so criu freezes it again whenever it leaves the tasks alive, and
+    restores it frozen."""
+    try:
+        with open(freezer["file"]) as f:
+            if f.read().strip() == freezer["thawed"]:
+                return False
+        with open(freezer["file"], "w") as f:
+            f.write(freezer["thawed"])
+        return True
+    except (IOError, OSError, TypeError):
+        return False
+
+
+def resume_by_hand(run, name, lxcpath, init_pid, netfix_argvs, freezer=None):
     """Post-copy after the page server started: criu resumes the tasks when serving fails, but keeps its network
     lock (it decided at post-dump), or has left them stopped. Thaw, SIGCONT, drop criu's nftables lock, announce
     the container again. The TCP sockets criu put in repair mode stay there: those connections are lost. Returns
@@ -117,7 +137,8 @@ def resume_by_hand(run, name, lxcpath, init_pid, netfix_argvs):
     out = {"connections": "lost: criu keeps the TCP sockets in repair mode once its page server started"}
     if not init_pid or not os.path.exists("/proc/%s" % init_pid):
         raise RuntimeError("source container %s has no running tasks: post-copy lost it" % name)
-    run(["lxc-unfreeze", "-n", name, "-P", lxcpath])          # a no-op unless frozen
+    run(["lxc-unfreeze", "-n", name, "-P", lxcpath])          # a no-op unless LXC froze it
+    thaw(freezer)
     for p in pids_in_pidns(int(init_pid)):
         try:
             os.kill(p, signal.SIGCONT)
@@ -249,6 +270,7 @@ class Guard(object):
             self.destroy_source_later()
             return 0
         self.poke_later()
+        self.thaw_later()
         return 1
 
     def network_unlock(self):
@@ -260,6 +282,7 @@ class Guard(object):
             if self.engine_dead():
                 self.clean_dest()
                 self.decide(ABORT, "criu is resuming the source: the destination was cleaned first")
+                self.thaw_later()
                 break
             self.sleep(POLL_S)
         return 0
@@ -302,7 +325,7 @@ class Guard(object):
         self.clean_dest()
         self.decide(ABORT, "post-copy drain failed (lazy-pages %s)" % status)
         res = resume_by_hand(self.run, self.cfg["container"], self.cfg["lxcpath"], self.cfg["init_pid"],
-                             self.cfg.get("netfix_argvs") or [])
+                             self.cfg.get("netfix_argvs") or [], freezer=self.cfg.get("freezer"))
         self.log("source resumed by hand: %s" % json.dumps(res))
         return 0
 
@@ -323,6 +346,21 @@ class Guard(object):
             else:
                 self.log("destination unreachable: asking for the drain's outcome again")
             self.sleep(ASK_EVERY_S)
+
+    def thaw_later(self):
+        """Engine dead and aborted: criu resumes the tasks into the cgroup it found frozen, then exits; thaw it
+        then (the engine does this itself when it lives)."""
+        if self.lock_fd is None or not self.cfg.get("freezer"):
+            return
+        waiter = ("import os, sys, time\n"
+                  "pid, path, thawed = int(sys.argv[1]), sys.argv[2], sys.argv[3]\n"
+                  "while os.path.exists('/proc/%d' % pid): time.sleep(0.01)\n"
+                  "open(path, 'w').write(thawed)\n")
+        freezer = self.cfg["freezer"]
+        subprocess.Popen([sys.executable, "-c", waiter, str(criu_pid()), freezer["file"], freezer["thawed"]],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True, pass_fds=(self.lock_fd,))
+        self.log("the source's cgroup is thawed once criu exits")
 
     def poke_later(self):
         """Engine dead and aborted a post-copy dump: after the guard, criu unlocks, resumes... and first starts its

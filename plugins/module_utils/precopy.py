@@ -51,12 +51,17 @@ from ansible_collections.arnab.testbed.plugins.module_utils import (
 from ansible_collections.arnab.testbed.plugins.module_utils.migration_guard import pids_in_pidns
 from ansible_collections.arnab.testbed.plugins.module_utils.criu import (
     HOLD_GROUP, INBOUND_LOCK, INBOUND_LOCK_RULES, OUTBOUND_LOCK_RULES, PAGE_SIZE, PLAIN_PATH_RE, CriuError, LxcCriu,
-    default_runner, find_criu_error, inbound_unlock_argv, log_tail, netfix_argv, pin_tls_peer, read_stats,
-    summarize_dump_stats, tls_identity)
+    default_runner, find_criu_error, freezer_of, inbound_unlock_argv, log_tail, netfix_argv, pin_tls_peer,
+    prefreeze_sh, read_stats, summarize_dump_stats, tls_identity)
 from ansible_collections.arnab.testbed.plugins.module_utils.state_transfer import (
     Pusher, list_files)
 from ansible_collections.arnab.testbed.plugins.module_utils.migrate_receiver import SESSION_OPS
 from ansible_collections.arnab.testbed.plugins.module_utils.receiver import Receiver, ReceiverError
+
+FIRST_CHANGED = 10          # the frozen sync's report names this many of the files it sent
+
+# The destination receiver's version that thaws a restored copy (a prefrozen dump restores frozen).
+RECEIVER_THAWS = 2
 
 # --------------------------------------------------------------------------------------------------
 # Stopping rules (P.Haul: 8 iterations, <= 64 pages, > 10% growth) and the downtime target.
@@ -767,6 +772,8 @@ class SourceState(object):
 GUARD_SH = """#!/bin/sh
 w=%(w)s
 case "$CRTOOLS_SCRIPT_ACTION" in
+  pre-dump)
+    %(prefreeze)s ;;
   post-dump)
     %(fence)s
     : > "$w/dumped"
@@ -781,6 +788,7 @@ case "$CRTOOLS_SCRIPT_ACTION" in
       sleep 0.005
     done ;;
   network-lock)
+    : > "$w/seized"
     %(lock)s ;;
   network-unlock)
     if [ -e "$w/decision" ]; then read -r d < "$w/decision"; [ "$d" = abort ] && { %(unlock)s; exit 0; }; fi
@@ -812,7 +820,7 @@ class LxcMigrationDriver(object):
                  page_server_address=None, interface="eth0", fs_sync=True, source_cleanup="destroy",
                  link_rate_bps=None, criu_verbose=False, restore_timeout=120, runner=None, log=None,
                  delta_method="pages", postcopy_channel="ssh", images_dir=None, network_lock="nftables",
-                 packet_hold=True, delta_reads="live"):
+                 packet_hold=True, delta_reads="live", prefreeze=True):
         self.name = container
         self.dest = dest
         self.lxcpath = lxcpath
@@ -824,6 +832,7 @@ class LxcMigrationDriver(object):
         self.lxc = LxcCriu(lxcpath=lxcpath, criu=criu, runner=self.run, verbose=criu_verbose)
         self.network_lock = network_lock
         self.hold_packets = packet_hold
+        self.prefreeze = prefreeze
         self.criu = criu
         # the shared SSH master's socket, in the migrations' private (0700) dir, not a guessable name in /tmp
         self.control_path = os.path.join(os.path.dirname(self.work), ".ssh-%s-%d" % (container, os.getpid()))
@@ -853,7 +862,11 @@ class LxcMigrationDriver(object):
         self.dump_dir = None
         self.dump_s = None            # how long the final (or lazy) dump took, until criu waited in the guard
         self.fs_mark = None
+        self.fs_scan = None             # the frozen sync's find, started beside the final dump (_start_fs_scan)
+        self.fs_scan_during_dump = False
         self.init_pid = None
+        self.freezer = None         # the container's cgroup freezer (criu.freezer_of), once preflight found it
+        self.guard_path = None      # criu's action script for the final dump, written before the freeze
         self.dest_touched = False
         self.restore_sent = False     # from here on the destination may run the container
         self.page_server_started = False
@@ -932,6 +945,7 @@ class LxcMigrationDriver(object):
             raise PreflightError("container %s is %s, not RUNNING: nothing to migrate live"
                                  % (self.name, info.get("state")))
         self.init_pid = info.get("pid")
+        self.freezer = self.prefreeze_target(dest.get("receiver"))
         if check_mode:
             self.check_work_lock()
         else:
@@ -971,6 +985,8 @@ class LxcMigrationDriver(object):
         feats["images_dir"] = self.choose_images_root(feats["memory_bytes"], create=not check_mode)
         feats["link_rate_bps"] = self.link_rate_bps
         feats["network_lock"] = self.final_dump_lock()
+        # the final dump finds the container frozen (criu's pre-dump hook), not criu's 100 ms poll of its freeze
+        feats["prefreeze"] = self.freezer["file"] if self.freezer else None
         history = self.cost_history()
         feats["fitted"] = fit_costs(history, self.name, self.dest, self.link_rate_bps)
         feats["drain_fitted"] = fit_drain(history, self.name, self.dest, self.postcopy_channel)
@@ -984,6 +1000,14 @@ class LxcMigrationDriver(object):
             feats["page_server_address"] = self.page_server_address
         self._facts = feats
         return feats
+
+    def prefreeze_target(self, receiver_version):
+        """The container's freezer for the final dump's pre-dump hook (criu.freezer_of), or None: prefreeze off, no
+        PID, or a destination receiver that would leave the restored copy frozen (criu restores the state the dump
+        found)."""
+        if not (self.prefreeze and self.init_pid and (receiver_version or 0) >= RECEIVER_THAWS):
+            return None
+        return freezer_of(self.init_pid)
 
     def _source_address(self):
         """Our address on the path to the destination (where the destination's lazy-pages daemon connects)."""
@@ -1059,7 +1083,7 @@ class LxcMigrationDriver(object):
         scan_s = time.time() - t0
         if not changed:
             return {"phase": phase, "bytes_sent": 0, "duration_s": round(time.time() - t0, 4), "scan_s": round(
-                scan_s, 4), "files_changed": 0}
+                scan_s, 4), "files_changed": 0, "scan_beside_dump": self.fs_scan_during_dump}
         size = 0
         for rel in changed:
             try:
@@ -1072,25 +1096,55 @@ class LxcMigrationDriver(object):
             existing = [rel for rel in changed if os.path.lexists(os.path.join(src, rel))]
             res = self.session.put_files(src, existing, kind="fs", timeout=120)
             return {"phase": phase, "bytes_sent": res["bytes_sent"], "duration_s": round(time.time() - t0, 4),
-                    "scan_s": round(scan_s, 4), "files_changed": len(changed), "via": "receiver session (tar)"}
+                    "scan_s": round(scan_s, 4), "files_changed": len(changed), "via": "receiver session (tar)",
+                    "first_changed": changed[:FIRST_CHANGED],
+                    "scan_beside_dump": self.fs_scan_during_dump}
         listfile = os.path.join(self.work, "fs-changed.list")
         with open(listfile, "w") as f:
             f.write("\n".join(changed) + "\n")
         res = self.pusher.push([src], "./", mode="whole", archive_extras=("-H", "-A", "-X", "--numeric-ids"),
                                extra=["--files-from=%s" % listfile], rsync_path=self.recv.rsync_path("fs"))
         return {"phase": phase, "bytes_sent": res["bytes_sent"], "duration_s": round(time.time() - t0, 4),
-                "scan_s": round(scan_s, 4), "files_changed": len(changed)}
+                "scan_s": round(scan_s, 4), "files_changed": len(changed), "scan_beside_dump": self.fs_scan_during_dump,
+                "first_changed": changed[:FIRST_CHANGED]}
 
     def _changed_files(self, root):
         """Entries under ``root`` modified (mtime or ctime) since the pre-freeze sync began: find(1) when it
-        can (a C walk, several times faster than Python's over a systemd rootfs), else :func:`changed_since`."""
-        mark = getattr(self, "fs_mark_file", None)
-        if mark and os.path.exists(mark):
-            rc, out, _err = self.run(["find", root.rstrip("/") + "/", "-xdev", "(", "-newer", mark, "-o",
-                                      "-cnewer", mark, ")", "-printf", "%P\n"], timeout=60)
+        can (a C walk, several times faster than Python's over a systemd rootfs), else :func:`changed_since`.
+        The walk started beside the final dump once criu held the tasks (:meth:`_start_fs_scan`) is taken when it
+        succeeded and criu remapped no file meanwhile (a link remap is a file criu itself adds to the rootfs)."""
+        scan, self.fs_scan = self.fs_scan, None
+        if scan:
+            out, _err = scan.communicate()
+            remaps = os.path.join(self.dump_dir or "", "remap-fpath.img")
+            if scan.returncode == 0 and not (os.path.exists(remaps) and os.path.getsize(remaps) > 0):
+                self.fs_scan_during_dump = True
+                return [line for line in out.decode("utf-8", "surrogateescape").splitlines() if line]
+        argv = self._find_changed_argv(root)
+        if argv:
+            rc, out, _err = self.run(argv, timeout=60)
             if rc == 0:
                 return [line for line in out.splitlines() if line]
         return changed_since(root, self.fs_mark or 0)
+
+    def _find_changed_argv(self, root):
+        mark = getattr(self, "fs_mark_file", None)
+        if not (mark and os.path.exists(mark)):
+            return None
+        return ["find", root.rstrip("/") + "/", "-xdev", "(", "-newer", mark, "-o", "-cnewer", mark, ")",
+                "-printf", "%P\n"]
+
+    def _start_fs_scan(self):
+        """The frozen filesystem sync's walk, started while criu dumps (the tasks are held: nothing in the rootfs
+        changes but what criu adds). False when there is nothing to start (the sync walks after the dump)."""
+        argv = self._find_changed_argv(self.rootfs_dir()) if self.do_fs_sync else None
+        if not argv:
+            return False
+        try:
+            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL)
+        except OSError:
+            return False
 
     # -- the work dir ----------------------------------------------------------------------------------
     def _prepare_work(self):
@@ -1254,7 +1308,10 @@ class LxcMigrationDriver(object):
         return self._guarded_dump(d, lazy=True)
 
     def _guarded_dump(self, images_dir, parent_dir=None, track_mem=False, lazy=False):
-        guard = self._arm_guard(lazy)
+        if self.guard_path is None:     # before_freeze did not run: it writes the guard and starts the holder
+            self.guard_path = self._arm_guard(lazy)
+            self.start_holder()
+        guard = self.guard_path
         tunnel = self.page_tunnel if lazy else None
         argv, env = self.lxc.checkpoint_command(self.name, images_dir, action="dump", parent_dir=parent_dir,
                                                 leave="stopped", track_mem=track_mem, lazy_pages=lazy,
@@ -1265,7 +1322,6 @@ class LxcMigrationDriver(object):
                                                 network_lock=self.final_dump_lock())
         full_env = dict(os.environ)
         full_env.update(env)
-        self.start_holder()
         t0 = time.time()
         self.source.to(SourceState.FROZEN)
         # its own session: whatever kills the engine's process group must not take criu and the guard with it
@@ -1277,6 +1333,8 @@ class LxcMigrationDriver(object):
             tunnel.criu_has_it()
         self.dump_dir = images_dir
         while True:
+            if self.fs_scan is None and os.path.exists(os.path.join(self.work, migration_guard.SEIZED_FILE)):
+                self.fs_scan = self._start_fs_scan()    # the frozen sync's walk, beside criu's dump
             if os.path.exists(os.path.join(self.work, migration_guard.DUMPED_FILE)):
                 break
             if self.dump_proc.poll() is not None or os.path.exists(os.path.join(self.work,
@@ -1296,7 +1354,7 @@ class LxcMigrationDriver(object):
     def _arm_guard(self, lazy=False):
         """Write the guard (criu's action script) and what it needs into the private work dir."""
         for name in (migration_guard.DECISION_FILE, migration_guard.DUMPED_FILE, migration_guard.UNLOCKING_FILE,
-                     migration_guard.RESOLVED_FILE):
+                     migration_guard.RESOLVED_FILE, migration_guard.SEIZED_FILE):
             try:
                 os.remove(os.path.join(self.work, name))
             except OSError:
@@ -1314,7 +1372,7 @@ class LxcMigrationDriver(object):
                "source_cleanup_argvs": cleanup,
                # post-copy's drain watcher, should the engine die while the pages drain (migration_guard.py)
                "lazy_status_argv": self.recv.argv("lazy-status", control=False),
-               "container": self.name, "lxcpath": self.lxcpath, "init_pid": self.init_pid,
+               "container": self.name, "lxcpath": self.lxcpath, "init_pid": self.init_pid, "freezer": self.freezer,
                "netfix_argvs": self._netfix_argvs(self.init_pid),
                # a dead engine's guard ends an aborted lazy dump's page server by connecting to it (tcp); over
                # ssh the guard's clean of the destination ends the receiver's relay, and with it criu's client
@@ -1329,7 +1387,8 @@ class LxcMigrationDriver(object):
         path = os.path.join(self.work, migration_guard.GUARD_FILE)
         with open(path, "w") as f:
             f.write(GUARD_SH % dict(self._guard_lock_sh(), w=_q(self.work), py=_q(sys.executable or "/usr/bin/python3"),
-                                    guard=_q(path + ".py")))
+                                    guard=_q(path + ".py"),
+                                    prefreeze=prefreeze_sh(self.freezer) if self.freezer else "exit 0"))
         os.chmod(path, 0o700)
         return path
 
@@ -1553,7 +1612,11 @@ class LxcMigrationDriver(object):
     def before_freeze(self, method, mode):
         """Open the channels the frozen window will use: the final transfer's (not for native pre-copy: its final
         dir is a chain) and post-copy's page channel (over ssh its keepalives tolerate what the drain's progress
-        rule does: a backhaul that comes back within DRAIN_STALL_S loses nothing)."""
+        rule does: a backhaul that comes back within DRAIN_STALL_S loses nothing). The guard is written and the
+        packet holder started here too: the holder's Python start-up was counted as downtime when it ran after the
+        freeze's clock had started."""
+        self.guard_path = self._arm_guard(lazy=(method == "post-copy"))
+        self.start_holder()
         if method == "post-copy" and self.postcopy_channel == "ssh":
             self.page_tunnel = self.recv.page_tunnel(ssh_options=keepalives(DRAIN_STALL_S // SSH_ALIVE_INTERVAL_S))
         elif method == "post-copy" and self.postcopy_channel == "tls":
@@ -1647,8 +1710,8 @@ class LxcMigrationDriver(object):
 
     @staticmethod
     def parse_restore_output(out):
-        """The restore script's markers: ``T <step> <epoch>``, ``PID n``, ``kicked n``, ``TS_SHIFTED sockets ms``
-        and warnings."""
+        """The restore script's markers: ``T <step> <epoch>``, ``PID n``, ``kicked n``, ``TS_SHIFTED sockets ms``,
+        ``THAWED`` (the restored copy came frozen, as the prefrozen dump found it) and warnings."""
         marks = {}
         pid = kicked = ts_shift = None
         for line in out.splitlines():
@@ -1665,7 +1728,7 @@ class LxcMigrationDriver(object):
             elif len(parts) == 3 and parts[0] == "TS_SHIFTED" and parts[1].isdigit() and parts[2].isdigit():
                 ts_shift = {"sockets": int(parts[1]), "ms": int(parts[2])}
         res = {"pid": pid, "garp": "GARP_FAILED" not in out, "tcp_kicked": kicked, "marks": marks,
-               "ts_shift": ts_shift,
+               "ts_shift": ts_shift, "thawed": "THAWED" in out.split(),
                "warnings": [w for w in ("NO_PID", "TXOFF_FAILED", "GARP_FAILED", "INBOUND_LOCK_LEFT", "TS_SHIFT_FAILED")
                             if w in out]}
         if "start" in marks and "restored" in marks:
@@ -1751,6 +1814,8 @@ class LxcMigrationDriver(object):
         if info.get("state") == "FROZEN":
             self.run(["lxc-unfreeze", "-n", self.name, "-P", self.lxcpath])
             out["thawed"] = True
+        if migration_guard.thaw(self.freezer):
+            out["thawed"] = True     # criu froze it again on resuming: it was frozen when criu came (pre-dump hook)
         pid = info.get("pid")
         if not pid or not os.path.exists("/proc/%s" % pid):
             raise RuntimeError("source container %s has no running tasks after the abort" % self.name)
@@ -1783,7 +1848,8 @@ class LxcMigrationDriver(object):
                 kill_tree(self.dump_proc.pid, signal.SIGKILL)
                 self.dump_proc.wait()
         pid = (self.lxc.info(self.name) or {}).get("pid") or self.init_pid
-        out = migration_guard.resume_by_hand(self.run, self.name, self.lxcpath, pid, self._netfix_argvs(pid))
+        out = migration_guard.resume_by_hand(self.run, self.name, self.lxcpath, pid, self._netfix_argvs(pid),
+                                             freezer=self.freezer)
         out["resumed_by"] = "engine (post-copy after the page server started)"
         self.source.to(SourceState.RESUMED)
         return out
@@ -1817,10 +1883,11 @@ class LxcMigrationDriver(object):
                 self.discard_work()     # refused in preflight, or check mode: nothing worth keeping
             os.close(self.work_lock)
             self.work_lock = None
-        if self.final_channel is not None:
-            self.final_channel.kill()
-            self.final_channel.wait()
-            self.final_channel = None
+        for proc in (self.final_channel, self.fs_scan or None):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+        self.final_channel = self.fs_scan = None
         if self.session is not None:
             self.session.close()
         if self.page_tunnel is not None:

@@ -112,6 +112,16 @@ options:
         container (see O(network_lock)). V(false) drops it, as criu's lock does; for comparisons.
     type: bool
     default: true
+  prefreeze:
+    description:
+      - Freeze the container's cgroup at criu's C(pre-dump) hook of the final dump and wait for it in 1 ms steps.
+        criu polls a freezing cgroup every 100 ms, so without this the frozen window may hold up to 100 ms of
+        waiting for a freeze that took about 1 ms; a cgroup already frozen is taken as it is. Whoever resumes the
+        source or runs the restored copy thaws it (the engine, the guard, the destination's receiver).
+      - V(false) lets criu freeze; for comparisons. Also off when the container's LXC payload cgroup cannot be told
+        or the destination's receiver predates this (the report's C(facts.prefreeze) is then null).
+    type: bool
+    default: true
   images_dir:
     description:
       - Where the dumps go on this edge (C(<images_dir>/<container>)), e.g. a tmpfs such as C(/dev/shm/arnab)
@@ -405,6 +415,7 @@ def main():
             images_dir=dict(type="path"),
             network_lock=dict(type="str", choices=["inbound", "nftables", "iptables"], default="nftables"),
             packet_hold=dict(type="bool", default=True),
+            prefreeze=dict(type="bool", default=True),
             delta_reads=dict(type="str", choices=["live", "dump"], default="live"),
             max_iterations=dict(type="int", default=8),
             min_pages=dict(type="int", default=64),
@@ -461,7 +472,7 @@ def main():
                              interface=p["interface"], fs_sync=p["fs_sync"], source_cleanup=p["source_cleanup"],
                              link_rate_bps=rate, criu_verbose=p["criu_verbose"], log=progress,
                              network_lock=p["network_lock"], packet_hold=p["packet_hold"],
-                             delta_reads=p["delta_reads"])
+                             delta_reads=p["delta_reads"], prefreeze=p["prefreeze"])
     base = dict(container=p["container"], dest=p["dest"], started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                                    time.gmtime()))
     try:

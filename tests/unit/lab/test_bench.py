@@ -135,6 +135,9 @@ def test_a_method_variant_runs_its_method_with_its_options_and_is_its_own_cell(m
     assert [c["method"] for c in bench.aggregate(rows)] == ["pre-copy", "pre-copy/dump"]
     assert "pre-copy/dump" not in bench.parse_args(["tier2"]).methods     # the default matrix is the paper's + auto
     assert bench.parse_args(["tier2", "--methods", "pre-copy,pre-copy/dump"]).methods == ["pre-copy", "pre-copy/dump"]
+    # every method has a criu-freeze twin: criu freezes the container itself (container_migrate prefreeze=false)
+    assert [bench.variant(m + "/criu-freeze") for m in bench.DEFAULT_METHODS] == [
+        (m, {"prefreeze": False}) for m in bench.DEFAULT_METHODS]
 
 
 def test_each_packet_hold_is_its_own_cell_under_the_inbound_lock_only():

@@ -41,6 +41,10 @@ while [ $# -gt 0 ]; do case "$1" in -n) n=$2; shift;; -D) d=$2; shift;; esac; sh
 [ -f "$F/restore-sleep" ] && sleep "$(cat "$F/restore-sleep")"
 rc=$(cat "$F/restore-rc" 2>/dev/null || echo 0)
 if [ "$rc" = 0 ]; then echo RUNNING > "$F/state-$n"; cat "$F/restored-pid" > "$F/pid-$n"
+  # criu's post-restore hook, as criu runs it (sh -c SCRIPT), when a test asks for it
+  a=$(sed -n 's/^action-script //p' "$CRIU_CONFIG_FILE" 2>/dev/null)
+  [ -f "$F/run-hooks" ] && [ -n "$a" ] && CRTOOLS_SCRIPT_ACTION=post-restore \
+      CRTOOLS_INIT_PID=$(cat "$F/restored-pid") sh -c "$a"
 else echo "Error (criu/cr-restore.c:1): fake restore failure" > "$d/restore.log"; echo "lxc says no"; fi
 exit "$rc"
 """,
@@ -96,7 +100,7 @@ class Edge(object):
                 f.write(text)
             os.chmod(path, 0o755)
         # the installed layout: the receiver beside copies of what it imports, and the role's launcher
-        for name in ("migrate_receiver.py", "criu.py", "state_transfer.py", "validate.py"):
+        for name in ("migrate_receiver.py", "criu.py", "migration_guard.py", "state_transfer.py", "validate.py"):
             shutil.copy(os.path.join(MU, name), self.lib)
         self.launcher = os.path.join(self.lib, "arnab-migrate-receiver")
         with open(self.launcher, "w") as f:

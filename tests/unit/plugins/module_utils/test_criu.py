@@ -488,3 +488,85 @@ def test_every_tcp_stream_image_of_a_dump_moves_and_nothing_else(tmp_path):
     assert (tmp_path / "core-1.img").read_bytes() == b"core"
     assert sorted(os.listdir(str(tmp_path))) == ["core-1.img", "tcp-stream-1a.img", "tcp-stream-2b.img",
                                                  "tcp-stream-3c.img"]
+
+
+# ---- the container's cgroup freezer (the final dump's pre-dump hook) ---------------------------------
+
+def _cgroup_tree(tmp_path, lines, files):
+    """A /proc/PID/cgroup with ``lines`` and a cgroup mount with ``files`` (paths under it) present."""
+    proc = tmp_path / "proc" / "42"
+    proc.mkdir(parents=True)
+    (proc / "cgroup").write_text("".join(line + "\n" for line in lines))
+    root = tmp_path / "cg"
+    for rel in files:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("THAWED\n")
+    return str(tmp_path / "proc"), str(root)
+
+
+def test_freezer_of_finds_the_lxc_payload_cgroup_v1_and_v2(tmp_path):
+    proc, root = _cgroup_tree(tmp_path / "v1", ["6:freezer:/arnab-edge1/lxc.payload.video-4", "0::/other"],
+                              ["freezer/arnab-edge1/lxc.payload.video-4/freezer.state"])
+    fz = criu.freezer_of(42, proc=proc, cgroup_root=root)
+    assert fz == {"file": root + "/freezer/arnab-edge1/lxc.payload.video-4/freezer.state", "frozen": "FROZEN",
+                  "thawed": "THAWED", "events": None}
+    # v2: init sits in a cgroup systemd made inside the container; the payload is the first lxc.payload.* (one the
+    # container made deeper down does not count)
+    proc, root = _cgroup_tree(tmp_path / "v2", ["0::/lxc.payload.video/init.scope/lxc.payload.mine"],
+                              ["lxc.payload.video/cgroup.freeze"])
+    fz = criu.freezer_of(42, proc=proc, cgroup_root=root)
+    assert fz["file"] == root + "/lxc.payload.video/cgroup.freeze" and (fz["frozen"], fz["thawed"]) == ("1", "0")
+    assert fz["events"] == root + "/lxc.payload.video/cgroup.events"
+
+
+@pytest.mark.parametrize("line,present", [
+    ("6:freezer:/user.slice/session-1.scope", "freezer/user.slice/session-1.scope/freezer.state"),   # no payload
+    ("6:freezer:/lxc.payload.a b", "freezer/lxc.payload.a b/freezer.state"),                          # not plain
+    ("6:freezer:/lxc.payload.$(touch x)", "freezer/lxc.payload.$(touch x)/freezer.state"),
+    ("6:freezer:/lxc.payload.gone", "freezer/elsewhere/freezer.state"),                               # no file
+])
+def test_freezer_of_says_none_when_it_cannot_tell_the_payload(tmp_path, line, present):
+    proc, root = _cgroup_tree(tmp_path, [line], [present])
+    assert criu.freezer_of(42, proc=proc, cgroup_root=root) is None
+    assert criu.freezer_of(2 ** 22 + 7) is None and criu.freezer_of(None) is None
+
+
+def _run_prefreeze(fz, tries=criu.PREFREEZE_TRIES, cwd=None):
+    return subprocess.run(["sh", "-c", criu.prefreeze_sh(fz, tries=tries)], cwd=cwd, timeout=30,
+                          check=False).returncode
+
+
+def test_prefreeze_freezes_and_waits_until_frozen(tmp_path):
+    state = tmp_path / "freezer.state"
+    state.write_text("THAWED\n")
+    assert _run_prefreeze({"file": str(state), "frozen": "FROZEN", "thawed": "THAWED", "events": None}) == 0
+    assert state.read_text().strip() == "FROZEN"
+    freeze, events = tmp_path / "cgroup.freeze", tmp_path / "cgroup.events"
+    freeze.write_text("0\n")
+    events.write_text("populated 1\nfrozen 1\n")
+    assert _run_prefreeze({"file": str(freeze), "frozen": "1", "thawed": "0", "events": str(events)}) == 0
+    assert freeze.read_text().strip() == "1"
+
+
+def test_prefreeze_that_does_not_complete_thaws_again_and_leaves_it_to_criu(tmp_path):
+    freeze, events = tmp_path / "cgroup.freeze", tmp_path / "cgroup.events"
+    freeze.write_text("0\n")
+    events.write_text("populated 1\nfrozen 0\n")      # a task that never freezes
+    assert _run_prefreeze({"file": str(freeze), "frozen": "1", "thawed": "0", "events": str(events)}, tries=3) == 0
+    assert freeze.read_text().strip() == "0"
+    # a file that cannot be written (no such cgroup): the hook passes, the dump goes on as criu's own
+    assert _run_prefreeze({"file": str(tmp_path / "gone" / "freezer.state"), "frozen": "FROZEN", "thawed": "THAWED",
+                           "events": None}) == 0
+
+
+@pytest.mark.parametrize("name", ["$(touch pwned)", "`touch pwned`", "a;touch pwned", "a\ntouch pwned", "a b"])
+def test_prefreeze_quotes_the_paths(tmp_path, name):
+    d = tmp_path / name
+    d.mkdir()
+    state, events = d / "cgroup.freeze", d / "cgroup.events"
+    state.write_text("0\n")
+    events.write_text("frozen 1\n")
+    assert _run_prefreeze({"file": str(state), "frozen": "1", "thawed": "0", "events": str(events)},
+                          cwd=str(tmp_path)) == 0
+    assert state.read_text().strip() == "1"
+    assert not (tmp_path / "pwned").exists() and not (d / "pwned").exists()

@@ -2,6 +2,7 @@
 installed layout (the receiver beside copies of criu.py, state_transfer.py and validate.py, started by a launcher
 like the role's), SSH_ORIGINAL_COMMAND set, a tmp lxcpath and fake lxc-*/criu/nsenter on PATH. rsync goes through
 a real local rsync whose remote shell is a wrapper that sets SSH_ORIGINAL_COMMAND (no sshd)."""
+import contextlib
 import io
 import json
 import os
@@ -393,6 +394,7 @@ def test_restore(edge):
     assert list(marks) == ["start", "restored", "netfix"]
     assert "PID %d" % pid in out and "INBOUND_LOCK_LEFT" in out and "garp %s" % ADDRESS in out
     assert "kicked 2" in out and "_FAILED" not in out
+    assert "THAWED" not in out.split()          # it came running: nothing to thaw, nothing said
     calls = edge.calls()
     assert "nsenter" not in calls
     images = os.path.join(edge.work, "images")
@@ -407,6 +409,61 @@ def test_restore(edge):
     # a second restore over the running copy is refused
     rc, _out, err = edge.run("restore ramsim --ifname eth0")
     assert rc == 1 and "RUNNING" in err
+
+
+FREEZER_V1 = "/sys/fs/cgroup/freezer"
+
+
+@contextlib.contextmanager
+def frozen_payload_cgroup(pid):
+    """``pid`` in a real cgroup v1 freezer named as LXC names a container's (lxc.payload.*), frozen: as criu
+    restores a copy whose dump found it frozen. Thawed and removed afterwards, whatever happened."""
+    if not os.path.isfile(os.path.join(FREEZER_V1, "cgroup.procs")):
+        pytest.skip("no cgroup v1 freezer on this host")
+    path = os.path.join(FREEZER_V1, "lxc.payload.arnab-unit-%d" % pid)
+    os.mkdir(path)
+    try:
+        with open(os.path.join(path, "cgroup.procs"), "w") as f:
+            f.write("%d\n" % pid)
+        with open(os.path.join(path, "freezer.state"), "w") as f:
+            f.write("FROZEN")
+        yield os.path.join(path, "freezer.state")
+    finally:
+        with open(os.path.join(path, "freezer.state"), "w") as f:
+            f.write("THAWED")
+        with open(os.path.join(FREEZER_V1, "cgroup.procs"), "w") as f:
+            f.write("%d\n" % pid)
+        os.rmdir(path)
+
+
+def test_restore_thaws_a_copy_restored_frozen(edge):
+    """A prefrozen dump (the engine's pre-dump hook) restores frozen: the receiver thaws it before the net fix."""
+    edge.prepared()
+    edge.set_state("STOPPED")
+    with restored_container() as pid:
+        edge.fake_file("restored-pid", str(pid))
+        with frozen_payload_cgroup(pid) as state:
+            rc, out, err = edge.run("restore ramsim --ifname eth0 --timeout 30")
+            assert rc == 0, (out, err)
+            assert open(state).read().strip() == "THAWED"
+            assert "THAWED" in out.split() and "kicked 2" in out     # the net fix found it running
+
+
+def test_restore_whose_post_restore_hook_ran_does_not_look_for_the_lock_again(edge):
+    """criu's post-restore hook removed the source's inbound-only lock and says so beside itself: the net fix skips its
+    own look (an nft start in the frozen window). Here the hook's nsenter is the edge's fake, so the stand-in's table
+    is still there afterwards: the net fix did not touch it."""
+    edge.prepared()
+    edge.set_state("STOPPED")
+    edge.fake_file("run-hooks", "")
+    with restored_container() as pid:
+        edge.fake_file("restored-pid", str(pid))
+        rc, out, err = edge.run("restore ramsim --ifname eth0 --timeout 30")
+        assert rc == 0, (out, err)
+        assert "nsenter -t %d -n nft delete table inet %s" % (pid, criu.INBOUND_LOCK_TABLE) in edge.calls()
+        assert "INBOUND_LOCK_LEFT" not in out and "kicked 2" in out
+        assert criu.INBOUND_LOCK_TABLE in in_netns(pid, "nft", "list", "tables")
+    assert os.path.exists(os.path.join(edge.work, "images", criu.POST_RESTORE_RAN))
 
 
 def _tcp_stream_image(edge, data):
@@ -708,7 +765,7 @@ def test_session(edge):
     assert rc == 0, err
     a = _answers(out)
     assert [x["rc"] for x in a] == [0, 0, 0, 0, 126, 126, 0, 0]
-    assert a[0]["out"] == "pong 1\n" and a[1]["out"] == "ok files=1 bytes=4\n"
+    assert a[0]["out"] == "pong %d\n" % mr.VERSION and a[1]["out"] == "ok files=1 bytes=4\n"
     assert "T restored" in a[6]["out"] and a[7]["out"] == "STATE RUNNING\nRESTORE 0\n"
     assert os.listdir(os.path.join(edge.work, "images")) != [] and \
         not os.path.exists(os.path.join(edge.work, "images", "stale.img"))

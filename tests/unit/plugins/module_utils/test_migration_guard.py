@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -146,6 +147,53 @@ def test_network_unlock_with_the_engine_dead_cleans_the_destination_first(work):
     assert dest.calls == ["clean", "clean", "clean"]
 
 
+def _freezer(work, state):
+    (work / "freezer.state").write_text(state)
+    return {"file": str(work / "freezer.state"), "frozen": "FROZEN", "thawed": "THAWED", "events": None}
+
+
+def test_thaw_writes_the_thawed_state_and_says_whether_it_was_frozen(work):
+    fz = _freezer(work, "FROZEN\n")
+    assert mg.thaw(fz) is True and (work / "freezer.state").read_text() == "THAWED"
+    assert mg.thaw(fz) is False
+    assert mg.thaw(None) is False and mg.thaw(dict(fz, file=str(work / "gone" / "freezer.state"))) is False
+
+
+@pytest.mark.parametrize("hook", ["post-dump", "network-unlock"])
+def test_engine_dead_abort_thaws_the_cgroup_once_criu_has_exited(work, monkeypatch, hook):
+    """The dump found the cgroup frozen (the engine's pre-dump hook), so criu resumes the tasks into a frozen
+    cgroup and leaves: the guard that aborted alone thaws it then, not before."""
+    cfg = json.loads((work / mg.GUARD_CONFIG).read_text())
+    cfg["freezer"] = _freezer(work, "FROZEN")
+    (work / mg.GUARD_CONFIG).write_text(json.dumps(cfg))
+    criu = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.0)"])
+    monkeypatch.setattr(mg, "criu_pid", lambda: criu.pid)
+    try:
+        g = guard(work, Dest([("ABSENT", "none")]))
+        assert (g.post_dump() if hook == "post-dump" else g.network_unlock()) == (1 if hook == "post-dump" else 0)
+        assert (work / "freezer.state").read_text() == "FROZEN"       # criu still runs: not yet
+        criu.wait()
+        deadline = time.time() + 10
+        while (work / "freezer.state").read_text() != "THAWED" and time.time() < deadline:
+            time.sleep(0.05)
+        assert (work / "freezer.state").read_text() == "THAWED"
+    finally:
+        criu.kill()
+        criu.wait()
+
+
+def test_an_abort_decided_by_the_live_engine_leaves_the_thaw_to_it(work, engine, monkeypatch):
+    cfg = json.loads((work / mg.GUARD_CONFIG).read_text())
+    cfg["freezer"] = _freezer(work, "FROZEN")
+    (work / mg.GUARD_CONFIG).write_text(json.dumps(cfg))
+    mg.write_atomic(str(work / mg.DECISION_FILE), mg.ABORT)
+    g = guard(work, Dest([("RUNNING", "0")]))
+    spawned = []
+    monkeypatch.setattr(mg.subprocess, "Popen", lambda *a, **k: spawned.append(a))
+    assert g.post_dump() == 1
+    assert spawned == [] and (work / "freezer.state").read_text() == "FROZEN"
+
+
 def test_other_criu_hooks_pass(work, monkeypatch):
     monkeypatch.setenv("CRTOOLS_SCRIPT_ACTION", "pre-dump")
     assert mg.main([str(work / mg.GUARD_FILE)]) == 0
@@ -183,7 +231,8 @@ class Drain(object):
 def drain_work(work):
     cfg = json.loads((work / mg.GUARD_CONFIG).read_text())
     cfg.update(lazy_status_argv=["lazy-status"], container="ramsim", lxcpath="/var/lib/lxc", init_pid=os.getpid(),
-               netfix_argvs=[["netfix"]], source_cleanup_argvs=[["lxc-stop"], ["lxc-destroy"], ["commit"]])
+               netfix_argvs=[["netfix"]], source_cleanup_argvs=[["lxc-stop"], ["lxc-destroy"], ["commit"]],
+               freezer=_freezer(work, "FROZEN"))
     (work / mg.GUARD_CONFIG).write_text(json.dumps(cfg))
     (work / "lock").write_text("")                    # the engine's lock, held by nobody: it died
     return work
@@ -216,6 +265,7 @@ def test_drain_watcher_with_a_failed_drain_cleans_the_destination_then_resumes_t
     assert ["nsenter", "-t", str(os.getpid()), "-n", "nft", "delete", "table", "inet", "CRIU-42"] in drain.calls
     assert not [a for a in drain.calls if "filter" in a]        # only criu's own lock table goes
     assert (os.getpid(), mg.signal.SIGCONT) in resumed
+    assert (drain_work / "freezer.state").read_text() == "THAWED"     # lxc-unfreeze leaves what LXC did not freeze
     assert "lxc-destroy" not in kinds
     assert json.loads((drain_work / mg.RESOLVED_FILE).read_text())["decision"] == mg.ABORT
 

@@ -6,6 +6,7 @@ exactly one copy of the container runs: never two, never none.
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -605,8 +606,11 @@ def test_post_copy_over_tls_pins_the_destinations_certificate_before_the_freeze_
         0, "T start 1.0\nT restored 1.5\n", ""))
     monkeypatch.setattr(drv, "start_page_server", lambda: None)
     drv.page_server_address = "10.79.0.1"
+    drv.hold_work_lock()
     try:
         drv.before_freeze("post-copy", None)
+        # the guard is written before the freeze's clock starts (no set-up counted as downtime)
+        assert drv.guard_path == os.path.join(drv.work, "guard") and os.path.isfile(drv.guard_path)
         tls = os.path.join(drv.work, "tls")
         assert drv.tls_dir == tls and drv.page_tunnel is None
         assert sent == [open(os.path.join(tls, criu.TLS_CERT)).read()]        # ours went, the key stays here
@@ -684,6 +688,106 @@ def test_the_written_guard_runs_as_criu_would_run_it(tmp_path):
         cfg = json.load(open(os.path.join(drv.work, "guard.json")))
         assert cfg["status_argv"][0] == "ssh" and cfg["lock"].endswith("/lock") and cfg["lazy_page_server"] is None
         assert oct(os.stat(drv.work).st_mode & 0o777) == "0o700" and os.stat(guard).st_mode & 0o077 == 0
+    finally:
+        drv.close()
+
+
+def _freezer_file(tmp_path, state="THAWED"):
+    path = tmp_path / "freezer.state"
+    path.write_text(state)
+    return {"file": str(path), "frozen": "FROZEN", "thawed": "THAWED", "events": None}
+
+
+def test_the_written_guard_freezes_the_cgroup_at_criu_s_pre_dump_hook(tmp_path):
+    """With a freezer (prefreeze), criu's pre-dump hook finds the container frozen, so criu does not poll its
+    freeze for 100 ms; without one the hook does nothing."""
+    drv = _driver(tmp_path)
+    drv.freezer = _freezer_file(tmp_path)
+    drv.hold_work_lock()
+    try:
+        guard = drv._arm_guard()
+        env = dict(os.environ, CRTOOLS_SCRIPT_ACTION="pre-dump")
+        assert subprocess.run(["sh", "-c", guard], env=env, timeout=10, check=False).returncode == 0
+        assert (tmp_path / "freezer.state").read_text().strip() == "FROZEN"
+        drv.freezer = None
+        (tmp_path / "freezer.state").write_text("THAWED")
+        guard = drv._arm_guard()
+        assert subprocess.run(["sh", "-c", guard], env=env, timeout=10, check=False).returncode == 0
+        assert (tmp_path / "freezer.state").read_text() == "THAWED"
+    finally:
+        drv.close()
+
+
+def test_prefreeze_needs_the_option_a_pid_and_a_receiver_that_thaws(tmp_path, monkeypatch):
+    monkeypatch.setattr(pc, "freezer_of", lambda pid: {"file": "/cg/%s/freezer.state" % pid})
+    drv = _driver(tmp_path)
+    try:
+        drv.init_pid = 4242
+        assert drv.prefreeze_target(pc.RECEIVER_THAWS) == {"file": "/cg/4242/freezer.state"}
+        assert drv.prefreeze_target(pc.RECEIVER_THAWS - 1) is None and drv.prefreeze_target(None) is None
+        drv.prefreeze = False
+        assert drv.prefreeze_target(pc.RECEIVER_THAWS) is None
+        drv.prefreeze, drv.init_pid = True, None
+        assert drv.prefreeze_target(pc.RECEIVER_THAWS) is None
+    finally:
+        drv.close()
+
+
+def test_resume_source_thaws_what_criu_froze_again(tmp_path):
+    """An abort: criu resumes the tasks into the cgroup it found frozen and leaves. lxc-unfreeze does not thaw what
+    LXC did not freeze (LXC says RUNNING): the engine writes the thawed state itself."""
+    calls = []
+    drv = pc.LxcMigrationDriver("t2b-unit-none", "10.79.0.2", lxcpath=str(tmp_path / "lxc"),
+                                work_dir=str(tmp_path / "src-work"),
+                                runner=lambda argv, env=None, timeout=None: calls.append(argv) or (0, "", ""))
+    drv.freezer = _freezer_file(tmp_path, "FROZEN")
+    drv.lxc.info = lambda name: {"state": "RUNNING", "pid": str(os.getpid())}
+    drv.source.to(pc.SourceState.FROZEN)
+    drv.dump_proc = subprocess.Popen(["true"])
+    drv.dump_proc.wait()
+    drv.dump_dir = str(tmp_path / "final")
+    drv.hold_work_lock()
+    try:
+        out = drv.resume_source()
+        assert open(os.path.join(drv.work, "decision")).read() == "abort"
+    finally:
+        drv.close()
+    assert out["ok"] and out["thawed"] and (tmp_path / "freezer.state").read_text() == "THAWED"
+    assert not [a for a in calls if a[0] == "lxc-unfreeze"]       # LXC did not freeze it
+
+
+def test_the_frozen_sync_walks_beside_the_dump_unless_criu_remapped_a_file(tmp_path):
+    """Once criu holds the tasks (its network-lock hook: the guard's ``seized``), the rootfs changes only by what criu
+    adds, so the frozen sync's walk runs beside the dump. A dump that remapped a file (criu's link remap: a file it
+    adds to the rootfs) walks again after it. Real find(1), real files."""
+    drv = pc.LxcMigrationDriver("t2b-unit-none", "10.79.0.2", lxcpath=str(tmp_path / "lxc"),
+                                work_dir=str(tmp_path / "src-work"))
+    root = tmp_path / "lxc" / "t2b-unit-none"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "old").write_text("before the pre-freeze sync")
+    drv.hold_work_lock()
+    try:
+        time.sleep(0.05)
+        drv.fs_mark_file = os.path.join(drv.work, ".fs-mark")
+        open(drv.fs_mark_file, "w").close()        # the pre-freeze sync's mark
+        time.sleep(0.05)
+        (root / "log").write_text("written after it")
+        drv.dump_dir = str(tmp_path / "final")
+        os.mkdir(drv.dump_dir)
+        drv.fs_scan = drv._start_fs_scan()
+        (root / "criu-made").write_text("after criu held the tasks: only criu writes now")
+        assert sorted(drv._changed_files(str(root) + "/")) in (["log"], ["criu-made", "log"])
+        assert drv.fs_scan_during_dump and drv.fs_scan is None
+        # a dump with a link remap: the walk beside it is not trusted
+        drv.fs_scan_during_dump = False
+        drv.fs_scan = drv._start_fs_scan()
+        drv.fs_scan.wait()                                  # the walk is over before criu adds its link remap
+        (root / "etc" / "link_remap.1").write_text("")
+        with open(os.path.join(drv.dump_dir, "remap-fpath.img"), "wb") as f:
+            f.write(b"\x01" * 16)
+        assert "etc/link_remap.1" in drv._changed_files(str(root) + "/") and not drv.fs_scan_during_dump
+        drv.do_fs_sync = False
+        assert drv._start_fs_scan() is False
     finally:
         drv.close()
 
@@ -915,7 +1019,8 @@ def test_the_restore_trace_says_how_far_the_sockets_clocks_moved_and_what_went_w
            "garp 10.78.0.51 02:ab:00:00:00:51\nkicked 2\nT netfix 100.5\n")
     res = pc.LxcMigrationDriver.parse_restore_output(out)
     assert res["ts_shift"] == {"sockets": 2, "ms": 482} and res["tcp_kicked"] == 2 and res["pid"] == "4242"
-    assert res["warnings"] == ["INBOUND_LOCK_LEFT"] and res["restore_s"] == 0.4
+    assert res["warnings"] == ["INBOUND_LOCK_LEFT"] and res["restore_s"] == 0.4 and res["thawed"] is False
+    assert pc.LxcMigrationDriver.parse_restore_output(out.replace("PID 4242\n", "PID 4242\nTHAWED\n"))["thawed"]
     res = pc.LxcMigrationDriver.parse_restore_output(
         "T start 1.0\nTS_SHIFT_FAILED not a tcp-stream image\nT restored 1.5\n")
     assert res["ts_shift"] is None and res["warnings"] == ["TS_SHIFT_FAILED"]
