@@ -292,13 +292,9 @@ class Guard(object):
         if self.lock_fd is None:
             return      # the engine lives and destroys the source itself
         argvs = self.cfg.get("source_cleanup_argvs") or []
-        waiter = ("import os, subprocess, sys, time, json\n"
-                  "pid = int(sys.argv[1])\n"
-                  "while os.path.exists('/proc/%d' % pid): time.sleep(0.1)\n"
-                  "for argv in json.loads(sys.argv[2]): subprocess.call(argv)\n")
-        subprocess.Popen([sys.executable, "-c", waiter, str(criu_pid()), json.dumps(argvs)],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True, pass_fds=(self.lock_fd,))
+        self._detach("import json, subprocess\n"
+                     "while os.path.exists('/proc/%d' % pid): time.sleep(0.1)\n"
+                     "for argv in json.loads(sys.argv[2]): subprocess.call(argv)\n", json.dumps(argvs))
         self.log("the source is destroyed once criu exits")
 
     # -- post-copy's drain, when the engine dies during it ------------------------------------------------
@@ -352,14 +348,9 @@ class Guard(object):
         then (the engine does this itself when it lives)."""
         if self.lock_fd is None or not self.cfg.get("freezer"):
             return
-        waiter = ("import os, sys, time\n"
-                  "pid, path, thawed = int(sys.argv[1]), sys.argv[2], sys.argv[3]\n"
-                  "while os.path.exists('/proc/%d' % pid): time.sleep(0.01)\n"
-                  "open(path, 'w').write(thawed)\n")
         freezer = self.cfg["freezer"]
-        subprocess.Popen([sys.executable, "-c", waiter, str(criu_pid()), freezer["file"], freezer["thawed"]],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True, pass_fds=(self.lock_fd,))
+        self._detach("while os.path.exists('/proc/%d' % pid): time.sleep(0.01)\n"
+                     "open(sys.argv[2], 'w').write(sys.argv[3])\n", freezer["file"], freezer["thawed"])
         self.log("the source's cgroup is thawed once criu exits")
 
     def poke_later(self):
@@ -368,18 +359,23 @@ class Guard(object):
         server = self.cfg.get("lazy_page_server")
         if self.lock_fd is None or not server:
             return
-        poker = ("import os, socket, sys, time\n"
-                 "pid, addr, port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])\n"
-                 "while os.path.exists('/proc/%d' % pid):\n"
-                 "    try:\n"
-                 "        socket.create_connection((addr, port), timeout=2).close()\n"
-                 "    except OSError:\n"
-                 "        pass\n"
-                 "    time.sleep(0.2)\n")
-        subprocess.Popen([sys.executable, "-c", poker, str(criu_pid()), str(server[0]), str(server[1])],
+        self._detach("import socket\n"
+                     "addr, port = sys.argv[2], int(sys.argv[3])\n"
+                     "while os.path.exists('/proc/%d' % pid):\n"
+                     "    try:\n"
+                     "        socket.create_connection((addr, port), timeout=2).close()\n"
+                     "    except OSError:\n"
+                     "        pass\n"
+                     "    time.sleep(0.2)\n", server[0], server[1])
+        self.log("the page server is ended once criu serves it")
+
+    def _detach(self, code, *args):
+        """Run the Python lines ``code`` in a process of its own, holding the engine's lock, that outlives this hook
+        and acts around criu's exit: ``pid`` is criu's, ``sys.argv[2:]`` are ``args``."""
+        subprocess.Popen([sys.executable, "-c", "import os, sys, time\npid = int(sys.argv[1])\n" + code,
+                          str(criu_pid())] + [str(a) for a in args],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True, pass_fds=(self.lock_fd,))
-        self.log("the page server is ended once criu serves it")
 
 
 def criu_pid():

@@ -182,6 +182,39 @@ def test_engine_dead_abort_thaws_the_cgroup_once_criu_has_exited(work, monkeypat
         criu.wait()
 
 
+def test_the_guards_detached_helpers_act_around_criu_s_exit(work, monkeypatch, tmp_path):
+    """Engine dead: the committed source is destroyed once criu has exited, and an aborted lazy dump's page server
+    gets a client that leaves until criu has exited. Real detached processes, a stand-in criu."""
+    import socket
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(10)
+    destroyed = tmp_path / "destroyed"
+    cfg = json.loads((work / mg.GUARD_CONFIG).read_text())
+    cfg.update(source_cleanup_argvs=[["touch", str(destroyed)]], lazy_page_server=list(server.getsockname()))
+    (work / mg.GUARD_CONFIG).write_text(json.dumps(cfg))
+    (work / "lock").write_text("")
+    criu = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.0)"])
+    monkeypatch.setattr(mg, "criu_pid", lambda: criu.pid)
+    try:
+        g = mg.Guard(str(work))
+        assert g.engine_dead()
+        g.destroy_source_later()
+        g.poke_later()
+        server.accept()[0].close()                    # poked while criu lives
+        assert not destroyed.exists()                 # criu still runs: not yet
+        criu.wait()
+        deadline = time.time() + 10
+        while not destroyed.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        assert destroyed.exists()
+    finally:
+        criu.kill()
+        criu.wait()
+        server.close()
+
+
 def test_an_abort_decided_by_the_live_engine_leaves_the_thaw_to_it(work, engine, monkeypatch):
     cfg = json.loads((work / mg.GUARD_CONFIG).read_text())
     cfg["freezer"] = _freezer(work, "FROZEN")
