@@ -53,12 +53,14 @@ PAPER_METHODS = ("stop-and-copy", "pre-copy", "post-copy")
 DEFAULT_METHODS = PAPER_METHODS + ("auto",)
 # Bench-only variants: a container_migrate method with other options, measured side by side with the method itself
 # (delta pre-copy's iterations each frozen for a criu dump, against its live reads; post-copy's pages over criu's
-# page server in pinned TLS or in cleartext, against inside SSH).
+# page server in pinned TLS or in cleartext, against inside SSH; criu's own freeze; an eager restore).
 METHOD_VARIANTS = dict({"pre-copy/dump": ("pre-copy", {"delta_reads": "dump"}),
                         "post-copy/tls": ("post-copy", {"postcopy_channel": "tls"}),
                         "post-copy/tcp": ("post-copy", {"postcopy_channel": "tcp"})},
                        # criu freezes the container itself (container_migrate prefreeze=false): its 100 ms poll
-                       **{m + "/criu-freeze": (m, {"prefreeze": False}) for m in DEFAULT_METHODS})
+                       **dict({m + "/criu-freeze": (m, {"prefreeze": False}) for m in DEFAULT_METHODS},
+                              # the restore reads all memory before the copy runs (lazy_restore=eager)
+                              **{m + "/eager": (m, {"lazy_restore": "eager"}) for m in ("stop-and-copy", "pre-copy")}))
 ALL_METHODS = DEFAULT_METHODS + tuple(sorted(METHOD_VARIANTS))
 
 
@@ -72,7 +74,8 @@ CSV_COLUMNS = ("workload", "config", "size_mib", "working_set_pct", "dirty_pct",
                "downtime_s", "bytes_frozen", "total_s", "bytes_total", "floor_s", "source_needed_s", "client_gap_s",
                "client_ok", "verify", "iterations", "stop_reason", "dump_s", "transfer_s", "restore_s",
                "frozen_total_s", "error", "report", "load1", "player_stalls", "player_stalled_ms",
-               "player_longest_stall_ms", "network_lock", "netfix_s", "ts_shift_ms", "held_packets")
+               "player_longest_stall_ms", "network_lock", "netfix_s", "ts_shift_ms", "held_packets", "lazy_restore",
+               "fill_s")
 # Per cell: mean, sd, min and max of these over the successful trials.
 STAT_KEYS = ("downtime_s", "client_gap_s", "total_s", "bytes_frozen", "source_needed_s", "floor_s",
              "frozen_total_s")
@@ -468,6 +471,9 @@ def row_from(cfg, method, trial, ok, rep, error, client, verify, rate, load1="",
         "netfix_s": frozen.get("netfix_s", ""),
         "ts_shift_ms": ((rep.get("restore") or {}).get("ts_shift") or {}).get("ms", ""),
         "held_packets": ((rep.get("restore") or {}).get("hold") or {}).get("sent", ""),
+        # the restored copy ran before its memory was read; fill_s: until the last page was in
+        "lazy_restore": (rep.get("lazy_restore") or {}).get("lazy", ""),
+        "fill_s": (rep.get("lazy_restore") or {}).get("fill_s", ""),
     }
 
 

@@ -25,12 +25,14 @@ name: ``images``, ``final``, ``lazy`` or ``it-N``, default ``images``):
 ``lazy-status NAME``                                   the lazy-pages daemon: its exit status, ``PENDING`` or ``LOST``
 ``logs NAME``                                          tails of ``restore.log`` and ``lazy-pages.log``
 ``rm NAME [--dir DIR] FILE...``                        remove plain-named files from ``<work>/DIR``
-``restore NAME --ifname IF [--lazy --address A --port  the restore (lazy-pages daemon, ``lxc-checkpoint -r``, TX
-P [--tls]] [--timeout S] [--verbose] [--dir DIR]      offload off, gratuitous ARP, TCP kick); ``T <step> <epoch>``,
-[--ts-shift-ms MS]``                                   ``PID n``, ``kicked n``, ``GARP_FAILED`` ... on stdout;
+``restore NAME --ifname IF [--lazy (--address A       the restore (lazy-pages daemon, ``lxc-checkpoint -r``, TX
+--port P [--tls] | --local)] [--timeout S] [--verbose]  offload off, gratuitous ARP, TCP kick); ``T <step> <epoch>``,
+[--dir DIR] [--ts-shift-ms MS]``                       ``PID n``, ``kicked n``, ``GARP_FAILED`` ... on stdout;
                                                        ``--ts-shift-ms``: the sockets' timestamp clocks move that far
                                                        forward first (criu.shift_tcp_timestamps); ``--tls``: the
-                                                       daemon speaks TLS with what ``tls`` pinned
+                                                       daemon speaks TLS with what ``tls`` pinned; ``--local``: the
+                                                       daemon serves the pages from the images dir itself (the
+                                                       container runs before its memory is read)
 ``tls NAME``                                           post-copy's TLS channel: pin the source's certificate (one
                                                        PEM on stdin) in ``<work>/tls``, make this edge's key and
                                                        certificate there, print the certificate
@@ -90,7 +92,7 @@ except ImportError:     # installed as a script beside copies of them (/usr/loca
     import state_transfer
     import validate
 
-VERSION = 2         # 2: thaws a restored copy (precopy.RECEIVER_THAWS)
+VERSION = 3         # 2: thaws a restored copy (precopy.RECEIVER_THAWS); 3: restore --lazy --local (RECEIVER_LAZY_LOCAL)
 CONFIG_PATH = "/etc/arnab/receiver.json"
 DEFAULTS = {
     "lxcpath": "/var/lib/lxc",
@@ -142,7 +144,7 @@ OPS = {
     "rm": (("file...",), {"--dir": "dir"}),
     "restore": ((), {"--ifname": "ifname", "--lazy": FLAG, "--address": "address", "--port": "port",
                      "--timeout": "timeout", "--verbose": FLAG, "--dir": "dir", "--ts-shift-ms": "ms",
-                     "--tls": FLAG}),
+                     "--tls": FLAG, "--local": FLAG}),
     "tls": ((), {}),
     "put": (("kind",), {"--dir": "dir"}),
     "patch": ((), {"--dir": "dir"}),
@@ -258,10 +260,13 @@ def parse(words):
         if "--ifname" not in options:
             raise Refused("restore needs --ifname")
         lazy_opts = [o for o in ("--address", "--port") if o in options]
-        if options.get("--lazy") and len(lazy_opts) != 2:
-            raise Refused("restore --lazy needs --address and --port")
-        if (lazy_opts or options.get("--tls")) and not options.get("--lazy"):
-            raise Refused("--address/--port/--tls only with --lazy")
+        if options.get("--lazy") and (len(lazy_opts) != 2) == (not options.get("--local")):
+            raise Refused("restore --lazy needs either --address and --port (the source serves the pages) or "
+                          "--local (these images do)")
+        if (lazy_opts or options.get("--tls") or options.get("--local")) and not options.get("--lazy"):
+            raise Refused("--address/--port/--tls/--local only with --lazy")
+        if options.get("--local") and options.get("--tls"):
+            raise Refused("--tls is for pages from the source, not --local ones")
     return op, name, positional, options
 
 
@@ -855,9 +860,10 @@ class Receiver(object):
                 tls_dir = os.path.join(self.work(name), "tls") if opts.get("--tls") else None
                 if tls_dir and not os.path.isfile(os.path.join(tls_dir, criu_lib.TLS_PEER)):
                     raise OpError("restore --tls: no certificate pinned (the tls operation comes first)")
-                largv, _o = criu_lib.build_argv("lazy-pages", images_dir=d, address=opts["--address"],
-                                                port=opts["--port"], criu=self.cfg["criu"], log_file="lazy-pages.log",
-                                                tls_dir=tls_dir)
+                # --local: no page server, criu's daemon reads the pages from this images dir
+                largv, _o = criu_lib.build_argv("lazy-pages", images_dir=d, address=opts.get("--address"),
+                                                port=opts.get("--port"), criu=self.cfg["criu"],
+                                                log_file="lazy-pages.log", tls_dir=tls_dir)
                 pid = self.spawn_lazy_daemon(largv, d)
                 _write(os.path.join(d, "lazy-pages.pid"), "%d\n" % pid)
                 deadline = time.time() + float(self.cfg["lazy_start_wait_s"])

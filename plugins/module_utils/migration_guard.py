@@ -14,8 +14,9 @@ next to ``guard.json``. criu runs it at every hook; two matter:
     ``abort`` -> exit 1 (criu itself unlocks the network, takes the TCP sockets out of repair and resumes the
     tasks: no kill and no local restore). If the engine dies (its ``lock`` becomes free: the kernel drops a
     flock however a process ends), the guard takes the lock over and decides alone by asking the destination:
-    its copy running -> commit and destroy the source; not running -> clean it and abort; unreachable -> stay
-    frozen and ask again (never resume while the destination may be running).
+    its copy running -> commit and destroy the source (after a lazy restore from the destination's own images: once
+    its daemon put the last page in; it failed -> clean it and abort); not running -> clean it and abort;
+    unreachable -> stay frozen and ask again (never resume while the destination may be running).
 ``network-unlock``
     criu is about to resume the tasks (an aborted or failed dump: also a lazy dump whose pages stopped flowing
     while a restored copy may already serve). Before it returns, the destination must be known clean: an
@@ -244,8 +245,15 @@ class Guard(object):
             else:
                 state, restore = status
                 if state == "RUNNING" and restore != "pending":
-                    self.decide(COMMIT, "the destination runs the container (restore %s)" % restore)
-                    return COMMIT
+                    # a lazy restore from the destination's images runs before its memory is in: it counts once
+                    # its daemon has put the last page in
+                    pages = self.lazy_status() if self.cfg.get("lazy_local") else "0"
+                    if pages == "0":
+                        self.decide(COMMIT, "the destination runs the container (restore %s)" % restore)
+                        return COMMIT
+                    self.clean_dest()
+                    self.decide(ABORT, "the destination's copy ran without all its memory (lazy-pages %s)" % pages)
+                    return ABORT
                 if restore != "pending" and state not in ("STARTING", "FREEZING", "FROZEN", "THAWED"):
                     self.clean_dest()
                     self.decide(ABORT, "the destination does not run the container (%s, restore %s)"

@@ -50,8 +50,8 @@ from ansible_collections.arnab.testbed.plugins.module_utils import (
     memory_snapshot, migration_guard, packet_hold, validate)
 from ansible_collections.arnab.testbed.plugins.module_utils.migration_guard import pids_in_pidns
 from ansible_collections.arnab.testbed.plugins.module_utils.criu import (
-    HOLD_GROUP, INBOUND_LOCK, INBOUND_LOCK_RULES, OUTBOUND_LOCK_RULES, PAGE_SIZE, PLAIN_PATH_RE, CriuError, LxcCriu,
-    default_runner, find_criu_error, freezer_of, inbound_unlock_argv, log_tail, netfix_argv, pin_tls_peer,
+    HOLD_GROUP, INBOUND_LOCK, INBOUND_LOCK_RULES, LAZY_PIPE_MAX_SIZE, OUTBOUND_LOCK_RULES, PAGE_SIZE, PLAIN_PATH_RE,
+    CriuError, LxcCriu, default_runner, find_criu_error, freezer_of, inbound_unlock_argv, log_tail, netfix_argv, pin_tls_peer,
     prefreeze_sh, read_stats, summarize_dump_stats, tls_identity)
 from ansible_collections.arnab.testbed.plugins.module_utils.state_transfer import (
     Pusher, list_files)
@@ -62,6 +62,8 @@ FIRST_CHANGED = 10          # the frozen sync's report names this many of the fi
 
 # The destination receiver's version that thaws a restored copy (a prefrozen dump restores frozen).
 RECEIVER_THAWS = 2
+# ... and the one that restores lazily from its own images (``restore --lazy --local``).
+RECEIVER_LAZY_LOCAL = 3
 
 # --------------------------------------------------------------------------------------------------
 # Stopping rules (P.Haul: 8 iterations, <= 64 pages, > 10% growth) and the downtime target.
@@ -126,6 +128,17 @@ POSTCOPY_CHANNELS = ("ssh", "tcp", "tls")
 # How a delta iteration gets the memory: read while the container runs (memory_snapshot.py, no freeze), or a criu
 # ``dump --leave-running`` (a freeze for a whole dump; also what a live read falls back to when it cannot read).
 DELTA_READS = ("live", "dump")
+# The restore of a stop-and-copy or a pre-copy: ``lazy`` (criu's lazy-pages daemon serves the memory from the
+# destination's own images while the copy already runs: the restore does not read it all first), ``eager`` (criu
+# reads it all, then the copy runs), ``auto`` (lazy for LAZY_RESTORE_MIN_BYTES of memory or more, when the
+# destination can). Post-copy is lazy from the source anyway.
+LAZY_RESTORES = ("auto", "lazy", "eager")
+# Below this much memory a lazy restore gains nothing: the lab's video (37 MiB) restored in 0.215 s either way, plus
+# 13 ms to start the daemon; ramsim's 1 GiB in 0.16-0.22 s lazily against 0.7-2.4 s eagerly (docs/benchmarks.md).
+LAZY_RESTORE_MIN_BYTES = 128 * 1024 * 1024
+# A lazy restore's daemon has this long to put the last page in after the copy runs (the source stays frozen, kept
+# to resume, until it has); the guard gives it as long when it decides alone.
+LOCAL_FILL_S = migration_guard.LAZY_PENDING_S
 
 
 class MigrationError(Exception):
@@ -491,6 +504,9 @@ def migrate(drv, method="auto", knobs=None, progress=None, clock=time.time):
     method, mode, why = resolve_method(method, facts, knobs)
     rep.update(method=method, precopy_mode=mode, method_reason=why)
     step("method %s%s: %s" % (method, " (%s)" % mode if mode else "", why))
+    if hasattr(drv, "plan_restore"):
+        rep["lazy_restore"] = drv.plan_restore(method, mode, facts)
+    lazy_local = rep.get("lazy_restore", {}).get("lazy", False)
 
     frozen_at = None
     source_resumable = True
@@ -580,6 +596,12 @@ def migrate(drv, method="auto", knobs=None, progress=None, clock=time.time):
         rep["bytes_frozen"] = int(fs.get("bytes_sent", 0) + tx.get("bytes_sent", 0))
         step("running on destination after %.3fs frozen" % rep["downtime_s"])
 
+        # 3a. A lazy restore: the copy runs while its daemon reads the rest of the images; the source, still
+        # frozen, is what a failed fill goes back to.
+        if lazy_local:
+            step("lazy restore: waiting for the last page from the destination's images")
+            rep["lazy_restore"].update(drv.wait_local_pages())
+
         # 3b. Post-copy: the destination serves; the source sends the pages it faults until the last one.
         if method == "post-copy":
             step("post-copy: waiting for the last page")
@@ -600,10 +622,11 @@ def migrate(drv, method="auto", knobs=None, progress=None, clock=time.time):
         step("failed (%s): rolling back" % rep["error"])
         rep["rollback"] = rollback(drv, frozen_at is not None)
         rep["rolled_back"] = rep["rollback"].get("ok", False)
-        if method == "post-copy" and "postcopy" not in rep and rep.get("downtime_s") is not None:
+        if rep.get("downtime_s") is not None and ((method == "post-copy" and "postcopy" not in rep) or lazy_local):
             # the restored copy served and is gone: the source resumes from the state it had when frozen
-            rep["postcopy"] = {"went_back_s": round(clock() - frozen_at - rep["downtime_s"], 4),
-                               "note": "the client saw the service go back to its state at the freeze"}
+            rep.setdefault("postcopy" if method == "post-copy" else "lazy_restore", {}).update(
+                went_back_s=round(clock() - frozen_at - rep["downtime_s"], 4),
+                note="the client saw the service go back to its state at the freeze")
         rep["total_s"] = round(clock() - t0, 4)
         rep["bytes_total"] = total_bytes(rep)
         raise MigrationError(rep["error"], rep)
@@ -820,7 +843,7 @@ class LxcMigrationDriver(object):
                  page_server_address=None, interface="eth0", fs_sync=True, source_cleanup="destroy",
                  link_rate_bps=None, criu_verbose=False, restore_timeout=120, runner=None, log=None,
                  delta_method="pages", postcopy_channel="ssh", images_dir=None, network_lock="nftables",
-                 packet_hold=True, delta_reads="live", prefreeze=True):
+                 packet_hold=True, delta_reads="live", prefreeze=True, lazy_restore="auto"):
         self.name = container
         self.dest = dest
         self.lxcpath = lxcpath
@@ -883,6 +906,11 @@ class LxcMigrationDriver(object):
         if delta_reads not in DELTA_READS:
             raise ValueError("delta_reads must be one of %s" % ", ".join(DELTA_READS))
         self.delta_reads = delta_reads    # delta iterations: read memory live (no freeze) or dump --leave-running
+        if lazy_restore not in LAZY_RESTORES:
+            raise ValueError("lazy_restore must be one of %s" % ", ".join(LAZY_RESTORES))
+        self.lazy_restore = lazy_restore
+        self.restore_local = False    # this migration's restore is lazy from the destination's images (plan_restore)
+        self.receiver_version = None
         self.work_lock = None         # fd holding <work>/lock while this migration runs
         self.touch_pids = []          # the container's tasks whose accessed bits the last iteration cleared
 
@@ -945,7 +973,8 @@ class LxcMigrationDriver(object):
             raise PreflightError("container %s is %s, not RUNNING: nothing to migrate live"
                                  % (self.name, info.get("state")))
         self.init_pid = info.get("pid")
-        self.freezer = self.prefreeze_target(dest.get("receiver"))
+        self.receiver_version = dest.get("receiver") or 0
+        self.freezer = self.prefreeze_target(self.receiver_version)
         if check_mode:
             self.check_work_lock()
         else:
@@ -977,8 +1006,10 @@ class LxcMigrationDriver(object):
         dest_pipe = dest.get("pipe_max_size")
         feats["dest_hostname"] = dest_host
         feats["dest_pipe_max_size"] = dest_pipe
-        from ansible_collections.arnab.testbed.plugins.module_utils.criu import LAZY_PIPE_MAX_SIZE
         feats["lazy_pages_ready"] = bool(feats.get("lazy_pages_ready")) and (dest_pipe or 0) >= LAZY_PIPE_MAX_SIZE
+        feats["lazy_restore"] = self.lazy_restore
+        if self.lazy_restore == "lazy" and self.lazy_restore_unready(feats):
+            raise PreflightError("lazy_restore=lazy: %s" % self.lazy_restore_unready(feats))
         pids = pids_in_pidns(self.init_pid) if self.init_pid else []
         feats["memory_bytes"] = rss_bytes(pids)
         feats["processes"] = len(pids)
@@ -1000,6 +1031,37 @@ class LxcMigrationDriver(object):
             feats["page_server_address"] = self.page_server_address
         self._facts = feats
         return feats
+
+    def lazy_restore_unready(self, facts):
+        """Why the destination cannot restore lazily from its own images, or None."""
+        if (self.receiver_version or 0) < RECEIVER_LAZY_LOCAL:
+            return "the destination's receiver (version %s) predates restore --lazy --local: run the edge role" \
+                % self.receiver_version
+        if not facts.get("lazy_pages_ready"):
+            return "lazy pages are not ready (criu check --feature uffd-noncoop, fs.pipe-max-size >= %d)" \
+                % LAZY_PIPE_MAX_SIZE
+        return None
+
+    def plan_restore(self, method, mode, facts):
+        """Eager or lazy (from the destination's images) restore for this migration: ``{"lazy", "why"}``."""
+        lazy, why = False, None
+        unready = self.lazy_restore_unready(facts)
+        memory = facts.get("memory_bytes") or 0
+        if method == "post-copy":
+            why = "post-copy: the pages come from the source"
+        elif self.lazy_restore == "eager":
+            why = "lazy_restore=eager"
+        elif unready:
+            why = unready
+        elif self.lazy_restore == "lazy":
+            lazy, why = True, "lazy_restore=lazy"
+        elif memory < LAZY_RESTORE_MIN_BYTES:
+            why = "auto: %d MiB of memory (< %d MiB) read faster than the lazy-pages daemon starts" % (
+                memory >> 20, LAZY_RESTORE_MIN_BYTES >> 20)
+        else:
+            lazy, why = True, "auto: %d MiB of memory: the copy runs before it is read" % (memory >> 20)
+        self.restore_local = lazy
+        return {"lazy": lazy, "why": why}
 
     def prefreeze_target(self, receiver_version):
         """The container's freezer for the final dump's pre-dump hook (criu.freezer_of), or None: prefreeze off, no
@@ -1372,6 +1434,8 @@ class LxcMigrationDriver(object):
                "source_cleanup_argvs": cleanup,
                # post-copy's drain watcher, should the engine die while the pages drain (migration_guard.py)
                "lazy_status_argv": self.recv.argv("lazy-status", control=False),
+               # a lazy restore from the destination's images: its copy counts once every page is in
+               "lazy_local": self.restore_local,
                "container": self.name, "lxcpath": self.lxcpath, "init_pid": self.init_pid, "freezer": self.freezer,
                "netfix_argvs": self._netfix_argvs(self.init_pid),
                # a dead engine's guard ends an aborted lazy dump's page server by connecting to it (tcp); over
@@ -1558,6 +1622,23 @@ class LxcMigrationDriver(object):
         sent = (tx1 - self.lazy_tx0) if (tx1 is not None and self.lazy_tx0 is not None) else None
         return {"stats": {}, "bytes": sent, "interface": self.route_dev}
 
+    def wait_local_pages(self, bound_s=LOCAL_FILL_S):
+        """A lazy restore from the destination's own images: wait until its daemon has put the last page in (the
+        source stays frozen meanwhile, to be resumed should it fail). ``{"fill_s", "lazy_pages_rc"}``."""
+        t0 = time.time()
+        while True:
+            _rc, out, _err = self.request("lazy-status", timeout=30)
+            text = out.strip().splitlines()[-1] if out.strip() else "PENDING"
+            if text != "PENDING" or time.time() - t0 > bound_s:
+                break
+            time.sleep(0.02)
+        if text != "0":
+            _r, logtxt, _e = self.request("logs", timeout=30)
+            raise CriuError("lazy restore: the destination's lazy-pages daemon did not fill the memory (%s): %s" % (
+                "still pending after %ss" % bound_s if text == "PENDING" else "status " + text,
+                find_criu_error(logtxt) or "daemon killed or lost"), log_tail=logtxt)
+        return {"fill_s": round(time.time() - t0, 4), "lazy_pages_rc": 0}
+
     # -- transfer ----------------------------------------------------------------------------------
     def transfer(self, images_dir, n, mode):
         """Push an images dir. delta/stop-and-copy/post-copy: into ONE dest dir, ``images`` (delta against what
@@ -1686,7 +1767,8 @@ class LxcMigrationDriver(object):
             address, port = "127.0.0.1", self.page_tunnel.port     # the receiver's end of the page channel
         else:
             address, port = self.page_server_address, self.lazy_port
-        kw = dict(lazy=lazy, address=address, port=port, tls=lazy and self.tls_dir is not None,
+        kw = dict(lazy=lazy or self.restore_local, local=self.restore_local and not lazy, address=address, port=port,
+                  tls=lazy and self.tls_dir is not None,
                   timeout=self.restore_timeout,
                   verbose=self.lxc.verbose, subdir=self.dest_dir or "images", ts_shift_ms=self.ts_shift_ms())
         if self.session is not None and self.session.alive():

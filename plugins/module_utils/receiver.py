@@ -162,10 +162,10 @@ class Receiver(object):
         return self.call("rm", "--dir", subdir, *names, timeout=timeout, check=True)
 
     def restore(self, ifname, lazy=False, address=None, port=None, timeout=None, verbose=False, subdir="images",
-                ts_shift_ms=None, tls=False):
+                ts_shift_ms=None, tls=False, local=False):
         """``(rc, out, err)`` of a restore in its own SSH session (see :meth:`Session.restore` for the frozen
         window); rc 255/124 means the answer was lost, not that the restore failed."""
-        args = restore_args(ifname, lazy, address, port, timeout, verbose, subdir, ts_shift_ms, tls)
+        args = restore_args(ifname, lazy, address, port, timeout, verbose, subdir, ts_shift_ms, tls, local)
         return self.call("restore", *args, timeout=(timeout or 120) + 30)
 
     def tls_exchange(self, own_pem, timeout=60):
@@ -192,11 +192,15 @@ class Receiver(object):
 
 
 def restore_args(ifname, lazy=False, address=None, port=None, timeout=None, verbose=False, subdir="images",
-                 ts_shift_ms=None, tls=False):
+                 ts_shift_ms=None, tls=False, local=False):
+    """``lazy``: the restored copy runs before its memory is in; its pages come from the source's page server at
+    ``address:port`` or, with ``local``, from the destination's own images."""
     args = ["--ifname", ifname, "--dir", subdir]
     if ts_shift_ms:
         args += ["--ts-shift-ms", int(ts_shift_ms)]
-    if lazy:
+    if lazy and local:
+        args += ["--lazy", "--local"]
+    elif lazy:
         args += ["--lazy", "--address", address, "--port", port] + (["--tls"] if tls else [])
     if timeout:
         args += ["--timeout", int(timeout)]
@@ -288,8 +292,8 @@ class Session(object):
         return parse_status(out) if rc == 0 else None
 
     def restore(self, ifname, lazy=False, address=None, port=None, timeout=None, verbose=False, subdir="images",
-                ts_shift_ms=None, tls=False):
-        args = restore_args(ifname, lazy, address, port, timeout, verbose, subdir, ts_shift_ms, tls)
+                ts_shift_ms=None, tls=False, local=False):
+        args = restore_args(ifname, lazy, address, port, timeout, verbose, subdir, ts_shift_ms, tls, local)
         return self.request("restore", *args, timeout=(timeout or 120) + 30)
 
     def close(self):

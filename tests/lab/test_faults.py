@@ -9,11 +9,13 @@ step (an open shell in the node: no start-up between the step and the fault). Th
 
 The faults: the backhaul cut both ways for CUT_S seconds (bh0 down on the source: nothing crosses it) at an
 iteration, the final dump, the final transfer, the restore's start and after the restore (post-copy: during the
-drain); the destination's criu killed during the restore; the destination's sshd stopped at the freeze; the
-destination's disk full as the final images arrive (a tmpfs over its migration work root, filled at that step); the
-engine's own process (the module, on the source) killed with SIGKILL while the container is frozen: the guard that
-criu runs as its action script (plugins/module_utils/migration_guard.py) then decides alone; and killed during a
-post-copy drain: the guard's drain watcher finishes the migration.
+drain); the destination's criu killed during the restore; a lazy restore's daemon killed on the destination while
+the copy runs on what it has put in; the destination's sshd stopped at the freeze; the destination's disk full as
+the final images arrive (a tmpfs over its migration work root, filled at that step); the engine's own process
+(the module, on the source) killed with SIGKILL while the container is frozen: the guard that criu runs as its
+action script (plugins/module_utils/migration_guard.py) then decides alone (also while a lazy restore's daemon
+fills the copy: the guard commits once it has put every page in); and killed during a post-copy drain: the
+guard's drain watcher finishes the migration.
 
 `make test-faults` runs every drill; `make test` runs the CI_DRILLS subset (`-m ci_drill`).
 """
@@ -43,6 +45,13 @@ KILL_ENGINE = "kill -9 $(head -n 1 /var/lib/lxc/.arnab-migrate/ramsim/lock)"    
 KILL_DEST_CRIU = ("sleep 0.3; for p in $(pgrep -f /usr/sbin/criu); do [ \"$(readlink /proc/$p/ns/net)\" = "
                   "\"$(readlink /proc/self/ns/net)\" ] && kill -9 $p; done")
 
+# a lazy restore's daemon killed while it fills the running copy's memory: as soon as criu's restore returned (the
+# receiver's trace says `T restored`), this node's `criu lazy-pages` goes
+KILL_DEST_LAZYD = ("t=/var/lib/lxc/.arnab-migrate/ramsim/restore.trace; i=0; "
+                   "until grep -q '^T restored' $t 2>/dev/null || [ $i -ge 3000 ]; do sleep 0.01; i=$((i+1)); done; "
+                   "for p in $(pgrep -f 'sbin/criu .*lazy-pages'); do [ \"$(readlink /proc/$p/ns/net)\" = "
+                   "\"$(readlink /proc/self/ns/net)\" ] && kill -9 $p; done")
+
 # the node's listening sshd (sessions already open stay, as on a real host); `labctl up` starts it again
 STOP_SSHD = "kill $(cat /run/arnab-lab/nodes/$(hostname)/sshd.pid)"
 
@@ -63,11 +72,16 @@ DRILLS = [
     ("cut-after-restore", ("stop-and-copy", "pre-copy"), "running on destination", "source", CUT),
     ("cut-during-drain", ("post-copy",), "post-copy: waiting for the last page", "source", CUT),
     ("dest-criu-killed", METHODS, "restore on destination", "dest", KILL_DEST_CRIU),
+    ("dest-lazy-daemon-killed", ("stop-and-copy", "pre-copy"), "restore on destination", "dest", KILL_DEST_LAZYD),
     ("dest-sshd-stopped", METHODS, "freeze: final dump", "dest", STOP_SSHD),
     ("dest-disk-full", METHODS, "transfer final images", "dest", FILL),
     ("engine-killed-frozen", METHODS, "transfer final images", "source", KILL_ENGINE),
     ("engine-killed-drain", ("post-copy",), "post-copy: waiting for the last page", "source", KILL_ENGINE),
+    ("engine-killed-fill", ("stop-and-copy",), "lazy restore: waiting for the last page", "source", KILL_ENGINE),
 ]
+# Drills that need more memory than CI_RAMSIM_MIB: a lazy restore of 128 MiB is filled within ~0.1 s, before the
+# fault lands; 1 GiB takes 0.5-4.5 s (docs/benchmarks.md)
+DRILL_RAMSIM_MIB = {"dest-lazy-daemon-killed": 1024, "engine-killed-fill": 1024}
 # The subset `make test` runs (CI's time): the commit point's two hardest cases. (A killed criu under a lazy restore
 # hangs it until the restore timeout, 2 min: that one runs in make test-faults.)
 CI_DRILLS = {("cut-restore-start", "stop-and-copy"), ("engine-killed-frozen", "stop-and-copy")}
@@ -106,6 +120,15 @@ def lock_held(edge):
 
 @pytest.mark.parametrize("name,method,step,node,command", list(cases()))
 def test_fault_ends_with_exactly_one_running_copy(lab, tmp_path, name, method, step, node, command):
+    resized = bench.set_ramsim_size(DRILL_RAMSIM_MIB.get(name, CI_RAMSIM_MIB))
+    try:
+        drill(lab, tmp_path, name, method, step, node, command)
+    finally:
+        if resized:
+            bench.set_ramsim_size(CI_RAMSIM_MIB)
+
+
+def drill(lab, tmp_path, name, method, step, node, command):
     ct = lab["workloads"]["ramsim"]
     source, dest = placement(lab, "ramsim")
     if command == FILL:
@@ -127,6 +150,11 @@ def test_fault_ends_with_exactly_one_running_copy(lab, tmp_path, name, method, s
         if command == FILL:
             bench.labctl_exec(dest, ["sh", "-c", UNFILL_ROOT])
         result = client.stop()
+    check_outcome(lab, name, method, step, (source, dest), injector, ok, rep, where, states, result, resolved_s)
+
+
+def check_outcome(lab, name, method, step, edges, injector, ok, rep, where, states, result, resolved_s):
+    source, dest = edges
     assert injector.fired, "the fault was never injected (the progress log did not show %r)" % step
     assert verify_ramsim(lab).startswith("ok "), "memory not intact on %s after %s" % (where, name)
     if where == source:
@@ -135,10 +163,15 @@ def test_fault_ends_with_exactly_one_running_copy(lab, tmp_path, name, method, s
         if "lost" in str(resumed.get("connections", "")):
             # post-copy after criu's page server started: its TCP sockets stay in repair mode, the report says so
             assert method == "post-copy", resumed
+        elif (rep.get("lazy_restore") or {}).get("went_back_s") is not None:
+            # the restored copy served before its fill failed: the service went back to its state at the freeze,
+            # behind what the client already had from the copy (the report says so); a new connection is served
+            assert name == "dest-lazy-daemon-killed" and "state at the freeze" in rep["lazy_restore"]["note"], rep
         else:
             assert result["ok"], "the resumed source lost its client's connection: %s" % result
     else:
         assert states[source] == "", "the source still holds ramsim: %s" % states
+        assert name != "dest-lazy-daemon-killed", "the daemon was killed after it had filled the copy: no drill"
     leftovers = bench.labctl_exec(dest if where == source else source, [
         "sh", "-c", "ls -A /var/lib/lxc/.arnab-migrate/ramsim 2>/dev/null | grep -v '\\.log$' | grep -vx lock; true"])
     assert leftovers.stdout.strip() == "", "images left behind: %s" % leftovers.stdout

@@ -25,6 +25,7 @@ import time
 
 import pytest
 
+from ansible_collections.arnab.testbed.plugins.module_utils import precopy
 from arnab_lab import bench
 from arnab_lab.runner import run_playbook
 from playback import VIDEO_FPS, assert_picture_went_on
@@ -104,6 +105,14 @@ def test_migration_moves_the_service_with_its_memory_and_client_connection(lab, 
     assert_client_intact(workload, result)
     if workload == "ramsim":
         assert verify_ramsim(lab).startswith("ok "), "memory not intact after %s" % method
+    # stop-and-copy and pre-copy of a container of 128 MiB or more: the copy ran before its memory was read, and
+    # the migration committed once the destination's daemon had put every page in
+    lazy = (rep["method"] in ("stop-and-copy", "pre-copy") and
+            rep["facts"]["memory_bytes"] >= precopy.LAZY_RESTORE_MIN_BYTES)
+    assert rep["lazy_restore"]["lazy"] is lazy, rep["lazy_restore"]
+    if lazy:
+        assert rep["lazy_restore"]["lazy_pages_rc"] == 0 and rep["lazy_restore"]["fill_s"] >= 0
+        assert rep["frozen"]["lazy_daemon_s"] > 0
     if rep.get("precopy_mode") == "delta":     # (this host's kernel): its iterations read memory live, froze nothing
         assert [(it["read"], it["freeze_s"]) for it in rep["iterations"]] == [("live", 0.0)] * len(rep["iterations"])
         assert rep["frozen_total_s"] == rep["downtime_s"]

@@ -138,6 +138,9 @@ def test_a_method_variant_runs_its_method_with_its_options_and_is_its_own_cell(m
     # every method has a criu-freeze twin: criu freezes the container itself (container_migrate prefreeze=false)
     assert [bench.variant(m + "/criu-freeze") for m in bench.DEFAULT_METHODS] == [
         (m, {"prefreeze": False}) for m in bench.DEFAULT_METHODS]
+    # stop-and-copy and pre-copy have an eager-restore twin (container_migrate lazy_restore=eager)
+    assert bench.variant("stop-and-copy/eager") == ("stop-and-copy", {"lazy_restore": "eager"})
+    assert bench.variant("pre-copy/eager") == ("pre-copy", {"lazy_restore": "eager"})
 
 
 def test_each_packet_hold_is_its_own_cell_under_the_inbound_lock_only():
@@ -366,3 +369,14 @@ def test_post_copys_drain_goal_is_checked_for_each_page_channel_without_a_stop_a
                      "NOT met",
                      "ramsim 1024 MiB hot 20%: post-copy/tls source needed 12.0 s (goal <= 1.5 x memory / link = "
                      "12.9 s): met"]
+
+
+def test_a_rows_lazy_restore_columns_say_whether_the_copy_ran_before_its_memory_was_in():
+    cfg = cfg_of(20)
+    lazy = bench.row_from(cfg, "stop-and-copy", 1, True, {"downtime_s": 13.0, "lazy_restore": {
+        "lazy": True, "why": "auto", "fill_s": 0.41}}, None, {"gap_s": 13.02, "ok": True}, "ok", RATE)
+    eager = bench.row_from(cfg, "stop-and-copy/eager", 1, True, {"downtime_s": 14.0, "lazy_restore": {
+        "lazy": False, "why": "lazy_restore=eager"}}, None, {"gap_s": 14.02, "ok": True}, "ok", RATE)
+    assert (lazy["lazy_restore"], lazy["fill_s"]) == (True, 0.41)
+    assert (eager["lazy_restore"], eager["fill_s"]) == (False, "")
+    assert set(bench.CSV_COLUMNS) >= {"lazy_restore", "fill_s"}

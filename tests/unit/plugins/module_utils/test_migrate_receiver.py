@@ -19,6 +19,7 @@ import pytest
 
 from ansible_collections.arnab.testbed.plugins.module_utils import criu
 from ansible_collections.arnab.testbed.plugins.module_utils import migrate_receiver as mr
+from ansible_collections.arnab.testbed.plugins.module_utils import precopy
 from ansible_collections.arnab.testbed.plugins.module_utils import state_transfer as st
 
 from netns_standin import ADDRESS, NO_SUCH_PID, in_netns, restored_container
@@ -62,6 +63,9 @@ REFUSED_COMMANDS = [
     "arnab-rsync fs ramsim;touch {m} rsync --server . .",
     "tls ramsim extra", "tls ramsim --dir images", "restore ramsim --ifname eth0 --tls",
     "restore ramsim --ifname eth0 --lazy --address 10.0.0.1 --port 27100 --tls x",
+    "restore ramsim --ifname eth0 --local", "restore ramsim --ifname eth0 --lazy --local --address 10.0.0.1 --port 1",
+    "restore ramsim --ifname eth0 --lazy --local --tls", "restore ramsim --ifname eth0 --lazy --local x",
+    "restore ramsim --ifname eth0 --lazy --local --local",
 ]
 
 
@@ -559,6 +563,26 @@ def test_lazy_restore(edge):
     while edge.ok("lazy-status ramsim").strip() == "PENDING" and time.time() < deadline:
         time.sleep(0.1)
     assert edge.ok("lazy-status ramsim").strip() == "0"
+
+
+def test_lazy_local(edge):
+    """``--local``: criu's daemon serves the pages from this edge's images dir (no page server, no peer)."""
+    edge.prepared()
+    rc, out, err = edge.run("restore ramsim --ifname eth0 --lazy --local")
+    assert rc == 0, (out, err)
+    assert list(_marks(out)) == ["start", "lazyd", "restored", "netfix"]
+    images = os.path.join(edge.work, "images")
+    daemon = [c for c in edge.calls().splitlines() if "criu lazy-pages" in c]
+    assert daemon == ["criu lazy-pages -D %s -o lazy-pages.log" % images], daemon
+    assert "lazy-pages" in open(os.path.join(edge.fake, "criu-config")).read()
+    deadline = time.time() + 10
+    while edge.ok("lazy-status ramsim").strip() == "PENDING" and time.time() < deadline:
+        time.sleep(0.1)
+    assert edge.ok("lazy-status ramsim").strip() == "0"
+
+
+def test_probe_says_the_receiver_restores_lazily_from_local_images(edge):
+    assert json.loads(edge.ok("probe ramsim"))["receiver"] >= precopy.RECEIVER_LAZY_LOCAL
 
 
 # -- post-copy's TLS channel: certificates pinned per migration ---------------------------------------------------

@@ -97,6 +97,44 @@ def test_engine_dead_and_no_copy_on_the_destination_cleans_it_then_aborts(work, 
     assert (work / mg.DECISION_FILE).read_text() == mg.ABORT
 
 
+class LazyDest(Dest):
+    """... whose copy was restored lazily from its own images: its lazy-pages daemon answers in order."""
+
+    def __init__(self, statuses, pages, clean_rc=(0,)):
+        super(LazyDest, self).__init__(statuses, clean_rc)
+        self.pages = list(pages)
+
+    def run(self, argv, timeout=None):
+        if argv[0] == "lazy-status":
+            self.calls.append("lazy-status")
+            return 0, self.pages.pop(0) + "\n", ""
+        return super(LazyDest, self).run(argv, timeout)
+
+
+@pytest.fixture
+def lazy_work(work):
+    cfg = json.loads((work / mg.GUARD_CONFIG).read_text())
+    cfg.update(lazy_local=True, lazy_status_argv=["lazy-status"])
+    (work / mg.GUARD_CONFIG).write_text(json.dumps(cfg))
+    return work
+
+
+def test_engine_dead_during_a_lazy_restore_commits_once_the_memory_is_in(lazy_work):
+    dest = LazyDest([("RUNNING", "0")], ["PENDING", "PENDING", "0"])
+    assert guard(lazy_work, dest).post_dump() == 0
+    assert dest.calls == ["status"] + ["lazy-status"] * 3
+    assert (lazy_work / mg.DECISION_FILE).read_text() == mg.COMMIT
+
+
+@pytest.mark.parametrize("pages", ["1", "LOST"])
+def test_engine_dead_and_a_lazy_restore_that_did_not_fill_cleans_the_destination_then_aborts(lazy_work, pages):
+    dest = LazyDest([("RUNNING", "0")], [pages])
+    assert guard(lazy_work, dest).post_dump() == 1           # criu resumes the source (its own abort path)
+    assert dest.calls == ["status", "lazy-status", "clean"]
+    resolved = json.loads((lazy_work / mg.RESOLVED_FILE).read_text())
+    assert resolved["decision"] == mg.ABORT and "without all its memory (lazy-pages %s)" % pages in resolved["why"]
+
+
 def test_an_unreachable_destination_keeps_the_source_frozen(work):
     dest = Dest([None])
     g = guard(work, dest)

@@ -15,6 +15,7 @@ from ansible_collections.arnab.testbed.plugins.module_utils import precopy as pc
 from ansible_collections.arnab.testbed.plugins.module_utils import receiver
 
 MiB = 1024 * 1024
+GiB = 1024 * MiB
 
 
 def it(n, dirty_pages, freeze=0.2, transfer=0.1, mode="delta"):
@@ -1123,3 +1124,116 @@ def test_a_successful_migration_is_remembered_and_the_history_stays_bounded(tmp_
         assert drv.cost_history() == []         # a broken file: the constants decide, nothing fails
     finally:
         drv.close()
+
+
+# ---- a lazy restore from the destination's own images ----------------------------------------------------------
+
+class LazyRestoreDriver(FakeDriver):
+    """The restored copy runs before its memory is in; the destination's daemon fills it (wait_local_pages)."""
+
+    def plan_restore(self, method, mode, facts):
+        return {"lazy": method != "post-copy", "why": "test"}
+
+    def wait_local_pages(self):
+        self._step("wait_local_pages")
+        assert self.dest == "running" and self.source == "frozen", "the source is kept frozen until it is filled"
+        return {"fill_s": 0.4, "lazy_pages_rc": 0}
+
+
+@pytest.mark.parametrize("method", ["stop-and-copy", "pre-copy"])
+def test_a_lazy_restore_commits_only_once_the_memory_is_filled(method):
+    drv = LazyRestoreDriver()
+    rep = pc.migrate(drv, method, pc.Knobs(target_downtime_s=0.0))
+    assert rep["ok"] and drv.running_copies() == 1 and drv.source == "gone"
+    assert drv.calls.index("restore") < drv.calls.index("wait_local_pages") < drv.calls.index("commit")
+    assert rep["lazy_restore"] == {"lazy": True, "why": "test", "fill_s": 0.4, "lazy_pages_rc": 0}
+    # the downtime ends when the copy runs, not when its memory is full
+    assert rep["steps"][[s["step"] for s in rep["steps"]].index(
+        "lazy restore: waiting for the last page from the destination's images") - 1]["step"].startswith(
+        "running on destination after")
+
+
+def test_a_failed_fill_removes_the_destinations_copy_before_the_source_resumes():
+    drv = LazyRestoreDriver(fail_at="wait_local_pages")
+    with pytest.raises(pc.MigrationError) as e:
+        pc.migrate(drv, "stop-and-copy", pc.Knobs())
+    rep = e.value.report
+    assert rep["rolled_back"] and drv.running_copies() == 1 and drv.source == "running" and drv.dest == "absent"
+    assert drv.calls[-3:] == ["clean_dest", "resume_source", "discard_work"]
+    assert rep["lazy_restore"]["went_back_s"] >= 0 and "state at the freeze" in rep["lazy_restore"]["note"]
+
+
+def test_post_copy_never_plans_a_local_lazy_restore():
+    drv = LazyRestoreDriver()
+    rep = pc.migrate(drv, "post-copy", pc.Knobs(target_downtime_s=0.0))
+    assert rep["ok"] and "wait_local_pages" not in drv.calls and rep["lazy_restore"]["lazy"] is False
+
+
+@pytest.mark.parametrize("option,method,mode,memory,receiver_version,ready,lazy,why", [
+    ("auto", "stop-and-copy", None, GiB, 3, True, True, "auto: 1024 MiB of memory"),
+    ("auto", "pre-copy", "delta", GiB, 3, True, True, "auto: 1024 MiB"),
+    ("auto", "pre-copy", "native", GiB, 3, True, True, "auto: 1024 MiB"),     # criu follows the parent chain
+    ("auto", "stop-and-copy", None, 20 * MiB, 3, True, False, "20 MiB of memory (< 128 MiB)"),
+    ("auto", "stop-and-copy", None, GiB, 2, True, False, "receiver (version 2) predates"),
+    ("auto", "stop-and-copy", None, GiB, 3, False, False, "lazy pages are not ready"),
+    ("auto", "post-copy", None, GiB, 3, True, False, "post-copy: the pages come from the source"),
+    ("lazy", "stop-and-copy", None, 20 * MiB, 3, True, True, "lazy_restore=lazy"),
+    ("lazy", "pre-copy", "native", GiB, 3, True, True, "lazy_restore=lazy"),
+    ("eager", "stop-and-copy", None, GiB, 3, True, False, "lazy_restore=eager"),
+])
+def test_plan_restore(tmp_path, option, method, mode, memory, receiver_version, ready, lazy, why):
+    drv = _driver(tmp_path)
+    drv.lazy_restore, drv.receiver_version = option, receiver_version
+    plan = drv.plan_restore(method, mode, {"memory_bytes": memory, "lazy_pages_ready": ready})
+    assert plan["lazy"] is lazy and why in plan["why"] and drv.restore_local is lazy
+
+
+def test_lazy_restore_refuses_what_it_does_not_know(tmp_path):
+    with pytest.raises(ValueError, match="lazy_restore must be one of auto, lazy, eager"):
+        pc.LxcMigrationDriver("t2b-unit-none", "10.79.0.2", lxcpath=str(tmp_path), lazy_restore="yes")
+
+
+def test_a_planned_lazy_restore_asks_the_destination_for_local_pages_and_the_guard_knows(tmp_path, monkeypatch):
+    drv = _driver(tmp_path)
+    drv.receiver_version = pc.RECEIVER_LAZY_LOCAL
+    restores = []
+    monkeypatch.setattr(drv.recv, "restore", lambda ifname, **kw: restores.append(kw) or (
+        0, "T start 1.0\nT lazyd 1.01\nT restored 1.1\n", ""))
+    monkeypatch.setattr(drv.recv, "open_patch", lambda subdir: _Channel())
+    drv.plan_restore("stop-and-copy", None, {"memory_bytes": GiB, "lazy_pages_ready": True})
+    drv.hold_work_lock()
+    try:
+        drv.before_freeze("stop-and-copy", None)
+        assert json.load(open(os.path.join(drv.work, "guard.json")))["lazy_local"] is True
+        res = drv.restore()
+        assert res["lazy_daemon_s"] == pytest.approx(0.01) and res["restore_s"] == pytest.approx(0.09)
+        assert receiver.restore_args("eth0", **restores[0])[4:6] == ["--lazy", "--local"]
+    finally:
+        drv.close()
+
+
+@pytest.mark.parametrize("answers,outcome", [(["PENDING", "PENDING", "0"], "filled"), (["PENDING", "1"], "1"),
+                                             (["LOST"], "LOST")])
+def test_wait_local_pages_asks_until_the_daemon_ends(tmp_path, monkeypatch, answers, outcome):
+    drv = _driver(tmp_path)
+    asked = []
+
+    def request(op, *args, **kw):
+        asked.append(op)
+        if op == "logs":
+            return 0, "Error (criu/uffd.c:1): uffd: the test's failure", ""
+        return 0, answers.pop(0) + "\n", ""
+    monkeypatch.setattr(drv, "request", request)
+    if outcome == "filled":
+        assert drv.wait_local_pages()["lazy_pages_rc"] == 0 and asked == ["lazy-status"] * 3
+    else:
+        with pytest.raises(criu.CriuError, match="did not fill the memory \\(status %s\\).*the test's failure"
+                           % outcome):
+            drv.wait_local_pages()
+
+
+def test_wait_local_pages_gives_up_on_a_daemon_pending_too_long(tmp_path, monkeypatch):
+    drv = _driver(tmp_path)
+    monkeypatch.setattr(drv, "request", lambda op, *a, **kw: (0, "PENDING\n" if op == "lazy-status" else "", ""))
+    with pytest.raises(criu.CriuError, match="still pending after 0.05s"):
+        drv.wait_local_pages(bound_s=0.05)
