@@ -51,8 +51,8 @@ from ansible_collections.arnab.testbed.plugins.module_utils import (
 from ansible_collections.arnab.testbed.plugins.module_utils.migration_guard import pids_in_pidns
 from ansible_collections.arnab.testbed.plugins.module_utils.criu import (
     HOLD_GROUP, INBOUND_LOCK, INBOUND_LOCK_RULES, LAZY_PIPE_MAX_SIZE, OUTBOUND_LOCK_RULES, PAGE_SIZE, PLAIN_PATH_RE,
-    CriuError, LxcCriu, default_runner, find_criu_error, freezer_of, inbound_unlock_argv, log_tail, netfix_argv, pin_tls_peer,
-    prefreeze_sh, read_stats, summarize_dump_stats, tls_identity)
+    CriuError, LxcCriu, default_runner, find_criu_error, freezer_of, inbound_unlock_argv, log_tail, netfix_argv,
+    pin_tls_peer, prefreeze_sh, read_stats, summarize_dump_stats, tls_identity)
 from ansible_collections.arnab.testbed.plugins.module_utils.state_transfer import (
     Pusher, list_files)
 from ansible_collections.arnab.testbed.plugins.module_utils.migrate_receiver import SESSION_OPS
@@ -1056,7 +1056,7 @@ class LxcMigrationDriver(object):
         elif self.lazy_restore == "lazy":
             lazy, why = True, "lazy_restore=lazy"
         elif memory < LAZY_RESTORE_MIN_BYTES:
-            why = "auto: %d MiB of memory (< %d MiB) read faster than the lazy-pages daemon starts" % (
+            why = "auto: %d MiB of memory (< %d MiB): a lazy restore would gain nothing" % (
                 memory >> 20, LAZY_RESTORE_MIN_BYTES >> 20)
         else:
             lazy, why = True, "auto: %d MiB of memory: the copy runs before it is read" % (memory >> 20)
@@ -1627,15 +1627,16 @@ class LxcMigrationDriver(object):
         source stays frozen meanwhile, to be resumed should it fail). ``{"fill_s", "lazy_pages_rc"}``."""
         t0 = time.time()
         while True:
-            _rc, out, _err = self.request("lazy-status", timeout=30)
-            text = out.strip().splitlines()[-1] if out.strip() else "PENDING"
-            if text != "PENDING" or time.time() - t0 > bound_s:
+            rc, out, _err = self.request("lazy-status", timeout=30)
+            text = out.strip().splitlines()[-1] if rc == 0 and out.strip() else None    # None: no answer (yet)
+            if text not in (None, "PENDING") or time.time() - t0 > bound_s:
                 break
             time.sleep(0.02)
         if text != "0":
             _r, logtxt, _e = self.request("logs", timeout=30)
             raise CriuError("lazy restore: the destination's lazy-pages daemon did not fill the memory (%s): %s" % (
-                "still pending after %ss" % bound_s if text == "PENDING" else "status " + text,
+                "status " + text if text not in (None, "PENDING") else "%s after %ss" % (
+                    "still pending" if text else "no answer", bound_s),
                 find_criu_error(logtxt) or "daemon killed or lost"), log_tail=logtxt)
         return {"fill_s": round(time.time() - t0, 4), "lazy_pages_rc": 0}
 

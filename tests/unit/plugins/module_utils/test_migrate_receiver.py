@@ -550,30 +550,18 @@ def test_restore_without_pid_still_succeeds(edge):
     assert rc == 0 and "NO_PID" in out
 
 
-def test_lazy_restore(edge):
+@pytest.mark.parametrize("options,page_server", [
+    ("--lazy --address 10.79.0.1 --port 27100", " --page-server --address 10.79.0.1 --port 27100"),
+    ("--lazy --local", ""),    # criu's daemon serves the pages from this edge's images dir: no page server, no peer
+], ids=["src", "local"])
+def test_lazy_restore(edge, options, page_server):
     edge.prepared()
-    rc, out, err = edge.run("restore ramsim --ifname eth0 --lazy --address 10.79.0.1 --port 27100")
-    assert rc == 0, (out, err)
-    assert list(_marks(out)) == ["start", "lazyd", "restored", "netfix"]
-    images = os.path.join(edge.work, "images")
-    assert "criu lazy-pages -D %s --page-server --address 10.79.0.1 --port 27100 -o lazy-pages.log" % images \
-        in edge.calls()
-    assert "lazy-pages" in open(os.path.join(edge.fake, "criu-config")).read()
-    deadline = time.time() + 10
-    while edge.ok("lazy-status ramsim").strip() == "PENDING" and time.time() < deadline:
-        time.sleep(0.1)
-    assert edge.ok("lazy-status ramsim").strip() == "0"
-
-
-def test_lazy_local(edge):
-    """``--local``: criu's daemon serves the pages from this edge's images dir (no page server, no peer)."""
-    edge.prepared()
-    rc, out, err = edge.run("restore ramsim --ifname eth0 --lazy --local")
+    rc, out, err = edge.run("restore ramsim --ifname eth0 " + options)
     assert rc == 0, (out, err)
     assert list(_marks(out)) == ["start", "lazyd", "restored", "netfix"]
     images = os.path.join(edge.work, "images")
     daemon = [c for c in edge.calls().splitlines() if "criu lazy-pages" in c]
-    assert daemon == ["criu lazy-pages -D %s -o lazy-pages.log" % images], daemon
+    assert daemon == ["criu lazy-pages -D %s%s -o lazy-pages.log" % (images, page_server)], daemon
     assert "lazy-pages" in open(os.path.join(edge.fake, "criu-config")).read()
     deadline = time.time() + 10
     while edge.ok("lazy-status ramsim").strip() == "PENDING" and time.time() < deadline:

@@ -1173,7 +1173,7 @@ def test_post_copy_never_plans_a_local_lazy_restore():
     ("auto", "stop-and-copy", None, GiB, 3, True, True, "auto: 1024 MiB of memory"),
     ("auto", "pre-copy", "delta", GiB, 3, True, True, "auto: 1024 MiB"),
     ("auto", "pre-copy", "native", GiB, 3, True, True, "auto: 1024 MiB"),     # criu follows the parent chain
-    ("auto", "stop-and-copy", None, 20 * MiB, 3, True, False, "20 MiB of memory (< 128 MiB)"),
+    ("auto", "stop-and-copy", None, 20 * MiB, 3, True, False, "20 MiB of memory (< 128 MiB): a lazy restore"),
     ("auto", "stop-and-copy", None, GiB, 2, True, False, "receiver (version 2) predates"),
     ("auto", "stop-and-copy", None, GiB, 3, False, False, "lazy pages are not ready"),
     ("auto", "post-copy", None, GiB, 3, True, False, "post-copy: the pages come from the source"),
@@ -1232,8 +1232,10 @@ def test_wait_local_pages_asks_until_the_daemon_ends(tmp_path, monkeypatch, answ
             drv.wait_local_pages()
 
 
-def test_wait_local_pages_gives_up_on_a_daemon_pending_too_long(tmp_path, monkeypatch):
+@pytest.mark.parametrize("answer,says", [((0, "PENDING\n", ""), "still pending"),
+                                         ((255, "", "ssh: connect to host: No route"), "no answer")])
+def test_wait_local_pages_gives_up_on_a_daemon_pending_or_unreachable_too_long(tmp_path, monkeypatch, answer, says):
     drv = _driver(tmp_path)
-    monkeypatch.setattr(drv, "request", lambda op, *a, **kw: (0, "PENDING\n" if op == "lazy-status" else "", ""))
-    with pytest.raises(criu.CriuError, match="still pending after 0.05s"):
+    monkeypatch.setattr(drv, "request", lambda op, *a, **kw: answer if op == "lazy-status" else (0, "", ""))
+    with pytest.raises(criu.CriuError, match="%s after 0.05s" % says):
         drv.wait_local_pages(bound_s=0.05)
