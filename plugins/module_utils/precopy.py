@@ -1008,8 +1008,9 @@ class LxcMigrationDriver(object):
         feats["dest_pipe_max_size"] = dest_pipe
         feats["lazy_pages_ready"] = bool(feats.get("lazy_pages_ready")) and (dest_pipe or 0) >= LAZY_PIPE_MAX_SIZE
         feats["lazy_restore"] = self.lazy_restore
-        if self.lazy_restore == "lazy" and self.lazy_restore_unready(feats):
-            raise PreflightError("lazy_restore=lazy: %s" % self.lazy_restore_unready(feats))
+        unready = self.lazy_restore_unready(feats) if self.lazy_restore == "lazy" else None
+        if unready:
+            raise PreflightError("lazy_restore=lazy: %s" % unready)
         pids = pids_in_pidns(self.init_pid) if self.init_pid else []
         feats["memory_bytes"] = rss_bytes(pids)
         feats["processes"] = len(pids)
@@ -1605,17 +1606,10 @@ class LxcMigrationDriver(object):
             raise CriuError("lazy page transfer failed on the source (dump rc %s): %s" % (
                 self.dump_proc.returncode, find_criu_error(tail)), log_tail=tail)
         # the source's page server exits 0 even when its client went away: ask the destination's daemon
-        deadline = time.time() + migration_guard.LAZY_PENDING_S
-        while True:
-            _rc, out, _err = self.request("lazy-status", timeout=30)
-            text = out.strip().splitlines()[-1] if out.strip() else "PENDING"
-            if text != "PENDING" or time.time() > deadline:
-                break
-            time.sleep(0.1)
+        text = self._lazy_daemon_status(migration_guard.LAZY_PENDING_S, 0.1) or "PENDING"
         if text != "0":
-            _r, logtxt, _e = self.request("logs", timeout=30)
-            raise CriuError("lazy page transfer failed at the destination (criu lazy-pages exit status %s): %s" % (
-                text, find_criu_error(logtxt) or "daemon killed or lost"), log_tail=logtxt)
+            self._lazy_daemon_failed("lazy page transfer failed at the destination (criu lazy-pages exit status %s)"
+                                     % text)
         # criu 4.2.1 leaves stats-dump of a lazy dump unfilled (zero counters, a bogus frozen_time), so the pages
         # served are measured on the wire: bytes this edge sent towards the destination while serving them
         tx1 = self.link_tx_bytes()
@@ -1626,19 +1620,29 @@ class LxcMigrationDriver(object):
         """A lazy restore from the destination's own images: wait until its daemon has put the last page in (the
         source stays frozen meanwhile, to be resumed should it fail). ``{"fill_s", "lazy_pages_rc"}``."""
         t0 = time.time()
-        while True:
-            rc, out, _err = self.request("lazy-status", timeout=30)
-            text = out.strip().splitlines()[-1] if rc == 0 and out.strip() else None    # None: no answer (yet)
-            if text not in (None, "PENDING") or time.time() - t0 > bound_s:
-                break
-            time.sleep(0.02)
+        text = self._lazy_daemon_status(bound_s, 0.02)
         if text != "0":
-            _r, logtxt, _e = self.request("logs", timeout=30)
-            raise CriuError("lazy restore: the destination's lazy-pages daemon did not fill the memory (%s): %s" % (
-                "status " + text if text not in (None, "PENDING") else "%s after %ss" % (
-                    "still pending" if text else "no answer", bound_s),
-                find_criu_error(logtxt) or "daemon killed or lost"), log_tail=logtxt)
+            why = "status " + text if text not in (None, "PENDING") else "%s after %ss" % (
+                "still pending" if text else "no answer", bound_s)
+            self._lazy_daemon_failed("lazy restore: the destination's lazy-pages daemon did not fill the memory (%s)"
+                                     % why)
         return {"fill_s": round(time.time() - t0, 4), "lazy_pages_rc": 0}
+
+    def _lazy_daemon_status(self, bound_s, poll_s):
+        """Ask the destination's ``lazy-status`` every ``poll_s`` until its lazy-pages daemon has exited: its exit
+        status; after ``bound_s`` ``PENDING`` (it still runs) or None (no answer)."""
+        t0 = time.time()
+        while True:
+            _rc, out, _err = self.request("lazy-status", timeout=30)
+            text = out.strip().splitlines()[-1] if out.strip() else None
+            if text not in (None, "PENDING") or time.time() - t0 > bound_s:
+                return text
+            time.sleep(poll_s)
+
+    def _lazy_daemon_failed(self, what):
+        """Raise CriuError(what) with the destination's restore and lazy-pages logs."""
+        _r, logtxt, _e = self.request("logs", timeout=30)
+        raise CriuError("%s: %s" % (what, find_criu_error(logtxt) or "daemon killed or lost"), log_tail=logtxt)
 
     # -- transfer ----------------------------------------------------------------------------------
     def transfer(self, images_dir, n, mode):

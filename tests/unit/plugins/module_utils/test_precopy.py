@@ -1239,3 +1239,25 @@ def test_wait_local_pages_gives_up_on_a_daemon_pending_or_unreachable_too_long(t
     monkeypatch.setattr(drv, "request", lambda op, *a, **kw: answer if op == "lazy-status" else (0, "", ""))
     with pytest.raises(criu.CriuError, match="%s after 0.05s" % says):
         drv.wait_local_pages(bound_s=0.05)
+
+
+@pytest.mark.parametrize("answers,fails", [(["", "PENDING", "0"], None), (["PENDING", "1"], "exit status 1")])
+def test_post_copy_asks_the_destinations_daemon_how_the_drain_ended(tmp_path, monkeypatch, answers, fails):
+    """criu's page server exits 0 even when its client went away: the destination's lazy-status decides."""
+    drv = _driver(tmp_path)
+    drv.dump_proc = subprocess.Popen(["true"])
+    drv.dump_proc.wait()
+    drv.lazy_tx0, drv.route_dev = 0, "bh0"
+    monkeypatch.setattr(drv, "link_tx_bytes", lambda: 4096)
+
+    def request(op, *args, **kw):
+        if op == "logs":
+            return 0, "Error (criu/uffd.c:1): uffd: the test's failure", ""
+        return 0, answers.pop(0) + "\n", ""
+    monkeypatch.setattr(drv, "request", request)
+    if fails:
+        with pytest.raises(criu.CriuError, match="failed at the destination \\(criu lazy-pages %s\\).*the test's"
+                           % fails):
+            drv.wait_lazy_done()
+    else:
+        assert drv.wait_lazy_done() == {"stats": {}, "bytes": 4096, "interface": "bh0"} and answers == []
