@@ -414,10 +414,66 @@ def with_holds(cfgs, holds):
     return out
 
 
-def run_configs(args):
-    """The configurations of a tier2 run: workloads x network locks x packet holds."""
-    return with_holds(with_locks(configs(args.video, args.sizes, args.working_sets, args.dirty), args.network_locks),
-                      args.packet_holds)
+# How the video container runs (edge_workloads `init`): its PID 1 for `lxc-start -s lxc.init.cmd=...`. systemd's
+# is the edge role's (roles/edge/templates/lxc-arnab-criu.conf.j2), arnab-init its application init.
+VIDEO_INITS = {"app": "/usr/local/sbin/arnab-init",
+               "systemd": "/sbin/init systemd.legacy_systemd_cgroup_controller=1"}
+
+
+def video_init_of(lv):
+    """How the inventory runs the video container (edge_workloads `init`, systemd unless said)."""
+    return lv["workloads"].get("video", {}).get("init", "systemd")
+
+
+def with_inits(cfgs, inits, inventory_init):
+    """Every video configuration under each init of `inits` (None: as the inventory starts it); one under another
+    init than the inventory's is named with it (`video init=systemd`), so that each is its own cell."""
+    out = []
+    for cfg in cfgs:
+        for init in (inits or [None]) if cfg["workload"] == "video" else [None]:
+            name = cfg["config"] if init in (None, inventory_init) else "%s init=%s" % (cfg["config"], init)
+            out.append(dict(cfg, init=init, config=name))
+    return out
+
+
+def run_configs(args, inventory_init="systemd"):
+    """The configurations of a tier2 run: workloads x video inits x network locks x packet holds."""
+    cfgs = with_inits(configs(args.video, args.sizes, args.working_sets, args.dirty), args.video_inits, inventory_init)
+    return with_holds(with_locks(cfgs, args.network_locks), args.packet_holds)
+
+
+def restart_video(ct, init, edges):
+    """Start the video container afresh with `init` (VIDEO_INITS) on the edge that runs it, and wait until its
+    stream and web video answer."""
+    where = running_on(ct["name"], edges)
+    if len(where) != 1:
+        raise RuntimeError("%s runs on %s: expected exactly one edge" % (ct["name"], where or "no edge"))
+    for argv in (["lxc-stop", "-k", "-n", ct["name"]],
+                 ["lxc-start", "-n", ct["name"], "-s", "lxc.init.cmd=" + VIDEO_INITS[init]]):
+        proc = labctl_exec(where[0], argv, timeout=60)
+        if proc.returncode != 0:
+            raise RuntimeError("%s: %s" % (" ".join(argv), (proc.stderr or proc.stdout).strip()[-300:]))
+    ports = [ct["port"]] + ([ct["hls_port"]] if "hls_port" in ct else [])
+    proc = labctl_exec(CLIENT, ["python3", "-c", WAIT_PORTS, ct["ip"], "120"] + [str(p) for p in ports], timeout=150)
+    if proc.returncode != 0:
+        raise RuntimeError("%s (init %s) did not answer on %s: %s" % (ct["name"], init, ports, proc.stderr[-300:]))
+    time.sleep(3)     # what else starts with it (systemd's other units) before anything is measured
+
+
+# From the client: wait until every port answers a TCP connect (argv: host, timeout, ports...).
+WAIT_PORTS = r"""
+import socket, sys, time
+host, deadline = sys.argv[1], time.time() + float(sys.argv[2])
+for port in sys.argv[3:]:
+    while True:
+        try:
+            socket.create_connection((host, int(port)), timeout=2).close()
+            break
+        except OSError:
+            if time.time() > deadline:
+                sys.exit("port %s: no answer" % port)
+            time.sleep(0.5)
+"""
 
 
 def plan(cfgs, methods, trials):
@@ -879,7 +935,8 @@ def tier2(args):
     csv_path = os.path.join(REPORTS, "bench-tier2-%s.csv" % stamp)
     ct = lv["workloads"]["ramsim"]
     default_size = size_of(ct)
-    cfgs = run_configs(args)
+    video_init = video_init_of(lv)
+    cfgs = run_configs(args, video_init)
     steps = plan(cfgs, args.methods, args.trials)
     print("bench tier2: %s; link %s; %d trial(s); methods %s; %d migrations" % (
         ", ".join(c["config"] for c in cfgs), lv["rate"], args.trials, ", ".join(args.methods), len(steps)),
@@ -890,13 +947,17 @@ def tier2(args):
     rows = []
     summary_paths = ()
     started = time.time()
-    state = {"size": None, "resized": False}
+    state = {"size": None, "resized": False, "init": video_init, "reinit": False}
 
     def prepare(step):
         cfg = step["cfg"]
         if cfg["workload"] == "ramsim" and cfg["size_mib"] != state["size"]:
             state["resized"] = set_ramsim_size(cfg["size_mib"], args.inventory) or state["resized"]
             state["size"] = cfg["size_mib"]
+        if cfg.get("init") and (cfg["init"] != state["init"] or not state["reinit"]):
+            # the first one too: each init's cell starts from a fresh start of the container
+            restart_video(lv["workloads"]["video"], cfg["init"], lv["edges"])
+            state["init"], state["reinit"] = cfg["init"], True
 
     def failed_row(step, problem):
         return row_from(step["cfg"], step["method"], step["trial"], False, {}, problem, {}, "", lv["rate_bits"])
@@ -935,6 +996,12 @@ def tier2(args):
                                     workload_setting(ct, "--dirty-pct", 20.0))
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 print("  could not put ramsim back to its inventory settings: %s" % exc, file=sys.stderr)
+            try:
+                if state["init"] != video_init:
+                    restart_video(lv["workloads"]["video"], video_init, lv["edges"])
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                print("  could not start video as its inventory says (init %s): %s" % (video_init, exc),
+                      file=sys.stderr)
             if rows:
                 meta.update(ended=iso_now(), load_end=load_averages(), elapsed_s=time.time() - started,
                             done=len(rows))
@@ -992,6 +1059,9 @@ def parse_args(argv=None):
                     default=[True], help="with the inbound lock: on (the default: what the client sends during the "
                                          "freeze is held for the restored copy), off (dropped), or on,off (each its "
                                          "own cell)")
+    t2.add_argument("--video-init", dest="video_inits", type=csv_list(str), default=None,
+                    help="how the video container runs, each its own cell: app (arnab-init, no systemd) or systemd; "
+                         "the container is started afresh in each before its migrations (default: as it runs)")
     t2.add_argument("--browser", action="store_true",
                     help="also play the video container's live web video in headless Chromium in client1 during each "
                          "of its migrations: the player's stalls go in the CSV (player_*)")
@@ -1034,6 +1104,11 @@ def parse_args(argv=None):
             [lock for lock in args.network_locks if lock not in NETWORK_LOCKS]:
         parser.error("--network-locks takes each of %s once: %s" % (", ".join(NETWORK_LOCKS),
                                                                     ",".join(args.network_locks)))
+    if args.video_inits is not None and (not args.video or not args.video_inits or
+                                         len(set(args.video_inits)) != len(args.video_inits) or
+                                         [i for i in args.video_inits if i not in VIDEO_INITS]):
+        parser.error("--video-init takes each of %s once, with the video container: %s" % (
+            ", ".join(sorted(VIDEO_INITS)), ",".join(args.video_inits)))
     return args
 
 
@@ -1044,7 +1119,7 @@ def main(argv=None):
         print(plot_fig4(read_cells(args.summary), out))
         return 0
     if args.dry_run:
-        steps = plan(run_configs(args), args.methods, args.trials)
+        steps = plan(run_configs(args, video_init_of(lab_vars(args.inventory))), args.methods, args.trials)
         for i, step in enumerate(steps, 1):
             print("%3d  trial %d  %-34s %s" % (i, step["trial"], step["cfg"]["config"], step["method"]))
         print("%d migrations; summary to %s" % (len(steps), os.path.relpath(args.results, REPO)))

@@ -388,6 +388,23 @@ def _remove(path):
         pass
 
 
+def wait_exit(proc, timeout):
+    """The exit status of ``proc`` as soon as it exits; TimeoutExpired after ``timeout`` seconds. ``Popen.wait``
+    with a timeout looks every 50 ms at most (it sleeps 0.5 ms, then twice as long each time up to 50 ms): for the
+    restore, in the downtime, that was up to 50 ms after criu had finished. A pidfd is readable the moment the
+    process exits (Linux 5.3, Python 3.9); without one, Popen.wait as before."""
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        return proc.wait(timeout=timeout)
+    try:
+        if not select.select([fd], [], [], timeout)[0]:
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+    finally:
+        os.close(fd)
+    return proc.wait()
+
+
 def _pid_alive(pid):
     try:
         os.kill(pid, 0)
@@ -884,7 +901,7 @@ class Receiver(object):
             finally:
                 os.close(outfd)
             try:
-                rc = proc.wait(timeout=timeout)
+                rc = wait_exit(proc, timeout)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

@@ -176,6 +176,41 @@ def test_a_viewer_keeps_watching_the_live_video_across_the_migration(lab, tmp_pa
              after["picture_frame"], elapsed))
 
 
+# The PIDs of the container's tasks named $1 (from inside it: /proc is the container's own).
+PIDS_OF = 'for p in /proc/[0-9]*; do [ "$(cat "$p/comm" 2>/dev/null)" = "$1" ] && echo "${p#/proc/}"; done; true'
+
+
+def test_video_runs_without_systemd_and_its_services_come_back(lab):
+    """The lab's video is an application container (edge_workloads `init: app`): arnab-init is its PID 1, neither
+    systemd, journald nor sshd runs in it, and a service that ends starts again, as systemd's Restart=always did."""
+    assert lab["workloads"]["video"].get("init") == "app"
+    edge = placement(lab, "video")[0]
+
+    def inside(script, *args):
+        return bench.labctl_exec(edge, ["lxc-attach", "-n", "video", "--", "sh", "-c", script, "sh"] + list(args),
+                                 timeout=30, check=True).stdout
+
+    assert inside("cat /proc/1/cmdline").split("\0")[:2] == ["/bin/sh", "/usr/local/sbin/arnab-init"]
+    comms = inside("cat /proc/[0-9]*/comm").split()
+    assert not {"systemd", "systemd-journal", "sshd"} & set(comms), comms
+    assert {"arnab-workload", "nginx", "advancer"} <= set(comms), comms
+    assert inside("grep ' /run ' /proc/mounts").split()[2] == "tmpfs"
+    old = inside(PIDS_OF, "arnab-workload").split()
+    assert len(old) == 1
+    inside("kill " + old[0])
+    deadline, new = time.time() + 15, []
+    while time.time() < deadline:
+        new = inside(PIDS_OF, "arnab-workload").split()
+        if new and new != old:
+            break
+        time.sleep(0.5)
+    assert new and new != old, "the workload did not start again: %s" % new
+    ct = lab["workloads"]["video"]
+    proc = bench.labctl_exec(bench.CLIENT, ["python3", "-c", bench.WAIT_PORTS, ct["ip"], "30", str(ct["port"])],
+                             timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
 class Injector(object):
     """Runs COMMAND in a shell already open inside NODE as soon as the migration's progress log on WATCH_NODE
     shows STEP (an open shell: no process start-up between the step and the fault)."""

@@ -3,6 +3,8 @@ import csv
 import math
 import os
 
+import subprocess
+
 import pytest
 
 from arnab_lab import bench
@@ -150,6 +152,30 @@ def test_each_packet_hold_is_its_own_cell_under_the_inbound_lock_only():
     assert bench.parse_args(["tier2"]).packet_holds == [True]              # container_migrate's default alone
     with pytest.raises(SystemExit):
         bench.parse_args(["tier2", "--packet-hold", "yes"])
+
+
+def test_each_video_init_is_its_own_cell_and_starts_the_container_afresh(monkeypatch):
+    args = bench.parse_args(["tier2", "--sizes", "", "--video-init", "app,systemd"])
+    cfgs = bench.run_configs(args, "app")
+    assert [(c["config"], c["init"]) for c in cfgs] == [("video", "app"), ("video init=systemd", "systemd")]
+    assert [c["config"] for c in bench.run_configs(bench.parse_args(["tier2", "--sizes", ""]), "app")] == ["video"]
+    with_ramsim = bench.run_configs(bench.parse_args(["tier2", "--sizes", "128", "--working-set", "20",
+                                                      "--video-init", "systemd"]), "app")
+    assert [(c["config"], c["init"]) for c in with_ramsim] == [
+        ("video init=systemd", "systemd"), ("ramsim 128 MiB hot 20% dirty 20%", None)]
+    for bad in (["--video-init", "runit"], ["--video-init", "app,app"], ["--video-init", "app", "--no-video"]):
+        with pytest.raises(SystemExit):
+            bench.parse_args(["tier2"] + bad)
+    calls = []
+    monkeypatch.setattr(bench, "running_on", lambda name, edges: ["edge2"])
+    monkeypatch.setattr(bench, "labctl_exec", lambda node, argv, timeout=120: (
+        calls.append((node, argv[:5])), subprocess.CompletedProcess(argv, 0, "", ""))[1])
+    bench.restart_video({"name": "video", "ip": "10.78.0.50", "port": 8080, "hls_port": 8081}, "systemd",
+                        ["edge1", "edge2"])
+    assert calls[:2] == [("edge2", ["lxc-stop", "-k", "-n", "video"]),
+                         ("edge2", ["lxc-start", "-n", "video", "-s",
+                                    "lxc.init.cmd=/sbin/init systemd.legacy_systemd_cgroup_controller=1"])]
+    assert calls[2][0] == bench.CLIENT and "10.78.0.50" in calls[2][1]
 
 
 def test_each_size_runs_whole_before_the_next_and_video_joins_the_first():

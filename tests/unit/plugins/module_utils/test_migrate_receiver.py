@@ -1008,3 +1008,38 @@ def test_clean_ends_the_page_relay(edge):
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# wait_exit: the restore's wait for lxc-checkpoint
+# ---------------------------------------------------------------------------------------------------------------
+def test_wait_exit_gives_the_exit_status_and_reaps():
+    proc = subprocess.Popen(["sh", "-c", "sleep 0.1; exit 3"])
+    assert mr.wait_exit(proc, 10) == 3
+    assert proc.returncode == 3
+
+
+def test_wait_exit_times_out_on_a_process_still_running():
+    proc = subprocess.Popen(["sleep", "30"])
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            mr.wait_exit(proc, 0.2)
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_wait_exit_does_not_poll_when_it_can_be_told(monkeypatch):
+    """With a pidfd, the exit is seen when it happens: never Popen.wait's sleeping loop (timeout=...)."""
+    calls = []
+    real_wait = subprocess.Popen.wait
+
+    def wait(self, timeout=None):
+        calls.append(timeout)
+        return real_wait(self, timeout)
+
+    monkeypatch.setattr(subprocess.Popen, "wait", wait)
+    proc = subprocess.Popen(["true"])
+    assert mr.wait_exit(proc, 10) == 0
+    assert calls == [None]

@@ -1,7 +1,11 @@
 """roles/edge: defaults match the argument spec; the templates render what CRIU and LXC need."""
+import json
 import os
 import shlex
+import signal
 import subprocess
+import sys
+import time
 
 import jinja2
 import yaml
@@ -56,6 +60,64 @@ def test_container_config_is_criu_ready():
     assert not any("gateway" in line for line in lines)
     base = render("container.conf.j2", ct={"name": "arnab-base"})
     assert "lxc.net.0.type = empty" in base
+    assert not any(line.startswith("lxc.init.cmd") for line in lines)
+
+
+def test_an_application_container_starts_arnab_init():
+    text = render("container.conf.j2", ct={"name": "video", "ip": "10.78.0.50", "hwaddr": "02:ab:00:00:00:50",
+                                           "init": "app"}, **load("vars/main.yml"))
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    # after the include of the edge's CRIU settings, whose init is systemd: the last one read wins
+    assert lines.index("lxc.init.cmd = /usr/local/sbin/arnab-init") > lines.index("lxc.include = /etc/lxc/arnab-criu.conf")
+    # arnab-init reads the services list where the role writes it
+    with open(os.path.join(ROLE, "files", "arnab-init")) as f:
+        assert "${ARNAB_INIT_SERVICES:-%s}" % load("vars/main.yml")["_edge_app_services"] in f.read()
+
+
+PAYLOADS = ("$(touch {m})", "`touch {m}`", ";touch {m}", "|touch {m}", "&&touch", "'x", '"y', "*", "${HOME}")
+
+
+def test_services_are_one_line_each_and_never_expanded(tmp_path):
+    """arnab-init runs each line of the services list as an argv: no word of an inventory's args is evaluated."""
+    mark = str(tmp_path / "pwned")
+    words = [p.replace("{m}", mark) for p in PAYLOADS]
+    out = tmp_path / "argv"
+    args = " ".join(words)
+    text = render("arnab-services.j2", ct={"name": "video", "args": args + "\n touch " + mark, "hls_port": 8081},
+                  **load("vars/main.yml"))
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert len(lines) == 2 and lines[1] == "/usr/local/lib/arnab-video/run --listen 0.0.0.0:8081 --user root"
+    assert lines[0].startswith("/usr/local/bin/arnab-workload ")
+    # run the first line through arnab-init, with a stand-in for the workload that records its argv
+    services = tmp_path / "services"
+    recorder = tmp_path / "record.py"
+    recorder.write_text("import json, sys\nopen(%r, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n" % str(out))
+    services.write_text("# a comment\n\n%s %s %s\n" % (sys.executable, recorder, lines[0].split(" ", 1)[1]))
+    proc = subprocess.Popen(["sh", os.path.join(ROLE, "files", "arnab-init")], cwd=str(tmp_path),
+                            env=dict(os.environ, ARNAB_INIT_SERVICES=str(services)))
+    try:
+        deadline = time.time() + 20
+        while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 2):
+            time.sleep(0.1)
+        runs = [json.loads(line) for line in out.read_text().splitlines()]
+        assert len(runs) >= 2                       # the service ended and ran again
+        assert runs[0] == lines[0].split()[1:]      # word for word, nothing expanded
+        assert {"$(touch", "`touch", ";touch", "*", "${HOME}"} <= set(runs[0])
+        assert not os.path.exists(mark)
+        proc.send_signal(signal.SIGPWR)             # lxc-stop's signal
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not os.path.exists(mark)
+
+
+def test_arnab_init_needs_its_services(tmp_path):
+    r = subprocess.run(["sh", os.path.join(ROLE, "files", "arnab-init")], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, env=dict(os.environ, ARNAB_INIT_SERVICES=str(tmp_path / "none")),
+                       check=False, timeout=10)
+    assert r.returncode == 1 and b"no " in r.stderr
 
 
 def test_edge_lxc_settings():
@@ -80,7 +142,7 @@ def test_criu_config_and_wrapper():
 
 
 def test_shell_helpers_parse():
-    for name in ("arnab-txoff", "arnab-criu-install", "arnab-cgroup-mounts"):
+    for name in ("arnab-txoff", "arnab-criu-install", "arnab-cgroup-mounts", "arnab-init"):
         assert subprocess.call(["sh", "-n", os.path.join(ROLE, "files", name)]) == 0, name
 
 
