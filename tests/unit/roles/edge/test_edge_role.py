@@ -94,7 +94,7 @@ def test_services_are_one_line_each_and_never_expanded(tmp_path):
     recorder.write_text("import json, sys\nopen(%r, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n" % str(out))
     services.write_text("# a comment\n\n%s %s %s\n" % (sys.executable, recorder, lines[0].split(" ", 1)[1]))
     proc = subprocess.Popen(["sh", os.path.join(ROLE, "files", "arnab-init")], cwd=str(tmp_path),
-                            env=dict(os.environ, ARNAB_INIT_SERVICES=str(services)))
+                            env=dict(os.environ, ARNAB_INIT_SERVICES=str(services)), start_new_session=True)
     try:
         deadline = time.time() + 20
         while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 2):
@@ -106,11 +106,32 @@ def test_services_are_one_line_each_and_never_expanded(tmp_path):
         assert not os.path.exists(mark)
         proc.send_signal(signal.SIGPWR)             # lxc-stop's signal
         assert proc.wait(timeout=10) == 0
+        # its restart loops went with it: the service runs no more
+        runs_then = len(out.read_text().splitlines())
+        time.sleep(2.5)
+        assert len(out.read_text().splitlines()) == runs_then
+        assert live_in_group(proc.pid) == []
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
     assert not os.path.exists(mark)
+
+
+def live_in_group(pgid):
+    """The processes of process group `pgid` that still run (zombies left to an init that reaps late do not)."""
+    live = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                state, _ppid, group = f.read().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if int(group) == pgid and state != "Z":
+            live.append(int(pid))
+    return live
 
 
 def test_arnab_init_needs_its_services(tmp_path):
