@@ -947,17 +947,17 @@ def tier2(args):
     rows = []
     summary_paths = ()
     started = time.time()
-    state = {"size": None, "resized": False, "init": video_init, "reinit": False}
+    state = {"size": None, "resized": False, "init": None}     # init: how this run last started video
 
     def prepare(step):
         cfg = step["cfg"]
         if cfg["workload"] == "ramsim" and cfg["size_mib"] != state["size"]:
             state["resized"] = set_ramsim_size(cfg["size_mib"], args.inventory) or state["resized"]
             state["size"] = cfg["size_mib"]
-        if cfg.get("init") and (cfg["init"] != state["init"] or not state["reinit"]):
+        if cfg.get("init") and cfg["init"] != state["init"]:
             # the first one too: each init's cell starts from a fresh start of the container
             restart_video(lv["workloads"]["video"], cfg["init"], lv["edges"])
-            state["init"], state["reinit"] = cfg["init"], True
+            state["init"] = cfg["init"]
 
     def failed_row(step, problem):
         return row_from(step["cfg"], step["method"], step["trial"], False, {}, problem, {}, "", lv["rate_bits"])
@@ -997,7 +997,7 @@ def tier2(args):
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 print("  could not put ramsim back to its inventory settings: %s" % exc, file=sys.stderr)
             try:
-                if state["init"] != video_init:
+                if state["init"] not in (None, video_init):
                     restart_video(lv["workloads"]["video"], video_init, lv["edges"])
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 print("  could not start video as its inventory says (init %s): %s" % (video_init, exc),

@@ -166,6 +166,12 @@ def test_each_video_init_is_its_own_cell_and_starts_the_container_afresh(monkeyp
     for bad in (["--video-init", "runit"], ["--video-init", "app,app"], ["--video-init", "app", "--no-video"]):
         with pytest.raises(SystemExit):
             bench.parse_args(["tier2"] + bad)
+    # the inits are the edge role's: arnab-init where the role installs it, systemd as its LXC config starts it
+    role = os.path.join(os.path.dirname(bench.LABCTL), "..", "roles", "edge")
+    with open(os.path.join(role, "vars", "main.yml")) as f:
+        assert "_edge_app_init: %s\n" % bench.VIDEO_INITS["app"] in f.read()
+    with open(os.path.join(role, "templates", "lxc-arnab-criu.conf.j2")) as f:
+        assert "lxc.init.cmd = %s\n" % bench.VIDEO_INITS["systemd"] in f.read()
     calls = []
     monkeypatch.setattr(bench, "running_on", lambda name, edges: ["edge2"])
     monkeypatch.setattr(bench, "labctl_exec", lambda node, argv, timeout=120: (
