@@ -38,7 +38,9 @@ name: ``images``, ``final``, ``lazy`` or ``it-N``, default ``images``):
                                                        certificate there, print the certificate
 ``put NAME fs|images [--dir DIR]``                     a tar stream on stdin, extracted safely into the container
                                                        dir (``fs``) or ``<work>/DIR`` (``images``: plain files only)
-``patch NAME [--dir DIR]``                             a page patch stream (``state_transfer.encode_patch``'s protocol)
+``patch NAME [--dir DIR] [--parent it-N]``             a page patch stream (``state_transfer.encode_patch``'s protocol);
+                                                       ``--parent``: then DIR's ``parent`` link to ``../it-N`` (native
+                                                       pre-copy's final dump, whose earlier pages are there)
 ``pages NAME``                                         post-copy's page channel: ``LISTEN <port>`` on stderr, then
                                                        ONE root-owned connection to 127.0.0.1:<port> (the lazy-pages
                                                        daemon) relayed to this session's stdin/stdout, where the
@@ -92,7 +94,9 @@ except ImportError:     # installed as a script beside copies of them (/usr/loca
     import state_transfer
     import validate
 
-VERSION = 3         # 2: thaws a restored copy (precopy.RECEIVER_THAWS); 3: restore --lazy --local (RECEIVER_LAZY_LOCAL)
+# 2: thaws a restored copy (precopy.RECEIVER_THAWS); 3: restore --lazy --local (RECEIVER_LAZY_LOCAL);
+# 4: patch --parent (precopy.RECEIVER_PATCH_PARENT)
+VERSION = 4
 CONFIG_PATH = "/etc/arnab/receiver.json"
 DEFAULTS = {
     "lxcpath": "/var/lib/lxc",
@@ -121,6 +125,7 @@ IMAGE_DIR_RE = re.compile(r"images|final|lazy|it-[0-9]{1,4}", re.ASCII)
 FILE_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,254}", re.ASCII)
 TOKEN_RE = re.compile(r"\.?[A-Za-z0-9_][A-Za-z0-9_.+-]{0,254}", re.ASCII)
 PARENT_LINK_RE = re.compile(r"\.\./it-[0-9]{1,4}/?", re.ASCII)
+PARENT_DIR_RE = re.compile(r"it-[0-9]{1,4}", re.ASCII)
 
 MAX_HEADER = 65536
 MAX_PAYLOAD = 1 << 30
@@ -147,7 +152,7 @@ OPS = {
                      "--tls": FLAG, "--local": FLAG}),
     "tls": ((), {}),
     "put": (("kind",), {"--dir": "dir"}),
-    "patch": ((), {"--dir": "dir"}),
+    "patch": ((), {"--dir": "dir", "--parent": "parent"}),
     "session": ((), {}),
     "pages": ((), {}),
     "ping": ((), {}),
@@ -197,6 +202,10 @@ def _check_value(kind, value):
         if kind == "dir":
             if not IMAGE_DIR_RE.fullmatch(value or ""):
                 raise validate.ValidationError("image dir %r: images, final, lazy or it-N" % value)
+            return value
+        if kind == "parent":
+            if not PARENT_DIR_RE.fullmatch(value or ""):
+                raise validate.ValidationError("parent dir %r: it-N (a pre-dump's)" % value)
             return value
         if kind == "token":
             if not TOKEN_RE.fullmatch(value or "") or value in (".", ".."):
@@ -267,6 +276,9 @@ def parse(words):
             raise Refused("--address/--port/--tls/--local only with --lazy")
         if options.get("--local") and options.get("--tls"):
             raise Refused("--tls is for pages from the source, not --local ones")
+    if op == "patch" and options.get("--parent") is not None and \
+            options["--parent"] == options.get("--dir", "images"):
+        raise Refused("patch: a dir cannot be its own parent")
     return op, name, positional, options
 
 
@@ -788,7 +800,14 @@ class Receiver(object):
     def op_patch(self, name, pos, opts, out, stdin):
         dest = self.image_dir(name, opts.get("--dir", "images"), create=True)
         # the channel is opened before the freeze and waits here: take the lock only once the stream begins
+        if opts.get("--parent"):
+            self.image_dir(name, opts["--parent"])      # there before anything is written
         files, total = apply_patch(stdin, dest, on_start=lambda: self.lock(name))
+        if opts.get("--parent"):
+            # native pre-copy's final dump, streamed: criu finds the earlier pages through this link (as rsync
+            # would have copied it from the source)
+            _remove(os.path.join(dest, "parent"))
+            os.symlink("../" + opts["--parent"], os.path.join(dest, "parent"))
         out("ok files=%d bytes=%d" % (files, total))
         return 0
 

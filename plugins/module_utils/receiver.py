@@ -173,10 +173,11 @@ class Receiver(object):
         _rc, out, _err = self.call("tls", timeout=timeout, input_text=own_pem, check=True)
         return check_pem_cert(out.strip() + "\n")
 
-    def open_patch(self, subdir="images"):
+    def open_patch(self, subdir="images", parent=None):
         """Start ``patch NAME`` now (before the freeze): a process whose stdin takes a page patch stream, for
-        ``Pusher.push_page_delta(..., channel=...)``."""
-        return subprocess.Popen(self.argv("patch", "--dir", subdir), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        ``Pusher.push_page_delta(..., channel=...)``; with ``parent`` (``it-N``) the dir then links to it."""
+        args = ["--dir", subdir] + (["--parent", parent] if parent else [])
+        return subprocess.Popen(self.argv("patch", *args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
 
     def session(self):

@@ -66,6 +66,9 @@ REFUSED_COMMANDS = [
     "restore ramsim --ifname eth0 --local", "restore ramsim --ifname eth0 --lazy --local --address 10.0.0.1 --port 1",
     "restore ramsim --ifname eth0 --lazy --local --tls", "restore ramsim --ifname eth0 --lazy --local x",
     "restore ramsim --ifname eth0 --lazy --local --local",
+    "patch ramsim --dir final --parent ../it-1", "patch ramsim --dir final --parent images",
+    "patch ramsim --dir final --parent 'it-1;touch {m}'", "patch ramsim --dir final --parent '$(touch {m})'",
+    "patch ramsim --dir final --parent it-1/..", "patch ramsim --dir it-2 --parent it-2", "patch ramsim --parent",
 ]
 
 
@@ -375,6 +378,27 @@ def test_patch_refuses_names_and_links(edge, tmp_path):
     assert sorted(os.listdir(edge.outside)) == ["victim"]
 
 
+def test_patch_with_a_parent_links_the_streamed_final_dir_to_it(edge, tmp_path):
+    """Native pre-copy's final dump streamed before the freeze: its files arrive whole and the dir's ``parent``
+    leads to the last pre-dump, as the source's does (criu reads the earlier pages there); a link a peer planted
+    there is replaced, and restore's clean-up of links keeps this one."""
+    edge.prepared()
+    os.mkdir(os.path.join(edge.work, "it-3"))
+    final = os.path.join(edge.work, "final")
+    (tmp_path / "pages-1.img").write_bytes(b"p" * 4096)
+    stream = _patch_stream(tmp_path, [("pages-1.img", None, str(tmp_path / "pages-1.img"))])
+    os.mkdir(final, 0o700)
+    os.symlink(edge.outside, os.path.join(final, "parent"))
+    assert edge.ok("patch ramsim --dir final --parent it-3", stream).startswith("ok files=1")
+    assert os.readlink(os.path.join(final, "parent")) == "../it-3"
+    assert open(os.path.join(final, "pages-1.img"), "rb").read() == b"p" * 4096
+    assert mr.PARENT_LINK_RE.fullmatch(os.readlink(os.path.join(final, "parent")))     # restore keeps it
+    # a parent that is not there: refused before anything is written
+    shutil.rmtree(final)
+    rc, _out, err = edge.run("patch ramsim --dir final --parent it-4", stream)
+    assert rc == 1 and "it-4" in err and os.listdir(final) == []
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # restore
 # ---------------------------------------------------------------------------------------------------------------
@@ -570,7 +594,7 @@ def test_lazy_restore(edge, options, page_server):
 
 
 def test_probe_says_the_receiver_restores_lazily_from_local_images(edge):
-    assert json.loads(edge.ok("probe ramsim"))["receiver"] >= precopy.RECEIVER_LAZY_LOCAL
+    assert json.loads(edge.ok("probe ramsim"))["receiver"] >= precopy.RECEIVER_PATCH_PARENT
 
 
 # -- post-copy's TLS channel: certificates pinned per migration ---------------------------------------------------

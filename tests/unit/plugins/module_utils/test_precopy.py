@@ -1261,3 +1261,36 @@ def test_post_copy_asks_the_destinations_daemon_how_the_drain_ended(tmp_path, mo
             drv.wait_lazy_done()
     else:
         assert drv.wait_lazy_done() == {"stats": {}, "bytes": 4096, "interface": "bh0"} and answers == []
+
+
+@pytest.mark.parametrize("version,streamed", [(pc.RECEIVER_PATCH_PARENT, True), (pc.RECEIVER_LAZY_LOCAL, False)])
+def test_native_pre_copys_final_dir_goes_through_a_channel_opened_before_the_freeze(tmp_path, monkeypatch,
+                                                                                     version, streamed):
+    """No rsync (a new SSH channel and receiver) in the frozen window: the final dir goes whole through the patch
+    stream opened before it, which links it to the last pre-dump; a receiver too old for the link gets rsync."""
+    drv = _driver(tmp_path)
+    drv.receiver_version = version
+    opened, pushed, rsynced = [], [], []
+    monkeypatch.setattr(drv.recv, "open_patch", lambda subdir, parent=None: opened.append((subdir, parent)) or
+                        _Channel())
+    monkeypatch.setattr(drv.pusher, "push_page_delta", lambda src, prev, dest, dest_files, channel, all_files=False:
+                        pushed.append((src, prev, dest, dest_files, all_files)) or
+                        {"whole": ["core-1.img", "pages-1.img"], "names": ["core-1.img", "pages-1.img"],
+                         "bytes_sent": 8192})
+    monkeypatch.setattr(drv.pusher, "push", lambda sources, dest, **kw: rsynced.append((sources, kw["rsync_path"]))
+                        or {"stats": {"literal_bytes": 8192}, "bytes_sent": 8192})
+    final = tmp_path / "src-work" / "final"
+    final.mkdir(parents=True)
+    drv.hold_work_lock()
+    try:
+        drv.before_freeze("pre-copy", "native", str(tmp_path / "src-work" / "it-5") + "/")
+        res = drv.transfer(str(final), "final", "native")
+    finally:
+        drv.close()
+    assert drv.dest_dir == "final"
+    if streamed:
+        assert opened == [("final", "it-5")] and rsynced == []
+        assert pushed == [(str(final), None, "final", {}, True)]     # every file whole, nothing to diff against
+        assert res["plan"]["via"] == "patch stream opened before the freeze"
+    else:
+        assert opened == [] and pushed == [] and len(rsynced) == 1
