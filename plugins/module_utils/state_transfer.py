@@ -546,6 +546,8 @@ def plan_page_images(src_dir, prev_dir, dest_files, names):
     """The plans for the page images ``names`` of ``src_dir`` against ``prev_dir`` (whose bytes the destination
     holds, ``dest_files`` = ``{name: size}`` there): each pages image's basis is the previous image of the same
     pagemap (by virtual address), else the same name (by offset), else none (whole)."""
+    if not prev_dir:    # nothing to compare with: the pagemaps would be read for nothing, in the frozen window
+        return [plan_file(n, None, os.path.join(src_dir, n), basis=n) for n in names]
     new_layouts = page_layouts(src_dir)
     old_layouts = page_layouts(prev_dir) if prev_dir else {}
     # the basis follows the pagemap (pagemap-<pid>.img, pagemap-shmem-<id>.img), not the pages id
