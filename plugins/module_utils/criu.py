@@ -271,10 +271,9 @@ def encode_pagemap(pages_id, entries, compat=False):
     return bytes(out)
 
 
-def pagemap_entries(data):
-    """``(pages_id, [(vaddr, nr_pages, flags)], compat)`` from a pagemap image's bytes: ``flags`` as criu reads them
-    (an entry without flags: PE_PARENT when ``in_parent``, else PE_PRESENT), ``compat``: the counts are in
-    compat_nr_pages only (criu before 4.2.1). Raises ValueError on anything else."""
+def parse_pagemap(data):
+    """``(pages_id, [(vaddr, nr_pages, present)])`` from a pagemap image's bytes; ``present``: the entry's pages
+    are in this dump's pages image. Raises ValueError on anything else."""
     pos = 0
     (first,) = struct.unpack_from("<I", data, 0) if len(data) >= 4 else (None,)
     if first == IMG_COMMON_MAGIC:
@@ -284,7 +283,6 @@ def pagemap_entries(data):
     pos += 4
     pages_id = None
     entries = []
-    compat = False
     while pos < len(data):
         if pos + 4 > len(data):
             raise ValueError("truncated pagemap entry size")
@@ -304,104 +302,11 @@ def pagemap_entries(data):
             continue
         if 1 not in fields or (2 not in fields and 5 not in fields):
             raise ValueError("pagemap entry without vaddr or nr_pages")
-        flags = fields[4] if 4 in fields else (PE_PARENT if fields.get(3) else PE_PRESENT)
-        compat = compat or 5 not in fields
-        entries.append((fields[1], fields[5] if 5 in fields else fields[2], flags))
+        present = bool(fields[4] & PE_PRESENT) if 4 in fields else not fields.get(3)
+        entries.append((fields[1], fields[5] if 5 in fields else fields[2], present))
     if pages_id is None:
         raise ValueError("pagemap image without a head")
-    return pages_id, entries, compat
-
-
-def parse_pagemap(data):
-    """``(pages_id, [(vaddr, nr_pages, present)])`` from a pagemap image's bytes; ``present``: the entry's pages
-    are in this dump's pages image. Raises ValueError on anything else."""
-    pages_id, entries, _compat = pagemap_entries(data)
-    return pages_id, [(v, n, bool(flags & PE_PRESENT)) for v, n, flags in entries]
-
-
-def _holders_lazy(queries, levels):
-    """Where the pages of ``queries`` (sorted ``[(start, end)]`` byte ranges that a dump left in its parent) really
-    are, down ``levels`` (each parent's entries ``[(start, end, flags)]``, sorted, nearest first): sorted
-    ``[(start, end, lazy)]`` covering the queries exactly, ``lazy`` as the dump that wrote those pages flagged
-    them. One sweep per level; a page found nowhere is not lazy (criu reads it at the restore, as before)."""
-    found = []
-    for entries in levels:
-        deeper, j = [], 0
-        for start, end in queries:
-            while j < len(entries) and entries[j][1] <= start:
-                j += 1
-            pos, k = start, j
-            while pos < end and k < len(entries) and entries[k][0] < end:
-                e_start, e_end, flags = entries[k]
-                if e_start > pos:
-                    found.append((pos, e_start, False))
-                    pos = e_start
-                upto = min(end, e_end)
-                if flags & PE_PRESENT:
-                    found.append((pos, upto, bool(flags & PE_LAZY)))
-                elif flags & PE_PARENT:
-                    deeper.append((pos, upto))
-                else:
-                    found.append((pos, upto, False))
-                pos = upto
-                if e_end <= end:
-                    k += 1
-            if pos < end:
-                found.append((pos, end, False))
-            j = k
-        queries = deeper
-        if not queries:
-            break
-    found.extend((start, end, False) for start, end in queries)
-    return sorted(found)
-
-
-def lazy_parent_pages(images_dir, max_depth=64):
-    """Let a lazy restore of a native pre-copy's chain leave the parents' pages to its lazy-pages daemon.
-
-    criu flags a page lazy when it writes it (``PE_LAZY``: a lazy-able mapping, not a thread's stack page), but the
-    final dump's entries for pages already in a parent are holes (``PE_PARENT``) without that flag, and criu's
-    restore reads those eagerly (``restore_priv_vma_content``): nearly all of the memory, in the frozen window.
-    Each task pagemap of ``images_dir`` gets PE_LAZY on its parent ranges whose pages the parent that holds them
-    flagged lazy (the daemon reads them through the same ``parent`` links). Returns the number of pages flagged."""
-    marked = 0
-    for name in sorted(os.listdir(images_dir)):
-        if not re.match(r"pagemap-[0-9]+\.img$", name):
-            continue
-        path = os.path.join(images_dir, name)
-        with open(path, "rb") as f:
-            pages_id, entries, compat = pagemap_entries(f.read())
-        holes = [(v, v + n * PAGE_SIZE) for v, n, flags in entries if flags & PE_PARENT and not flags & PE_LAZY]
-        if not holes:
-            continue
-        levels, d = [], images_dir
-        while len(levels) < max_depth and os.path.exists(os.path.join(d, "parent", name)):
-            d = os.path.join(d, "parent")
-            with open(os.path.join(d, name), "rb") as f:
-                levels.append([(v, v + n * PAGE_SIZE, fl) for v, n, fl in pagemap_entries(f.read())[1]])
-        runs = iter(_holders_lazy(holes, levels))
-        out = []
-        for v, n, flags in entries:
-            if not (flags & PE_PARENT and not flags & PE_LAZY):
-                out.append((v, n, flags))
-                continue
-            end, pos, first = v + n * PAGE_SIZE, v, len(out)
-            while pos < end:        # the runs cover this hole exactly, in order
-                r_start, r_end, lazy = next(runs)
-                n_pages = (r_end - r_start) // PAGE_SIZE
-                r_flags = flags | (PE_LAZY if lazy else 0)
-                marked += n_pages if lazy else 0
-                if len(out) > first and out[-1][2] == r_flags:      # two holders of one kind: one entry
-                    out[-1] = (out[-1][0], out[-1][1] + n_pages, r_flags)
-                else:
-                    out.append((r_start, n_pages, r_flags))
-                pos = r_end
-        tmp = path + ".lazy"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(encode_pagemap(pages_id, out, compat=compat))
-        os.rename(tmp, path)
-    return marked
+    return pages_id, entries
 
 
 def page_layouts(images_dir):

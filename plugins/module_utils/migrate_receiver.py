@@ -893,11 +893,6 @@ class Receiver(object):
             if lazy:
                 for fname in ("lazy-pages.socket", "lazy-pages.rc", "lazy-pages.pid"):
                     _remove(os.path.join(d, fname))
-                if opts.get("--local") and os.path.islink(os.path.join(d, "parent")):
-                    try:    # else criu reads the parents' pages before the copy runs: only slower, never wrong
-                        trace("LAZY_PARENT %d" % criu_lib.lazy_parent_pages(d))
-                    except (OSError, ValueError, StopIteration) as e:
-                        trace("LAZY_PARENT_FAILED %s" % e)
                 tls_dir = os.path.join(self.work(name), "tls") if opts.get("--tls") else None
                 if tls_dir and not os.path.isfile(os.path.join(tls_dir, criu_lib.TLS_PEER)):
                     raise OpError("restore --tls: no certificate pinned (the tls operation comes first)")

@@ -1810,10 +1810,9 @@ class LxcMigrationDriver(object):
     @staticmethod
     def parse_restore_output(out):
         """The restore script's markers: ``T <step> <epoch>``, ``PID n``, ``kicked n``, ``TS_SHIFTED sockets ms``,
-        ``THAWED`` (the restored copy came frozen, as the prefrozen dump found it), ``LAZY_PARENT n`` (pages of a
-        native chain's parents left to the lazy-pages daemon) and warnings."""
+        ``THAWED`` (the restored copy came frozen, as the prefrozen dump found it) and warnings."""
         marks = {}
-        pid = kicked = ts_shift = lazy_parent = None
+        pid = kicked = ts_shift = None
         for line in out.splitlines():
             parts = line.split()
             if len(parts) == 3 and parts[0] == "T":
@@ -1827,14 +1826,10 @@ class LxcMigrationDriver(object):
                 kicked = int(parts[1])
             elif len(parts) == 3 and parts[0] == "TS_SHIFTED" and parts[1].isdigit() and parts[2].isdigit():
                 ts_shift = {"sockets": int(parts[1]), "ms": int(parts[2])}
-            elif len(parts) == 2 and parts[0] == "LAZY_PARENT" and parts[1].isdigit():
-                lazy_parent = int(parts[1])
         res = {"pid": pid, "garp": "GARP_FAILED" not in out, "tcp_kicked": kicked, "marks": marks,
                "ts_shift": ts_shift, "thawed": "THAWED" in out.split(),
-               "warnings": [w for w in ("NO_PID", "TXOFF_FAILED", "GARP_FAILED", "INBOUND_LOCK_LEFT", "TS_SHIFT_FAILED",
-                                        "LAZY_PARENT_FAILED") if w in out]}
-        if lazy_parent is not None:
-            res["lazy_parent_pages"] = lazy_parent
+               "warnings": [w for w in ("NO_PID", "TXOFF_FAILED", "GARP_FAILED", "INBOUND_LOCK_LEFT", "TS_SHIFT_FAILED")
+                            if w in out]}
         if "start" in marks and "restored" in marks:
             res["restore_s"] = round(marks["restored"] - marks.get("lazyd", marks["start"]), 4)
             if "lazyd" in marks:

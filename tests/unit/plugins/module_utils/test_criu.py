@@ -407,56 +407,6 @@ def test_page_layouts_of_a_dump_dir(tmp_path):
     assert criu.page_layouts(str(tmp_path / "missing")) == {}
 
 
-P = criu.PAGE_SIZE
-PRESENT, PARENT, LAZY = criu.PE_PRESENT, criu.PE_PARENT, criu.PE_LAZY
-
-
-def _chain(tmp_path, levels):
-    """Dirs it-1 .. it-N and final (the last of ``levels``), each ``parent`` a relative link to the one before,
-    as criu's --prev-images-dir leaves them; ``levels``: [{pagemap name: [(vaddr, nr, flags)]}], oldest first."""
-    names = ["it-%d" % (i + 1) for i in range(len(levels) - 1)] + ["final"]
-    for i, (name, maps) in enumerate(zip(names, levels)):
-        d = tmp_path / name
-        d.mkdir()
-        if i:
-            os.symlink("../" + names[i - 1], str(d / "parent"))
-        for pagemap, entries in maps.items():
-            (d / pagemap).write_bytes(criu.encode_pagemap(i + 1, entries))
-    return tmp_path / "final"
-
-
-def test_a_chains_parent_pages_are_left_to_the_lazy_daemon_as_their_dump_flagged_them(tmp_path):
-    """The final dump's holes (PE_PARENT, never PE_LAZY) take the lazy flag of the dump that wrote their pages,
-    however deep in the chain: a stack page stays eager, a page found nowhere too; present entries, the pages
-    image's order and the shared memory's pagemap are left alone."""
-    a = 0x7f0000000000
-    final = _chain(tmp_path, [
-        {"pagemap-1.img": [(a, 8, PRESENT | LAZY), (a + 8 * P, 1, PRESENT)],                 # it-1 (page 8: a stack)
-         "pagemap-shmem-3.img": [(0, 2, PRESENT)]},
-        {"pagemap-1.img": [(a, 2, PRESENT | LAZY), (a + 2 * P, 7, PARENT)]},                # it-2
-        {"pagemap-1.img": [(a, 1, PRESENT | LAZY), (a + P, 9, PARENT), (a + 12 * P, 1, PARENT)],    # final
-         "pagemap-shmem-3.img": [(0, 2, PARENT)]}])
-    assert criu.lazy_parent_pages(str(final)) == 7
-    _id, entries, _compat = criu.pagemap_entries((final / "pagemap-1.img").read_bytes())
-    assert entries == [(a, 1, PRESENT | LAZY), (a + P, 7, PARENT | LAZY), (a + 8 * P, 2, PARENT),
-                       (a + 12 * P, 1, PARENT)]
-    assert criu.pagemap_entries((final / "pagemap-shmem-3.img").read_bytes())[1] == [(0, 2, PARENT)]
-    assert criu.lazy_parent_pages(str(final)) == 0          # once is enough: nothing left to flag
-    assert oct(os.stat(str(final / "pagemap-1.img")).st_mode & 0o777) == "0o600"
-
-
-def test_a_chain_of_old_criu_images_keeps_their_format(tmp_path):
-    old = tmp_path / "it-1"
-    old.mkdir()
-    (old / "pagemap-1.img").write_bytes(criu.encode_pagemap(1, [(0x1000, 4, PRESENT | LAZY)], compat=True))
-    final = tmp_path / "final"
-    final.mkdir()
-    os.symlink("../it-1", str(final / "parent"))
-    (final / "pagemap-1.img").write_bytes(criu.encode_pagemap(2, [(0x1000, 4, PARENT)], compat=True))
-    assert criu.lazy_parent_pages(str(final)) == 4
-    assert criu.pagemap_entries((final / "pagemap-1.img").read_bytes()) == (2, [(0x1000, 4, PARENT | LAZY)], True)
-
-
 def test_the_restore_hook_removes_the_inbound_lock_at_post_restore_only(tmp_path):
     """criu runs the restore's action script at every hook with CRTOOLS_SCRIPT_ACTION and CRTOOLS_INIT_PID: only
     post-restore (before criu lifts its own lock) removes the source's table, in the restored init's namespace."""

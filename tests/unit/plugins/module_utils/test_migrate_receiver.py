@@ -593,27 +593,6 @@ def test_lazy_restore(edge, options, page_server):
     assert edge.ok("lazy-status ramsim").strip() == "0"
 
 
-def test_lazy_local_chain(edge):
-    """Native pre-copy's final dir (``parent`` -> ``../it-1``): before criu runs, its holes take the lazy flag the
-    pre-dump gave their pages, so criu's restore skips them and the daemon reads them through the link."""
-    edge.prepared()
-    it1, final = os.path.join(edge.work, "it-1"), os.path.join(edge.work, "final")
-    os.mkdir(it1)
-    os.mkdir(final)
-    os.symlink("../it-1", os.path.join(final, "parent"))
-    a = 0x7f0000000000
-    with open(os.path.join(it1, "pagemap-1.img"), "wb") as f:
-        f.write(criu.encode_pagemap(1, [(a, 16, criu.PE_PRESENT | criu.PE_LAZY)]))
-    with open(os.path.join(final, "pagemap-1.img"), "wb") as f:
-        f.write(criu.encode_pagemap(2, [(a, 15, criu.PE_PARENT), (a + 15 * criu.PAGE_SIZE, 1, criu.PE_PRESENT)]))
-    rc, out, err = edge.run("restore ramsim --ifname eth0 --dir final --lazy --local")
-    assert rc == 0, (out, err)
-    assert "LAZY_PARENT 15" in out.splitlines()
-    assert precopy.LxcMigrationDriver.parse_restore_output(out)["lazy_parent_pages"] == 15
-    with open(os.path.join(final, "pagemap-1.img"), "rb") as f:
-        assert criu.pagemap_entries(f.read())[1][0] == (a, 15, criu.PE_PARENT | criu.PE_LAZY)
-
-
 def test_probe_says_the_receiver_restores_lazily_from_local_images(edge):
     assert json.loads(edge.ok("probe ramsim"))["receiver"] >= precopy.RECEIVER_PATCH_PARENT
 
