@@ -121,7 +121,11 @@ IMAGES_DIR_DUMPS = 2
 # runs: the kernel drops the lock however the process ends, so a work dir without a held lock is a dead one's.
 WORK_LOCK = "lock"
 
-METHODS = ("stop-and-copy", "pre-copy", "post-copy", "auto")
+METHODS = ("stop-and-copy", "pre-copy", "post-copy", "hybrid", "auto")
+# ``hybrid`` (issue 13, kernels with soft-dirty): native pre-copy's iterations, then post-copy for what the last
+# one left dirty (criu's lazy dump with --prev-images-dir: the destination holds the rest in the chain).
+ITERATING_METHODS = ("pre-copy", "hybrid")
+LAZY_METHODS = ("post-copy", "hybrid")     # the source's page server serves the pages after the restore
 PRECOPY_MODES = ("auto", "native", "delta")
 # How post-copy's pages travel: inside the migration key's SSH connection to the destination's receiver (``ssh``),
 # on criu's own page server in TLS pinned to certificates the edges exchange over SSH (``tls``), or on criu's own
@@ -433,12 +437,17 @@ def resolve_method(method, facts, knobs):
         raise ValueError("unknown method %r (choose %s)" % (method, ", ".join(METHODS)))
     if method == "auto":
         return choose_method(facts, knobs)
-    if method == "post-copy":
+    if method in LAZY_METHODS:
         if not facts.get("uffd_noncoop"):
-            raise ValueError("post-copy needs userfaultfd (criu check --feature uffd-noncoop failed)")
+            raise ValueError("%s needs userfaultfd (criu check --feature uffd-noncoop failed)" % method)
         if not facts.get("lazy_pages_ready"):
-            raise ValueError("post-copy needs fs.pipe-max-size >= 16777216 on both edges (it is %s); "
-                             "sysctl -w fs.pipe-max-size=16777216" % facts.get("pipe_max_size"))
+            raise ValueError("%s needs fs.pipe-max-size >= 16777216 on both edges (it is %s); "
+                             "sysctl -w fs.pipe-max-size=16777216" % (method, facts.get("pipe_max_size")))
+        if method == "hybrid":
+            if not facts.get("mem_dirty_track"):
+                raise ValueError("hybrid needs soft-dirty page tracking, which this kernel lacks (criu check "
+                                 "--feature mem_dirty_track): its iterations are criu's pre-dumps")
+            return method, "native", "requested (native pre-copy, then post-copy)"
         return method, None, "requested"
     if method == "pre-copy":
         mode = knobs.precopy_mode
@@ -519,7 +528,7 @@ def migrate(drv, method="auto", knobs=None, progress=None, clock=time.time):
 
         # 2. Pre-copy iterations while the dirty set converges.
         parent = None
-        if method == "pre-copy":
+        if method in ITERATING_METHODS:
             stop, reason = False, None
             n = 0
             while not stop:
@@ -552,8 +561,8 @@ def migrate(drv, method="auto", knobs=None, progress=None, clock=time.time):
             drv.before_freeze(method, mode, parent)     # open what the frozen window will need (no SSH set-up)
         step("freeze: final dump")
         frozen_at = clock()
-        if method == "post-copy":
-            dump = drv.lazy_dump()
+        if method in LAZY_METHODS:
+            dump = drv.lazy_dump(parent)
         else:
             dump = drv.final_dump(parent, mode)
         t_dumped = clock()
@@ -563,13 +572,13 @@ def migrate(drv, method="auto", knobs=None, progress=None, clock=time.time):
         rep["fs_sync"].append(fs)
         t_fs = clock()
         step("transfer final images")
-        tx = drv.transfer(dump["images_dir"], "final", mode if method == "pre-copy" else None)
+        tx = drv.transfer(dump["images_dir"], "final", mode if method in ITERATING_METHODS else None)
         t_tx = clock()
         rep["final_transfer"] = {k: tx.get(k) for k in ("bytes_sent", "literal_bytes", "copied_bytes", "duration_s",
                                                         "plan")}
         step("restore on destination")
         try:
-            rs = drv.restore(lazy=(method == "post-copy"))
+            rs = drv.restore(lazy=(method in LAZY_METHODS))
         except RestoreUncertain as e:
             # the restore was sent and the answer lost: ask the destination what became of it before anything
             # else (its copy may serve already; the source stays frozen meanwhile)
@@ -605,7 +614,7 @@ def migrate(drv, method="auto", knobs=None, progress=None, clock=time.time):
             rep["lazy_restore"].update(drv.wait_local_pages())
 
         # 3b. Post-copy: the destination serves; the source sends the pages it faults until the last one.
-        if method == "post-copy":
+        if method in LAZY_METHODS:
             step("post-copy: waiting for the last page")
             done = drv.wait_lazy_done()
             t_done = clock()
@@ -624,9 +633,9 @@ def migrate(drv, method="auto", knobs=None, progress=None, clock=time.time):
         step("failed (%s): rolling back" % rep["error"])
         rep["rollback"] = rollback(drv, frozen_at is not None)
         rep["rolled_back"] = rep["rollback"].get("ok", False)
-        if rep.get("downtime_s") is not None and ((method == "post-copy" and "postcopy" not in rep) or lazy_local):
+        if rep.get("downtime_s") is not None and ((method in LAZY_METHODS and "postcopy" not in rep) or lazy_local):
             # the restored copy served and is gone: the source resumes from the state it had when frozen
-            rep.setdefault("postcopy" if method == "post-copy" else "lazy_restore", {}).update(
+            rep.setdefault("postcopy" if method in LAZY_METHODS else "lazy_restore", {}).update(
                 went_back_s=round(clock() - frozen_at - rep["downtime_s"], 4),
                 note="the client saw the service go back to its state at the freeze")
         rep["total_s"] = round(clock() - t0, 4)
@@ -637,7 +646,7 @@ def migrate(drv, method="auto", knobs=None, progress=None, clock=time.time):
     step("commit")
     commit = drv.commit()
     rep["commit"] = {k: commit.get(k) for k in ("commit_s", "dump_rc")}
-    if commit.get("stats") and method != "post-copy":
+    if commit.get("stats") and method not in LAZY_METHODS:
         rep["final_dump"]["stats"] = commit["stats"]
     if rep["final_dump"].get("bytes") is None:
         rep["final_dump"]["bytes"] = commit.get("bytes")
@@ -1050,8 +1059,8 @@ class LxcMigrationDriver(object):
         lazy, why = False, None
         unready = self.lazy_restore_unready(facts)
         memory = facts.get("memory_bytes") or 0
-        if method == "post-copy":
-            why = "post-copy: the pages come from the source"
+        if method in LAZY_METHODS:
+            why = "%s: the pages come from the source" % method
         elif self.lazy_restore == "eager":
             why = "lazy_restore=eager"
         elif unready:
@@ -1363,14 +1372,14 @@ class LxcMigrationDriver(object):
         _rm_rf(d)
         return self._guarded_dump(d, parent_dir=parent if mode == "native" else None, track_mem=(mode == "native"))
 
-    def lazy_dump(self):
+    def lazy_dump(self, parent=None):
         """Post-copy's freeze: everything but memory is dumped, and criu waits in the guard. Its page server starts
         only once the restore is about to be sent (:meth:`start_page_server`): until then an abort is criu's
-        own clean resume."""
+        own clean resume. ``parent`` (hybrid): the last pre-dump's dir; criu serves only what changed since."""
         d = self._image_dir("lazy")
         _rm_rf(d)
         self.lazy_tx0 = self.link_tx_bytes()
-        return self._guarded_dump(d, lazy=True)
+        return self._guarded_dump(d, parent_dir=parent, track_mem=parent is not None, lazy=True)
 
     def _guarded_dump(self, images_dir, parent_dir=None, track_mem=False, lazy=False):
         if self.guard_path is None:     # before_freeze did not run: it writes the guard and starts the holder
@@ -1712,11 +1721,11 @@ class LxcMigrationDriver(object):
         nothing). The guard is written and the
         packet holder started here too: the holder's Python start-up was counted as downtime when it ran after the
         freeze's clock had started."""
-        self.guard_path = self._arm_guard(lazy=(method == "post-copy"))
+        self.guard_path = self._arm_guard(lazy=(method in LAZY_METHODS))
         self.start_holder()
-        if method == "post-copy" and self.postcopy_channel == "ssh":
+        if method in LAZY_METHODS and self.postcopy_channel == "ssh":
             self.page_tunnel = self.recv.page_tunnel(ssh_options=keepalives(DRAIN_STALL_S // SSH_ALIVE_INTERVAL_S))
-        elif method == "post-copy" and self.postcopy_channel == "tls":
+        elif method in LAZY_METHODS and self.postcopy_channel == "tls":
             tls_dir = os.path.join(self.work, "tls")
             own = tls_identity(tls_dir)
             pin_tls_peer(tls_dir, self.recv.tls_exchange(own))

@@ -32,7 +32,9 @@ description:
     destination; rsync's rolling checksum costs more CPU than it saves on page images); the report shows each
     iteration's freeze. V(post-copy) - CRIU lazy pages: the source
     dumps all but memory and serves pages; the destination restores at once; the source is needed until the last
-    page has arrived (the report shows that window).
+    page has arrived (the report shows that window). V(hybrid) (kernels with soft-dirty) - native pre-copy's
+    iterations, then post-copy for what the last one left dirty: the lazy dump's parent is the last pre-dump, the
+    destination restores the rest from the chain it holds, and the source serves only the pages dirtied since.
     V(auto) chooses from the edge facts and says what it chose and why: its prediction (a stop-and-copy's downtime
     = a fixed cost + memory over the link rate) is fitted to this edge's own past migrations once there are 3
     stop-and-copies to O(dest) (kept in C(<lxcpath>/.arnab-migrate/costs.json)), else it uses O(link_rate) and a
@@ -51,7 +53,7 @@ options:
   method:
     description: Migration method.
     type: str
-    choices: [auto, stop-and-copy, pre-copy, post-copy]
+    choices: [auto, stop-and-copy, pre-copy, post-copy, hybrid]
     default: auto
   precopy_mode:
     description:
@@ -372,7 +374,7 @@ postcopy:
     - Post-copy - source_needed_s (freeze to last page served), source_needed_after_running_s (the window in
       which losing the source loses the container), link_bytes_while_serving (TX bytes of the interface towards
       the destination while the pages were served; criu leaves a lazy dump's stats-dump unfilled).
-  returned: post-copy
+  returned: post-copy, hybrid
   type: dict
 lazy_restore:
   description:
@@ -429,7 +431,8 @@ def main():
         argument_spec=dict(
             container=dict(type="str", required=True),
             dest=dict(type="str", required=True),
-            method=dict(type="str", choices=["auto", "stop-and-copy", "pre-copy", "post-copy"], default="auto"),
+            method=dict(type="str", choices=["auto", "stop-and-copy", "pre-copy", "post-copy", "hybrid"],
+                        default="auto"),
             precopy_mode=dict(type="str", choices=["auto", "native", "delta"], default="auto"),
             ssh_key=dict(type="path"),
             ssh_user=dict(type="str", default="root"),

@@ -296,8 +296,9 @@ class FakeDriver(object):
         self.source = "frozen"
         return {"images_dir": "/w/final", "duration_s": 0.2, "stats": {"frozen_time": 200000}, "bytes": 1}
 
-    def lazy_dump(self):
+    def lazy_dump(self, parent=None):
         self._step("lazy_dump")
+        self.lazy_parent = parent
         self.source = "frozen"
         return {"images_dir": "/w/lazy", "duration_s": 0.2, "stats": {}, "bytes": 1}
 
@@ -364,12 +365,20 @@ FLOW_STEPS = {
                  "sync_fs:frozen", "transfer:final", "restore", "commit"],
     "post-copy": ["sync_fs:preliminary", "sync_fs:pre-freeze", "lazy_dump", "sync_fs:frozen", "transfer:final",
                   "restore", "wait_lazy_done", "commit"],
+    "hybrid": ["sync_fs:preliminary", "predump", "transfer", "sync_fs:pre-freeze", "lazy_dump", "sync_fs:frozen",
+               "transfer:final", "restore", "wait_lazy_done", "commit"],
 }
+SOFT_DIRTY = {"uffd_noncoop": True, "lazy_pages_ready": True, "memory_bytes": 64 * MiB, "mem_dirty_track": True}
+
+
+def _fake(method, **kw):
+    """The fake driver for ``method``: hybrid's iterations are criu's pre-dumps, which need soft-dirty."""
+    return FakeDriver(facts=SOFT_DIRTY if method == "hybrid" else None, **kw)
 
 
 @pytest.mark.parametrize("method", sorted(FLOW_STEPS))
 def test_success_flow(method):
-    drv = FakeDriver()
+    drv = _fake(method)
     rep = pc.migrate(drv, method, pc.Knobs(target_downtime_s=0.0))
     assert rep["ok"] and rep["method"] == method
     assert drv.source == "gone" and drv.dest == "running" and drv.running_copies() == 1
@@ -377,9 +386,11 @@ def test_success_flow(method):
     assert rep["downtime_s"] >= 0 and set(rep["frozen"]) >= {"dump_s", "transfer_s", "restore_s"}
     assert rep["bytes_frozen"] == 1000 + 16384 * 4096
     assert "clean_dest" not in drv.calls and "resume_source" not in drv.calls
-    if method == "post-copy":
+    if method in ("post-copy", "hybrid"):
         assert rep["postcopy"]["source_needed_s"] >= rep["downtime_s"] - 1e-6
-    if method == "pre-copy":
+        # hybrid's lazy dump serves what changed since the last pre-dump: criu's parent is that pre-dump's dir
+        assert drv.lazy_parent == ("/w/it-4" if method == "hybrid" else None)
+    if method in ("pre-copy", "hybrid"):
         assert [i["dirty_pages"] for i in rep["iterations"]] == [16384, 4000, 1000, 40]
         assert rep["stop_reason"].startswith("converged")
 
@@ -387,7 +398,7 @@ def test_success_flow(method):
 @pytest.mark.parametrize("method,step", [(m, s) for m in sorted(FLOW_STEPS) for s in FLOW_STEPS[m]
                                          if s != "commit"])
 def test_failure_at_every_step_rolls_back(method, step):
-    drv = FakeDriver(fail_at=step)
+    drv = _fake(method, fail_at=step)
     with pytest.raises(pc.MigrationError) as e:
         pc.migrate(drv, method, pc.Knobs(target_downtime_s=0.0))
     rep = e.value.report
@@ -430,7 +441,7 @@ def test_a_destination_that_cannot_be_confirmed_clean_leaves_the_source_frozen_a
 
 @pytest.mark.parametrize("method", sorted(FLOW_STEPS))
 def test_an_unanswered_restore_whose_copy_runs_commits(method):
-    drv = FakeDriver(fail_at="restore-uncertain", outcome="running")
+    drv = _fake(method, fail_at="restore-uncertain", outcome="running")
     rep = pc.migrate(drv, method, pc.Knobs(target_downtime_s=0.0))
     assert rep["ok"] and rep["restore_outcome"] == "running" and drv.running_copies() == 1
     assert drv.source == "gone" and "resume_source" not in drv.calls
@@ -1294,3 +1305,29 @@ def test_native_pre_copys_final_dir_goes_through_a_channel_opened_before_the_fre
         assert res["plan"]["via"] == "patch stream opened before the freeze"
     else:
         assert opened == [] and pushed == [] and len(rsynced) == 1
+
+
+def test_hybrid_needs_soft_dirty_and_lazy_pages():
+    assert pc.resolve_method("hybrid", SOFT_DIRTY, pc.Knobs())[:2] == ("hybrid", "native")
+    with pytest.raises(ValueError, match="soft-dirty"):
+        pc.resolve_method("hybrid", dict(SOFT_DIRTY, mem_dirty_track=False), pc.Knobs())
+    with pytest.raises(ValueError, match="fs.pipe-max-size"):
+        pc.resolve_method("hybrid", dict(SOFT_DIRTY, lazy_pages_ready=False), pc.Knobs())
+
+
+def test_hybrids_lazy_dump_is_chained_to_the_last_pre_dump(tmp_path, monkeypatch):
+    """criu's lazy dump with the last pre-dump as parent: it serves only the pages dirtied since (the rest is in
+    the chain the destination holds); the lxc-checkpoint argv names that parent and the lazy page server."""
+    drv = _driver(tmp_path)
+    dumps = []
+    monkeypatch.setattr(drv, "_guarded_dump", lambda d, **kw: dumps.append((d, kw)) or {"images_dir": d})
+    drv.lazy_dump(str(tmp_path / "src-work" / "it-3"))
+    drv.lazy_dump()
+    assert [kw["parent_dir"] for _d, kw in dumps] == [str(tmp_path / "src-work" / "it-3"), None]
+    assert [(kw["lazy"], kw["track_mem"]) for _d, kw in dumps] == [(True, True), (True, False)]
+    os.makedirs(dumps[0][0])
+    argv, env = drv.lxc.checkpoint_command(drv.name, dumps[0][0], action="dump", parent_dir=dumps[0][1]["parent_dir"],
+                                           leave="stopped", track_mem=True, lazy_pages=True, address="10.79.0.1",
+                                           port=27100)
+    assert "--predump-dir=../it-3" in argv
+    assert {"lazy-pages", "track-mem"} <= set(open(env["CRIU_CONFIG_FILE"]).read().split())
