@@ -1275,8 +1275,8 @@ def test_post_copy_asks_the_destinations_daemon_how_the_drain_ended(tmp_path, mo
 
 
 @pytest.mark.parametrize("version,streamed", [(pc.RECEIVER_PATCH_PARENT, True), (pc.RECEIVER_LAZY_LOCAL, False)])
-def test_native_pre_copys_final_dir_goes_through_a_channel_opened_before_the_freeze(tmp_path, monkeypatch,
-                                                                                     version, streamed):
+def test_native_final_dir_goes_through_a_channel_opened_before_the_freeze(tmp_path, monkeypatch, version,
+                                                                          streamed):
     """No rsync (a new SSH channel and receiver) in the frozen window: the final dir goes whole through the patch
     stream opened before it, which links it to the last pre-dump; a receiver too old for the link gets rsync."""
     drv = _driver(tmp_path)
