@@ -164,23 +164,24 @@ def _verify(g):
     return ramsim_ctl(g, "verify")
 
 
-@pytest.mark.skipif(not HAVE_MIGRATE, reason="plugins/modules/container_migrate.py not there yet")
-def test_native_precopy_between_guest_edges(provisioned, stream_client, timings):
-    e1, e2 = provisioned["edge1"], provisioned["edge2"]
+def _migrate_watched(stream_client, method, dest, dest_guest, timings, tag, extra=()):
+    """One migration with the client's stream running across it: ``(report, stream result, ramsim's verify on the
+    destination)``."""
     stream = _start_stream(stream_client)
     time.sleep(3)
     try:
-        pre = _migrate("pre-copy", "edge2", timings, "precopy", extra=["precopy_mode=native"])
+        rep = _migrate(method, dest, timings, tag, extra=extra)
     finally:
         stream_res = _stop_stream(stream)
-    verify = _verify(e2)
-    stream2 = _start_stream(stream_client)
-    time.sleep(3)
-    try:
-        sac = _migrate("stop-and-copy", "edge1", timings, "stopcopy")
-    finally:
-        stream2_res = _stop_stream(stream2)
-    verify2 = _verify(e1)
+    return rep, stream_res, _verify(dest_guest)
+
+
+@pytest.mark.skipif(not HAVE_MIGRATE, reason="plugins/modules/container_migrate.py not there yet")
+def test_native_precopy_between_guest_edges(provisioned, stream_client, timings):
+    e1, e2 = provisioned["edge1"], provisioned["edge2"]
+    pre, stream_res, verify = _migrate_watched(stream_client, "pre-copy", "edge2", e2, timings, "precopy",
+                                               extra=["precopy_mode=native"])
+    sac, stream2_res, verify2 = _migrate_watched(stream_client, "stop-and-copy", "edge1", e1, timings, "stopcopy")
     its = pre.get("iterations") or []
     summary = {
         "precopy": {k: pre.get(k) for k in ("method", "precopy_mode", "method_reason", "downtime_s", "total_s",
@@ -212,14 +213,8 @@ def test_native_precopy_between_guest_edges(provisioned, stream_client, timings)
 def test_hybrid_between_guest_edges(provisioned, stream_client, timings):
     """Native pre-copy's iterations, then post-copy for what the last one left dirty (issue 13): the container runs
     on the destination with every page right (ramsim's verify), and the source served only the last dirty set."""
-    e2 = provisioned["edge2"]
-    stream = _start_stream(stream_client)
-    time.sleep(3)
-    try:
-        hyb = _migrate("hybrid", "edge2", timings, "hybrid")
-    finally:
-        stream_res = _stop_stream(stream)
-    verify = _verify(e2)
+    hyb, stream_res, verify = _migrate_watched(stream_client, "hybrid", "edge2", provisioned["edge2"], timings,
+                                               "hybrid")
     its = hyb.get("iterations") or []
     summary = {
         "hybrid": {k: hyb.get(k) for k in ("method", "precopy_mode", "method_reason", "downtime_s", "total_s",
