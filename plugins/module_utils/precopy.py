@@ -1662,8 +1662,8 @@ class LxcMigrationDriver(object):
         relative). The receiver confines every write to this container's work dir on the destination."""
         if mode == "native" and n == "final" and self.final_channel is not None:
             # the frozen window: the final dir whole through the stream opened before the freeze (an rsync would
-            # start an SSH channel and a receiver here: 1.6 s in the faithful mode's guests); the receiver links it
-            # to its parent, whose pages criu reads from there
+            # start an SSH channel and a receiver here); the receiver links it to its parent, whose pages criu
+            # reads from there
             dest = "final"
             channel, self.final_channel = self.final_channel, None
             res = self.pusher.push_page_delta(images_dir, None, dest, {}, channel=channel, all_files=True)
@@ -1718,9 +1718,8 @@ class LxcMigrationDriver(object):
         """Open the channels the frozen window will use: the final transfer's (native pre-copy's into ``final``,
         linked to ``parent``, the last pre-dump's dir) and post-copy's page channel (over ssh its keepalives
         tolerate what the drain's progress rule does: a backhaul that comes back within DRAIN_STALL_S loses
-        nothing). The guard is written and the
-        packet holder started here too: the holder's Python start-up was counted as downtime when it ran after the
-        freeze's clock had started."""
+        nothing). The guard is written and the packet holder started here too: the holder's Python start-up was
+        counted as downtime when it ran after the freeze's clock had started."""
         self.guard_path = self._arm_guard(lazy=(method in LAZY_METHODS))
         self.start_holder()
         if method in LAZY_METHODS and self.postcopy_channel == "ssh":
