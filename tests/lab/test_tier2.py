@@ -191,7 +191,7 @@ def test_video_runs_without_systemd_and_its_services_come_back(lab):
                                  timeout=30, check=True).stdout
 
     assert inside("cat /proc/1/cmdline").split("\0")[:2] == ["/bin/sh", "/usr/local/sbin/arnab-init"]
-    comms = inside("cat /proc/[0-9]*/comm").split()
+    comms = inside("cat /proc/[0-9]*/comm 2>/dev/null || :").split()    # a task may end between glob and cat
     assert not {"systemd", "systemd-journal", "sshd"} & set(comms), comms
     assert {"arnab-workload", "nginx", "advancer"} <= set(comms), comms
     assert inside("grep ' /run ' /proc/mounts").split()[2] == "tmpfs"
