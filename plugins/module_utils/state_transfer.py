@@ -549,13 +549,13 @@ def plan_page_images(src_dir, prev_dir, dest_files, names):
     if not prev_dir:    # nothing to compare with: the pagemaps would be read for nothing, in the frozen window
         return [plan_file(n, None, os.path.join(src_dir, n), basis=n) for n in names]
     new_layouts = page_layouts(src_dir)
-    old_layouts = page_layouts(prev_dir) if prev_dir else {}
+    old_layouts = page_layouts(prev_dir)
     # the basis follows the pagemap (pagemap-<pid>.img, pagemap-shmem-<id>.img), not the pages id
     old_image = dict((pagemap, img) for img, (pagemap, _runs) in old_layouts.items())
 
     def held(n):
-        old = os.path.join(prev_dir, n) if prev_dir else None
-        return old if (old and os.path.exists(old) and n in (dest_files or {})
+        old = os.path.join(prev_dir, n)
+        return old if (os.path.exists(old) and n in (dest_files or {})
                        and dest_files[n] == os.path.getsize(old)) else None
 
     plans = []
