@@ -979,7 +979,11 @@ def tier2(args):
 
         try:
             if any(c["workload"] == "ramsim" for c in cfgs):
-                hotinfo = ramsim_ctl(ct["ip"], ct["port"], "hotinfo", timeout=30)
+                try:
+                    hotinfo = ramsim_ctl(ct["ip"], ct["port"], "hotinfo", timeout=30)
+                except RuntimeError as e:
+                    raise SystemExit("ramsim does not answer on %s:%s (%s): are the edges provisioned? `make demo` "
+                                     "or playbooks/site.yml on inventories/lab does it" % (ct["ip"], ct["port"], e))
                 if not hotinfo.startswith("ok") and any(c["working_set_pct"] != 100 for c in cfgs
                                                         if c["workload"] == "ramsim"):
                     raise SystemExit("ramsim has no working sets (`hotinfo`: %s): re-run playbooks/edges.yml to "

@@ -51,7 +51,12 @@ options:
     type: str
     required: true
   method:
-    description: Migration method.
+    description:
+      - Migration method (the description above says what each does).
+      - V(auto) takes stop-and-copy when it alone is predicted under O(target_downtime); else, with soft-dirty,
+        V(hybrid) when post-copy's predicted drain fits O(postcopy_max_drain) and native pre-copy otherwise;
+        without soft-dirty, post-copy when its drain fits O(postcopy_max_drain), else delta pre-copy.
+        RV(method_reason) says which figures decided.
     type: str
     choices: [auto, stop-and-copy, pre-copy, post-copy, hybrid]
     default: auto
@@ -176,12 +181,14 @@ options:
     default: 1.0
   postcopy_max_drain:
     description:
-      - Seconds. V(auto) picks post-copy only when its predicted drain (the time the restored container still
-        needs the source for pages, during which losing either edge loses the service) fits this bound. The
+      - Seconds. V(auto) picks post-copy (or V(hybrid), with soft-dirty) only when post-copy's predicted drain
+        (the time the restored container still needs the source for pages, during which losing either edge loses
+        the service) fits this bound; hybrid's drain moves only the pages dirtied since its last pre-dump, so
+        post-copy's is its worst case. The
         prediction is memory over the rate this container's (else any container's) past post-copies to O(dest)
         over the same O(postcopy_channel) drained at, once there is one in C(costs.json), else memory over
         O(link_rate).
-        Unset, V(auto) never picks post-copy; O(method=post-copy) still works.
+        Unset, V(auto) never picks post-copy or hybrid; O(method=post-copy) and O(method=hybrid) still work.
     type: float
   target_downtime:
     description:

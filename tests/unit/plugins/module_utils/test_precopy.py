@@ -224,6 +224,22 @@ def test_auto_never_takes_post_copy_unless_the_user_accepts_its_drain():
     assert m == "pre-copy" and "drain 8.6s > the accepted 5.0s" in why
 
 
+def test_auto_takes_hybrid_with_soft_dirty_only_when_the_user_accepts_post_copys_drain():
+    facts = {"memory_bytes": 1024 * MiB, "mem_dirty_track": True, "lazy_pages_ready": True, "link_rate_bps": 125e6}
+    m, mode, why = pc.choose_method(facts, pc.Knobs())
+    assert (m, mode) == ("pre-copy", "native") and "postcopy_max_drain unset" in why
+    m, mode, why = pc.choose_method(facts, pc.Knobs(postcopy_max_drain_s=10))
+    assert (m, mode) == ("hybrid", "native") and "drain 8.6s (1024 MiB at 1000 Mbit/s) <= the accepted 10.0s" in why
+    assert pc.resolve_method("auto", dict(facts, uffd_noncoop=True), pc.Knobs(postcopy_max_drain_s=10))[0] == "hybrid"
+    m, mode, why = pc.choose_method(facts, pc.Knobs(postcopy_max_drain_s=5))
+    assert (m, mode) == ("pre-copy", "native") and "drain 8.6s > the accepted 5.0s" in why
+    m, mode, why = pc.choose_method(dict(facts, lazy_pages_ready=False), pc.Knobs(postcopy_max_drain_s=10))
+    assert (m, mode) == ("pre-copy", "native") and "lazy pages not ready" in why
+    # small enough for stop-and-copy: neither is needed
+    assert pc.choose_method(dict(facts, memory_bytes=14 * MiB), pc.Knobs(postcopy_max_drain_s=10))[0] == \
+        "stop-and-copy"
+
+
 def test_auto_big_nothing_available_precopy_delta():
     assert pc.choose_method({"memory_bytes": 1024 * MiB}, pc.Knobs())[:2] == ("pre-copy", "delta")
 
