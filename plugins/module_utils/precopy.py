@@ -120,6 +120,8 @@ IMAGES_DIR_DUMPS = 2
 # The source's work dir <lxcpath>/.arnab-migrate/<name> holds this file, locked (flock) for as long as a migration
 # runs: the kernel drops the lock however the process ends, so a work dir without a held lock is a dead one's.
 WORK_LOCK = "lock"
+# The final dump's images dir, on both edges (under the images root; the iterations' are it-1, it-2, ...).
+FINAL_DIR = "final"
 
 METHODS = ("stop-and-copy", "pre-copy", "post-copy", "hybrid", "auto")
 # ``hybrid`` (issue 13, kernels with soft-dirty): native pre-copy's iterations, then post-copy for what the last
@@ -578,7 +580,7 @@ def migrate(drv, method="auto", knobs=None, progress=None, clock=time.time):
         rep["fs_sync"].append(fs)
         t_fs = clock()
         step("transfer final images")
-        tx = drv.transfer(dump["images_dir"], "final", mode if method in ITERATING_METHODS else None)
+        tx = drv.transfer(dump["images_dir"], FINAL_DIR, mode if method in ITERATING_METHODS else None)
         t_tx = clock()
         rep["final_transfer"] = {k: tx.get(k) for k in ("bytes_sent", "literal_bytes", "copied_bytes", "duration_s",
                                                         "plan")}
@@ -958,7 +960,7 @@ class LxcMigrationDriver(object):
         if not PLAIN_PATH_RE.match(os.path.join(self.work, migration_guard.GUARD_FILE)):
             raise PreflightError("work dir %r: criu runs the migration guard in it through sh -c, so it must be a "
                                  "plain absolute path (letters, digits, '_', '.', '-', '/')" % self.work)
-        if not PLAIN_PATH_RE.match(os.path.join(self.images_root, "final")):
+        if not PLAIN_PATH_RE.match(os.path.join(self.images_root, FINAL_DIR)):
             raise PreflightError("images dir %r: it must be a plain absolute path (letters, digits, '_', '.', '-', "
                                  "'/')" % self.images_root)
         info = self.lxc.info(self.name)
@@ -1374,7 +1376,7 @@ class LxcMigrationDriver(object):
 
     def final_dump(self, parent, mode):
         """The freeze: criu dumps and then waits in the guard (tasks frozen, network locked) for the decision."""
-        d = self._image_dir("final")
+        d = self._image_dir(FINAL_DIR)
         _rm_rf(d)
         return self._guarded_dump(d, parent_dir=parent if mode == "native" else None, track_mem=(mode == "native"))
 
@@ -1666,11 +1668,11 @@ class LxcMigrationDriver(object):
         """Push an images dir. delta/stop-and-copy/post-copy: into ONE dest dir, ``images`` (delta against what
         is there); native: a dest dir per iteration, chained like the source's (``parent`` symlinks are
         relative). The receiver confines every write to this container's work dir on the destination."""
-        if mode == "native" and n == "final" and self.final_channel is not None:
+        if mode == "native" and n == FINAL_DIR and self.final_channel is not None:
             # the frozen window: the final dir whole through the stream opened before the freeze (an rsync would
             # start an SSH channel and a receiver here); the receiver links it to its parent, whose pages criu
             # reads from there
-            dest = "final"
+            dest = FINAL_DIR
             channel, self.final_channel = self.final_channel, None
             res = self.pusher.push_page_delta(images_dir, None, dest, {}, channel=channel, all_files=True)
             res["plan"] = {"whole": res["whole"], "delta": [], "via": "patch stream opened before the freeze"}
@@ -1679,7 +1681,7 @@ class LxcMigrationDriver(object):
             res = self.pusher.push([images_dir.rstrip("/") + "/"], "./", mode="whole", ignore_times=True,
                                    excludes=["*.log", ".criu-*.conf"], rsync_path=self.recv.rsync_path("images", dest))
             res["literal_bytes"] = res["stats"].get("literal_bytes", 0)
-        elif n == "final" and self.final_channel is not None:
+        elif n == FINAL_DIR and self.final_channel is not None:
             # the frozen window: one stream into the patcher opened before the freeze; pages as deltas against
             # the previous iteration when the destination has it, everything else whole
             dest = "images"
@@ -1738,7 +1740,7 @@ class LxcMigrationDriver(object):
         if mode != "native":
             self.final_channel = self.recv.open_patch("images")
         elif parent and (self.receiver_version or 0) >= RECEIVER_PATCH_PARENT:
-            self.final_channel = self.recv.open_patch("final", parent=os.path.basename(parent.rstrip("/")))
+            self.final_channel = self.recv.open_patch(FINAL_DIR, parent=os.path.basename(parent.rstrip("/")))
 
     def push_pages(self, images_dir, dest):
         """Delta mode after the first iteration: page images as page-aligned deltas against the previous
