@@ -184,8 +184,7 @@ options:
       - Seconds. V(auto) picks post-copy (or V(hybrid), with soft-dirty) only when post-copy's predicted drain
         (the time the restored container still needs the source for pages, during which losing either edge loses
         the service) fits this bound; hybrid's drain moves only the pages dirtied since its last pre-dump, so
-        post-copy's is its worst case. The
-        prediction is memory over the rate this container's (else any container's) past post-copies to O(dest)
+        post-copy's is its worst case. The prediction is memory over the rate this container's (else any container's) past post-copies to O(dest)
         over the same O(postcopy_channel) drained at, once there is one in C(costs.json), else memory over
         O(link_rate).
         Unset, V(auto) never picks post-copy or hybrid; O(method=post-copy) and O(method=hybrid) still work.
