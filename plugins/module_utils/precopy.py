@@ -343,28 +343,26 @@ def _choose(facts, knobs, rate, fixed, drain_rate):
         return ("stop-and-copy", None,
                 "stop-and-copy predicted %.2fs (%d MiB at %.0f Mbit/s) <= target %.2fs: iterating cannot pay"
                 % (sac, mem >> 20, rate * 8 / 1e6, knobs.target_downtime_s))
+    over = "stop-and-copy predicted %.2fs > target %.2fs" % (sac, knobs.target_downtime_s)
+    soft_dirty, ready, bound = facts.get("mem_dirty_track"), facts.get("lazy_pages_ready"), knobs.postcopy_max_drain_s
     # post-copy moves every page once whatever the dirty rate: its drain is memory over the rate its past drains
     # reached (criu's lazy-pages daemon can be far slower than the link), else over the link. Hybrid's drain moves
     # only the pages dirtied since its last pre-dump, at most all of them: the same bound is its worst case.
     drain = mem / drain_rate
-    lazy_ok = facts.get("lazy_pages_ready") and knobs.postcopy_max_drain_s is not None and \
-        drain <= knobs.postcopy_max_drain_s
-    why_not = ("lazy pages not ready" if not facts.get("lazy_pages_ready") else
-               "post-copy not accepted (postcopy_max_drain unset)" if knobs.postcopy_max_drain_s is None else
-               "post-copy's predicted drain %.1fs > the accepted %.1fs" % (drain, knobs.postcopy_max_drain_s))
-    accepted = "predicted drain %.1fs (%d MiB at %.0f Mbit/s) <= the accepted %.1fs" % (
-        drain, mem >> 20, drain_rate * 8 / 1e6, knobs.postcopy_max_drain_s or 0)
-    if facts.get("mem_dirty_track"):
-        if lazy_ok:
-            return ("hybrid", "native", "stop-and-copy predicted %.2fs > target %.2fs; kernel has soft-dirty and "
-                    "post-copy's %s (hybrid drains at most that): hybrid" % (sac, knobs.target_downtime_s, accepted))
-        return ("pre-copy", "native", "stop-and-copy predicted %.2fs > target %.2fs; kernel has soft-dirty; %s: "
-                "native pre-copy" % (sac, knobs.target_downtime_s, why_not))
-    if lazy_ok:
-        return ("post-copy", None, "stop-and-copy predicted %.2fs > target %.2fs; no soft-dirty on this kernel; "
-                "post-copy's %s" % (sac, knobs.target_downtime_s, accepted))
-    return ("pre-copy", "delta", "stop-and-copy predicted %.2fs > target %.2fs; no soft-dirty; %s: pre-copy with "
-            "full dumps and 4 KiB delta transfer" % (sac, knobs.target_downtime_s, why_not))
+    if ready and bound is not None and drain <= bound:
+        accepted = "post-copy's predicted drain %.1fs (%d MiB at %.0f Mbit/s) <= the accepted %.1fs" % (
+            drain, mem >> 20, drain_rate * 8 / 1e6, bound)
+        if soft_dirty:
+            return ("hybrid", "native", "%s; kernel has soft-dirty and %s (hybrid drains at most that): hybrid"
+                    % (over, accepted))
+        return ("post-copy", None, "%s; no soft-dirty on this kernel; %s" % (over, accepted))
+    why_not = ("lazy pages not ready" if not ready else
+               "post-copy not accepted (postcopy_max_drain unset)" if bound is None else
+               "post-copy's predicted drain %.1fs > the accepted %.1fs" % (drain, bound))
+    if soft_dirty:
+        return ("pre-copy", "native", "%s; kernel has soft-dirty; %s: native pre-copy" % (over, why_not))
+    return ("pre-copy", "delta", "%s; no soft-dirty; %s: pre-copy with full dumps and 4 KiB delta transfer"
+            % (over, why_not))
 
 
 # auto's model (issue 13): a stop-and-copy's downtime = a fixed cost + bytes frozen / link rate. Both are fitted to
